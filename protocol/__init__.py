@@ -1,0 +1,103 @@
+"""ccx wire protocol: attestations (SD-JWT VC), presentations, status lists, the registry.
+
+Pure: no I/O, no clock, no hidden randomness. ``now``, salts and key look-ups are
+parameters, so a kiosk, another city's node or a port to another language can use it
+alone. See docs/PROTOCOL.md for the formats and the verification order.
+"""
+
+from ._attestation import (
+    ATTESTATION_TYP,
+    DISCLOSABLE_CLAIMS,
+    MAX_ATTESTATION_LIFETIME,
+    VCT,
+    AttestationClaims,
+    MappingReference,
+    StatusReference,
+    VerifiedPresentation,
+    issue_attestation,
+    present,
+    verify_presentation,
+)
+from ._errors import *  # noqa: F403  (the error tree is part of the public surface)
+from ._errors import __all__ as _error_names
+from ._json import b64url_decode, b64url_encode, canonical_json, strict_json_loads
+from ._jwk import (
+    PrivateKey,
+    PublicKey,
+    alg_for_key,
+    jwk_thumbprint,
+    public_jwk,
+    public_key_from_jwk,
+)
+from ._registry import REGISTRY_TYP, Member, Registry, registry_hash, sign_registry, verify_registry
+from ._sd_jwt import (
+    KB_JWT_TYP,
+    IssuerKeyResolver,
+    SaltSource,
+    VerifiedSdJwt,
+    disclosure_digest,
+    encode_disclosure,
+    verify_sd_jwt,
+)
+from ._status_list import (
+    STATUS_LIST_TYP,
+    STATUS_REVOKED,
+    STATUS_SUSPENDED,
+    STATUS_VALID,
+    StatusList,
+    VerifiedStatusList,
+    decode_status_list,
+    encode_status_list,
+    sign_status_list,
+    status_at,
+    verify_status_list,
+)
+
+__all__ = [
+    "ATTESTATION_TYP",
+    "DISCLOSABLE_CLAIMS",
+    "KB_JWT_TYP",
+    "MAX_ATTESTATION_LIFETIME",
+    "REGISTRY_TYP",
+    "STATUS_LIST_TYP",
+    "STATUS_REVOKED",
+    "STATUS_SUSPENDED",
+    "STATUS_VALID",
+    "VCT",
+    "AttestationClaims",
+    "IssuerKeyResolver",
+    "MappingReference",
+    "Member",
+    "PrivateKey",
+    "PublicKey",
+    "Registry",
+    "SaltSource",
+    "StatusList",
+    "StatusReference",
+    "VerifiedPresentation",
+    "VerifiedSdJwt",
+    "VerifiedStatusList",
+    "alg_for_key",
+    "b64url_decode",
+    "b64url_encode",
+    "canonical_json",
+    "decode_status_list",
+    "disclosure_digest",
+    "encode_disclosure",
+    "encode_status_list",
+    "issue_attestation",
+    "jwk_thumbprint",
+    "present",
+    "public_jwk",
+    "public_key_from_jwk",
+    "registry_hash",
+    "sign_registry",
+    "sign_status_list",
+    "status_at",
+    "strict_json_loads",
+    "verify_presentation",
+    "verify_registry",
+    "verify_sd_jwt",
+    "verify_status_list",
+    *_error_names,
+]

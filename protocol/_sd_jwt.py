@@ -1,0 +1,505 @@
+"""SD-JWT (RFC 9901): disclosures, issuance, presentation with Key Binding, verification.
+
+This module is generic: it knows nothing of credit scores. ``_attestation`` builds the
+CCX credit-standing attestation (an SD-JWT VC) on top of it, and the interoperability
+tests run the RFC's own examples through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from ._errors import (
+    AudienceMismatch,
+    AudienceNotString,
+    ClaimNameCollision,
+    DisclosureNotFound,
+    DuplicateDigest,
+    DuplicateDisclosure,
+    ForbiddenClaimName,
+    InvalidClaim,
+    IssuedInFuture,
+    KeyBindingIatOutOfWindow,
+    KeyBindingInvalidSignature,
+    KeyBindingMissing,
+    MalformedDisclosure,
+    MalformedToken,
+    MissingClaim,
+    NonceMismatch,
+    ProtectedClaimDisclosed,
+    ProtocolError,
+    SdHashMismatch,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenTooLarge,
+    UnknownKid,
+    UnreferencedDisclosure,
+    UnsupportedSdAlg,
+)
+from ._json import b64url_decode, b64url_encode, strict_json_loads
+from ._jwk import PrivateKey, PublicKey, alg_for_key, public_key_from_jwk
+from ._jws import check_header, decode_jws, sign_jws, verify_jws_signature
+
+__all__ = [
+    "KB_JWT_TYP",
+    "MIN_SALT_BYTES",
+    "IssuerKeyResolver",
+    "SaltSource",
+    "SdJwtBuilder",
+    "VerifiedSdJwt",
+    "disclosure_digest",
+    "encode_disclosure",
+    "present_sd_jwt",
+    "sign_sd_jwt",
+    "verify_sd_jwt",
+]
+
+KB_JWT_TYP = "kb+jwt"
+SD_ALG = "sha-256"
+MIN_SALT_BYTES = 16  # RFC 9901 section 9.3 recommends 128 bits of entropy
+MAX_DISCLOSURES = 64
+
+SaltSource: TypeAlias = Callable[[int], bytes]
+"""Returns that many random bytes (``secrets.token_bytes`` in production)."""
+
+IssuerKeyResolver: TypeAlias = Callable[[str, "str | None", str], PublicKey]
+"""``resolve_issuer_key(iss, kid, alg)``: the trusted key, or raise a ProtocolError."""
+
+
+def disclosure_digest(disclosure: str) -> str:
+    """base64url(SHA-256(ASCII of the disclosure)), RFC 9901 section 4.2.3."""
+    return b64url_encode(hashlib.sha256(disclosure.encode("ascii")).digest())
+
+
+def encode_disclosure(salt: str, name: str | None, value: Any) -> str:
+    """base64url of the JSON array [salt, name, value], or [salt, value] for array elements."""
+    items = [salt, value] if name is None else [salt, name, value]
+    return b64url_encode(
+        json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    )
+
+
+class SdJwtBuilder:
+    """Builds the ``_sd`` structure of a payload and collects its disclosures.
+
+    Salts and decoys come from the ``salt`` source given by the caller, so that issuance
+    is reproducible in tests. ``_sd`` arrays are sorted so their order reveals nothing
+    (RFC 9901 section 4.2.4.1).
+    """
+
+    def __init__(self, salt: SaltSource, *, decoys: int) -> None:
+        if decoys < 0:
+            raise ValueError("decoys must be >= 0")
+        self._salt = salt
+        self._decoys = decoys
+        self.disclosures: list[str] = []
+
+    def _fresh_salt(self) -> str:
+        raw = self._salt(MIN_SALT_BYTES)
+        if not isinstance(raw, bytes) or len(raw) < MIN_SALT_BYTES:
+            raise ValueError(f"salt source must return at least {MIN_SALT_BYTES} bytes")
+        return b64url_encode(raw)
+
+    def object(self, visible: Mapping[str, Any], disclosable: Mapping[str, Any]) -> dict[str, Any]:
+        """An object whose ``visible`` members are plain and ``disclosable`` ones each hidden."""
+        clash = set(visible).intersection(disclosable)
+        if clash:
+            raise ValueError(f"claims both visible and disclosable: {sorted(clash)}")
+        digests = []
+        for name, value in disclosable.items():
+            if name in ("_sd", "..."):
+                raise ValueError(f"claim name {name!r} is reserved")
+            disclosure = encode_disclosure(self._fresh_salt(), name, value)
+            self.disclosures.append(disclosure)
+            digests.append(disclosure_digest(disclosure))
+        for _ in range(self._decoys):
+            # RFC 9901 section 4.2.5: a decoy is the digest of a random value.
+            digests.append(b64url_encode(hashlib.sha256(self._salt(MIN_SALT_BYTES)).digest()))
+        out = dict(visible)
+        if digests:
+            out["_sd"] = sorted(digests)
+        return out
+
+
+def sign_sd_jwt(
+    payload: Mapping[str, Any],
+    disclosures: Iterable[str],
+    *,
+    issuer_key: PrivateKey,
+    typ: str,
+    kid: str | None,
+) -> str:
+    """Sign the issuer JWT and append the disclosures: ``<jwt>~<d1>~...~<dn>~``."""
+    header: dict[str, Any] = {"typ": typ}
+    if kid is not None:
+        header["kid"] = kid
+    payload_json = json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
+    jwt = sign_jws(header, payload_json, issuer_key)
+    return "~".join([jwt, *disclosures, ""])
+
+
+# --- presentation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Disclosure:
+    text: str
+    digest: str
+    salt: str
+    name: str | None
+    value: Any
+
+
+def _parse_disclosure(text: str) -> _Disclosure:
+    if not text:
+        raise MalformedDisclosure("empty disclosure between two '~'")
+    try:
+        raw = b64url_decode(text, what="disclosure")
+        items = strict_json_loads(raw, what="disclosure")
+    except ProtocolError as exc:
+        if isinstance(exc, MalformedDisclosure):
+            raise
+        raise MalformedDisclosure(f"disclosure is not base64url JSON: {exc.message}") from exc
+    if not isinstance(items, list) or len(items) not in (2, 3) or not isinstance(items[0], str):
+        raise MalformedDisclosure("disclosure must be [salt, name, value] or [salt, value]")
+    name = None
+    if len(items) == 3:
+        name = items[1]
+        if not isinstance(name, str):
+            raise MalformedDisclosure("disclosure claim name is not a string")
+        if name in ("_sd", "..."):
+            raise ForbiddenClaimName(f"disclosure names the reserved claim {name!r}")
+    return _Disclosure(text, disclosure_digest(text), items[0], name, items[-1])
+
+
+def _split(compact: str, *, max_size: int) -> tuple[str, list[str], str]:
+    if not isinstance(compact, str):
+        raise MalformedToken("SD-JWT is not a string")
+    if len(compact) > max_size:
+        raise TokenTooLarge(f"SD-JWT is {len(compact)} characters; the limit is {max_size}")
+    if not compact.isascii():
+        raise MalformedToken("SD-JWT contains non-ASCII characters")
+    parts = compact.split("~")
+    if len(parts) < 2:
+        raise MalformedToken("SD-JWT must contain at least one '~'")
+    if len(parts) - 2 > MAX_DISCLOSURES:
+        raise TokenTooLarge(f"SD-JWT carries more than {MAX_DISCLOSURES} disclosures")
+    return parts[0], parts[1:-1], parts[-1]
+
+
+def _paths(
+    payload: Mapping[str, Any], by_digest: Mapping[str, _Disclosure]
+) -> dict[str, list[str]]:
+    """Map each disclosable claim path ("a", "a.b") to the disclosures it needs."""
+    found: dict[str, list[str]] = {}
+
+    def walk(obj: Any, prefix: str, needed: list[str]) -> None:
+        if isinstance(obj, dict):
+            for digest in obj.get("_sd", ()):
+                disclosure = by_digest.get(digest)
+                if disclosure is None or disclosure.name is None:
+                    continue  # a decoy
+                path = f"{prefix}{disclosure.name}"
+                chain = [*needed, disclosure.text]
+                found[path] = chain
+                walk(disclosure.value, f"{path}.", chain)
+            for name, value in obj.items():
+                if name != "_sd":
+                    walk(value, f"{prefix}{name}.", needed)
+
+    walk(payload, "", [])
+    return found
+
+
+def present_sd_jwt(
+    sd_jwt: str,
+    *,
+    disclose: Collection[str],
+    holder_key: PrivateKey,
+    aud: str,
+    nonce: str,
+    now: int,
+    max_size: int = 65536,
+) -> str:
+    """Keep only the disclosures for the ``disclose`` paths and append a KB-JWT.
+
+    Raises :class:`DisclosureNotFound` for a path the SD-JWT cannot disclose.
+    """
+    issuer_jwt, texts, kb = _split(sd_jwt, max_size=max_size)
+    if kb:
+        raise MalformedToken("this SD-JWT is already a presentation (it ends with a KB-JWT)")
+    payload = decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size).payload
+    by_digest = {d.digest: d for d in map(_parse_disclosure, texts)}
+    paths = _paths(payload, by_digest)
+    chosen: list[str] = []
+    for path in disclose:
+        if path not in paths:
+            raise DisclosureNotFound(f"no disclosable claim at {path!r}; have {sorted(paths)}")
+        chosen.extend(text for text in paths[path] if text not in chosen)
+    # Keep the issuer's order of disclosures; nothing in it depends on which were chosen.
+    kept = [text for text in texts if text in chosen]
+    prefix = "~".join([issuer_jwt, *kept, ""])
+    kb_payload = {
+        "iat": now,
+        "aud": aud,
+        "nonce": nonce,
+        "sd_hash": b64url_encode(hashlib.sha256(prefix.encode("ascii")).digest()),
+    }
+    alg_for_key(holder_key)
+    kb_jwt = sign_jws(
+        {"typ": KB_JWT_TYP},
+        json.dumps(kb_payload, separators=(",", ":")).encode("utf-8"),
+        holder_key,
+    )
+    return prefix + kb_jwt
+
+
+# --- verification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSdJwt:
+    """The outcome of :func:`verify_sd_jwt`: header, processed payload, disclosed names."""
+
+    header: Mapping[str, Any]
+    claims: dict[str, Any]
+    disclosed: frozenset[str] = field(default_factory=frozenset)
+    kb_claims: dict[str, Any] = field(default_factory=dict)
+
+
+def _int_claim(claims: Mapping[str, Any], name: str, *, required: bool, what: str) -> int | None:
+    value = claims.get(name)
+    if value is None:
+        if required:
+            raise MissingClaim(f"{what} lacks the {name!r} claim")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClaim(f"{what} claim {name!r} must be a NumericDate")
+    return int(value)
+
+
+def _check_times(
+    claims: Mapping[str, Any], *, now: int, leeway: int, required: Collection[str]
+) -> None:
+    what = "issuer JWT"
+    exp = _int_claim(claims, "exp", required="exp" in required, what=what)
+    nbf = _int_claim(claims, "nbf", required="nbf" in required, what=what)
+    iat = _int_claim(claims, "iat", required="iat" in required, what=what)
+    if exp is not None and now > exp + leeway:
+        raise TokenExpired(f"attestation expired at {exp}; now is {now}")
+    if nbf is not None and now + leeway < nbf:
+        raise TokenNotYetValid(f"attestation is not valid before {nbf}; now is {now}")
+    if iat is not None and now + leeway < iat:
+        raise IssuedInFuture(f"attestation claims to be issued at {iat}, after now ({now})")
+
+
+class _Unpacker:
+    """Replaces digests by disclosed claims, enforcing RFC 9901 section 7.1 step 3."""
+
+    def __init__(self, disclosures: list[_Disclosure], never_disclosed: Collection[str]) -> None:
+        self.by_digest: dict[str, _Disclosure] = {}
+        for disclosure in disclosures:
+            if disclosure.digest in self.by_digest:
+                raise DuplicateDisclosure("the same disclosure is presented twice")
+            self.by_digest[disclosure.digest] = disclosure
+        self.seen: set[str] = set()
+        self.used: set[str] = set()
+        self.never_disclosed = never_disclosed
+        self.disclosed: set[str] = set()
+
+    def _note(self, digest: Any) -> _Disclosure | None:
+        if not isinstance(digest, str):
+            raise MalformedToken("a digest in the payload is not a string")
+        if digest in self.seen:
+            raise DuplicateDigest("a digest appears more than once in the SD-JWT")
+        self.seen.add(digest)
+        disclosure = self.by_digest.get(digest)
+        if disclosure is not None:
+            self.used.add(digest)
+        return disclosure
+
+    def unpack(self, value: Any, path: str) -> Any:
+        if type(value) is dict:
+            return self.object(value, top=False, path=path)
+        if type(value) is list:
+            return self._array(value, path=path)
+        return value
+
+    def object(self, obj: dict[str, Any], *, top: bool, path: str) -> dict[str, Any]:
+        # Hot path (runs for every object of every presentation): scalars are copied
+        # without a call, paths are built only where a container is entered.
+        out: dict[str, Any] = {}
+        for name, value in obj.items():
+            kind = type(value)
+            if kind is dict or kind is list:
+                if name != "_sd":
+                    out[name] = self.unpack(value, f"{path}{name}.")
+            elif name == "_sd_alg":
+                if not top:
+                    raise InvalidClaim("_sd_alg may appear only at the top level")
+            else:
+                out[name] = value
+        out.pop("_sd", None)
+        digests = obj.get("_sd", ())
+        if type(digests) is not list and digests != ():
+            raise MalformedToken("_sd is not an array")
+        for digest in digests:
+            disclosure = self._note(digest)
+            if disclosure is None:
+                continue
+            if disclosure.name is None:
+                raise MalformedDisclosure(
+                    "an array-element disclosure is referenced from an object"
+                )
+            if disclosure.name in out:
+                raise ClaimNameCollision(f"disclosed claim {disclosure.name!r} already exists")
+            if top and disclosure.name in self.never_disclosed:
+                raise ProtectedClaimDisclosed(
+                    f"claim {disclosure.name!r} must never be selectively disclosed"
+                )
+            full = f"{path}{disclosure.name}"
+            self.disclosed.add(full)
+            out[disclosure.name] = self.unpack(disclosure.value, f"{full}.")
+        return out
+
+    def _array(self, array: list[Any], *, path: str) -> list[Any]:
+        out = []
+        for element in array:
+            if type(element) is dict and "..." in element:
+                if len(element) != 1:
+                    raise MalformedToken(
+                        "an array-element digest object must have only the '...' member"
+                    )
+                disclosure = self._note(element["..."])
+                if disclosure is None:
+                    continue
+                if disclosure.name is not None:
+                    raise MalformedDisclosure(
+                        "an object-property disclosure is referenced from an array"
+                    )
+                out.append(self.unpack(disclosure.value, path))
+            else:
+                out.append(self.unpack(element, path))
+        return out
+
+
+def _verify_key_binding(
+    kb_jwt: str,
+    prefix: str,
+    claims: Mapping[str, Any],
+    *,
+    aud: str,
+    nonce: str,
+    now: int,
+    leeway: int,
+    kb_max_age: int,
+    allowed_algs: Collection[str],
+    max_size: int,
+) -> dict[str, Any]:
+    what = "KB-JWT"
+    if not kb_jwt:
+        raise KeyBindingMissing("the presentation carries no Key Binding JWT")
+    cnf = claims.get("cnf")
+    if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
+        raise MissingClaim("the attestation has no cnf.jwk holder key")
+    holder_key = public_key_from_jwk(cnf["jwk"])
+    kb = decode_jws(kb_jwt, what=what, max_size=max_size)
+    alg = check_header(
+        kb.header, typ=KB_JWT_TYP, allowed_algs=allowed_algs, what=what, require_kid=False
+    )
+    verify_jws_signature(
+        alg, holder_key, kb.signing_input, kb.signature, what=what, error=KeyBindingInvalidSignature
+    )
+    payload = kb.payload
+    iat = _int_claim(payload, "iat", required=True, what=what)
+    assert iat is not None
+    if iat > now + leeway or iat < now - kb_max_age - leeway:
+        raise KeyBindingIatOutOfWindow(f"KB-JWT iat {iat} is outside [{now - kb_max_age}, {now}]")
+    kb_aud = payload.get("aud")
+    if not isinstance(kb_aud, str):
+        raise AudienceNotString("KB-JWT aud must be a single string")
+    if kb_aud != aud:
+        raise AudienceMismatch(f"KB-JWT is for {kb_aud!r}, not for this verifier {aud!r}")
+    kb_nonce = payload.get("nonce")
+    if not isinstance(kb_nonce, str):
+        raise MissingClaim("KB-JWT lacks a string nonce")
+    if not hmac.compare_digest(kb_nonce.encode(), nonce.encode()):
+        raise NonceMismatch("KB-JWT nonce is not this verifier's current challenge (replayed?)")
+    sd_hash = payload.get("sd_hash")
+    if not isinstance(sd_hash, str):
+        raise MissingClaim("KB-JWT lacks sd_hash")
+    expected = b64url_encode(hashlib.sha256(prefix.encode("ascii")).digest())
+    if not hmac.compare_digest(sd_hash.encode(), expected.encode()):
+        raise SdHashMismatch("KB-JWT sd_hash does not cover the presented disclosures")
+    return payload
+
+
+def verify_sd_jwt(
+    presentation: str,
+    *,
+    typ: str,
+    resolve_issuer_key: IssuerKeyResolver,
+    aud: str,
+    nonce: str,
+    now: int,
+    allowed_algs: Collection[str] = ("ES256", "EdDSA"),
+    leeway: int = 30,
+    kb_max_age: int = 300,
+    require_kid: bool = True,
+    required_claims: Collection[str] = ("iss", "iat", "exp"),
+    never_disclosed: Collection[str] = (),
+    max_size: int = 16384,
+) -> VerifiedSdJwt:
+    """Verify an SD-JWT+KB presentation in the order of RFC 9901 section 7 and DESIGN 5.
+
+    Returns the processed claims (visible plus disclosed). Raises a :class:`ProtocolError`
+    subclass for every failure; never returns a partial result.
+    """
+    issuer_jwt, texts, kb_jwt = _split(presentation, max_size=max_size)
+    jws = decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size)
+    alg = check_header(
+        jws.header, typ=typ, allowed_algs=allowed_algs, what="issuer JWT", require_kid=require_kid
+    )
+    claims = jws.payload
+    iss = claims.get("iss")
+    if not isinstance(iss, str) or not iss:
+        raise MissingClaim("issuer JWT lacks a string iss")
+    try:
+        key = resolve_issuer_key(iss, jws.header.get("kid"), alg)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # a resolver's own failure must never let a token through
+        raise UnknownKid(f"no trusted key for issuer {iss!r}") from exc
+    verify_jws_signature(alg, key, jws.signing_input, jws.signature, what="issuer JWT")
+    _check_times(claims, now=now, leeway=leeway, required=required_claims)
+    for name in required_claims:
+        if name not in claims:
+            raise MissingClaim(f"issuer JWT lacks the {name!r} claim")
+    sd_alg = claims.get("_sd_alg", SD_ALG)
+    if sd_alg != SD_ALG:
+        raise UnsupportedSdAlg(f"_sd_alg {sd_alg!r} is not supported; only {SD_ALG!r}")
+    unpacker = _Unpacker([_parse_disclosure(t) for t in texts], never_disclosed)
+    processed = unpacker.object(claims, top=True, path="")
+    if len(unpacker.used) != len(unpacker.by_digest):
+        raise UnreferencedDisclosure("a disclosure is not referenced by the signed payload")
+    prefix = presentation[: len(presentation) - len(kb_jwt)]
+    kb_claims = _verify_key_binding(
+        kb_jwt,
+        prefix,
+        claims,
+        aud=aud,
+        nonce=nonce,
+        now=now,
+        leeway=leeway,
+        kb_max_age=kb_max_age,
+        allowed_algs=allowed_algs,
+        max_size=max_size,
+    )
+    return VerifiedSdJwt(jws.header, processed, frozenset(unpacker.disclosed), kb_claims)
