@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m node.demo
+	$(BIN)/ccx demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
