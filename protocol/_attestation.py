@@ -224,6 +224,24 @@ def _require(obj: Any, name: str, kind: type | tuple[type, ...], where: str) -> 
     return value
 
 
+def _check_visible(claims: Mapping[str, Any]) -> None:
+    """Step 6 of docs/PROTOCOL.md section 5: the always-visible claims, before disclosures."""
+    if claims["vct"] != VCT:
+        raise InvalidClaim(f"vct must be {VCT!r}, got {claims['vct']!r}")
+    status_list = _require(
+        _require(claims, "status", dict, "attestation"), "status_list", dict, "status"
+    )
+    if _require(status_list, "idx", int, "status.status_list") < 0:
+        raise InvalidClaim("status.status_list.idx must not be negative")
+    _require(status_list, "uri", str, "status.status_list")
+    for name, kind in (("city", str), ("version", int), ("sha256", str)):
+        _require(claims["mapping"], name, kind, "mapping")
+    _require(claims, "alliance", str, "attestation")
+    _require(claims, "score_at_least", dict, "attestation")
+    for name in ("nbf", "exp"):
+        _require(claims, name, int, "attestation")
+
+
 def _check_disclosed(disclosed: dict[str, Any]) -> None:
     score = disclosed.get("alliance_score")
     if "alliance_score" in disclosed and (
@@ -273,25 +291,12 @@ def verify_presentation(
         require_kid=True,
         required_claims=_REQUIRED_VISIBLE,
         never_disclosed=_ALWAYS_VISIBLE,
+        check_visible=_check_visible,
         max_size=max_size,
     )
     claims = verified.claims
-    if claims["vct"] != VCT:
-        raise InvalidClaim(f"vct must be {VCT!r}, got {claims['vct']!r}")
-    status_list = _require(
-        _require(claims, "status", dict, "attestation"), "status_list", dict, "status"
-    )
-    idx = _require(status_list, "idx", int, "status.status_list")
-    uri = _require(status_list, "uri", str, "status.status_list")
-    if idx < 0:
-        raise InvalidClaim("status.status_list.idx must not be negative")
+    status_list = claims["status"]["status_list"]
     mapping = claims["mapping"]
-    reference = MappingReference(
-        city=_require(mapping, "city", str, "mapping"),
-        version=_require(mapping, "version", int, "mapping"),
-        sha256=_require(mapping, "sha256", str, "mapping"),
-    )
-    alliance = _require(claims, "alliance", str, "attestation")
     # score_at_least is a visible container whose entries are each disclosable; it
     # counts as disclosed only when at least one entry was.
     disclosed = {
@@ -301,10 +306,12 @@ def verify_presentation(
     return VerifiedPresentation(
         issuer=claims["iss"],
         kid=verified.header["kid"],
-        alliance=alliance,
+        alliance=claims["alliance"],
         holder_jwk=MappingProxyType(claims["cnf"]["jwk"]),
-        status=StatusReference(uri=uri, idx=idx),
-        mapping=reference,
+        status=StatusReference(uri=status_list["uri"], idx=status_list["idx"]),
+        mapping=MappingReference(
+            city=mapping["city"], version=mapping["version"], sha256=mapping["sha256"]
+        ),
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
         disclosed=MappingProxyType(disclosed),

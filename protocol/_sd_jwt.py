@@ -455,10 +455,13 @@ def verify_sd_jwt(
     require_kid: bool = True,
     required_claims: Collection[str] = ("iss", "iat", "exp"),
     never_disclosed: Collection[str] = (),
+    check_visible: Callable[[Mapping[str, Any]], None] | None = None,
     max_size: int = 16384,
 ) -> VerifiedSdJwt:
     """Verify an SD-JWT+KB presentation in the order of RFC 9901 section 7 and DESIGN 5.
 
+    ``check_visible`` validates the issuer-signed claims (a credential type's own rules)
+    right after the required claims are found, before any disclosure is processed.
     Returns the processed claims (visible plus disclosed). Raises a :class:`ProtocolError`
     subclass for every failure; never returns a partial result.
     """
@@ -482,6 +485,8 @@ def verify_sd_jwt(
     for name in required_claims:
         if name not in claims:
             raise MissingClaim(f"issuer JWT lacks the {name!r} claim")
+    if check_visible is not None:
+        check_visible(claims)
     sd_alg = claims.get("_sd_alg", SD_ALG)
     if sd_alg != SD_ALG:
         raise UnsupportedSdAlg(f"_sd_alg {sd_alg!r} is not supported; only {SD_ALG!r}")

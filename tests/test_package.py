@@ -99,3 +99,14 @@ def test_every_protocol_error_has_a_distinct_stable_code_and_a_4xx_or_5xx_hint()
     assert len(set(codes)) == len(codes), "two error classes share a code"
     assert all(c.replace("_", "").isalnum() and c.islower() for c in codes)
     assert all(400 <= e.http_status < 600 for e in errors)
+
+
+def test_docs_protocol_lists_every_error_code_with_its_http_status() -> None:
+    import protocol as P
+
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    for name in P._errors.__all__:
+        error = getattr(P, name)
+        assert f"| `{error.code}` | {error.http_status} | {name} |" in text, (
+            f"{error.code} missing from docs/PROTOCOL.md"
+        )
