@@ -7,7 +7,7 @@ counter, and ``NOW`` is a constant, so a failing test fails the same way every t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +123,9 @@ def make_setup(alg: str = "ES256", **claim_overrides: Any) -> Setup:
 
 
 @pytest.fixture(params=["ES256", "EdDSA"])
-def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
+def setup(request: pytest.FixtureRequest) -> Setup:
     """The standard setup, once per signing algorithm."""
-    yield make_setup(request.param)
+    return make_setup(request.param)
 
 
 @pytest.fixture

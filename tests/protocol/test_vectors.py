@@ -48,7 +48,9 @@ def test_rfc9901_array_element_disclosure_digest() -> None:
 @pytest.mark.parametrize("section", ["section_5_1_disclosures", "section_6_disclosures"])
 def test_rfc9901_example_disclosures_hash_to_their_printed_digests(section: str) -> None:
     entries = load("rfc9901/disclosures.json")[section]
-    entries = entries if isinstance(entries, list) else [e for group in entries.values() for e in group]
+    entries = (
+        entries if isinstance(entries, list) else [e for group in entries.values() for e in group]
+    )
     assert entries
     for entry in entries:
         assert P.disclosure_digest(entry["disclosure"]) == entry["digest_sha256"]
@@ -120,7 +122,9 @@ def test_status_list_examples_encode_to_their_printed_bytes(name: str) -> None:
         status_list[idx] = value
     assert status_list.to_bytes() == bytes.fromhex(example["byte_array_hex"])
     encoded = P.encode_status_list(status_list)
-    assert zlib.decompress(P.b64url_decode(encoded["lst"])) == bytes.fromhex(example["byte_array_hex"])
+    assert zlib.decompress(P.b64url_decode(encoded["lst"])) == bytes.fromhex(
+        example["byte_array_hex"]
+    )
 
 
 def test_status_list_bits1_example_starts_b9_a3() -> None:
@@ -144,7 +148,11 @@ def test_status_list_appendix_c_vectors_round_trip(name: str) -> None:
 def test_status_list_token_example_verifies() -> None:
     example = STATUS["status_list_token_jwt_compact_example"]
     key = P.public_key_from_jwk(
-        {k: v for k, v in example["verification_key_public_jwk"].items() if k in ("kty", "crv", "x", "y")}
+        {
+            k: v
+            for k, v in example["verification_key_public_jwk"].items()
+            if k in ("kty", "crv", "x", "y")
+        }
     )
     payload = example["payload"]
     verified = P.verify_status_list(
