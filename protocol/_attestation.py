@@ -252,7 +252,7 @@ def _check_disclosed(disclosed: dict[str, Any]) -> None:
         raise InvalidClaim("band must be a string")
     entries = disclosed.get("score_at_least", {})
     if not isinstance(entries, dict) or not all(
-        k.isdigit() and isinstance(v, bool) for k, v in entries.items()
+        k.isascii() and k.isdigit() and isinstance(v, bool) for k, v in entries.items()
     ):
         raise InvalidClaim("score_at_least entries must map integer thresholds to booleans")
     if "score_date" in disclosed and not isinstance(disclosed["score_date"], str):

@@ -9,7 +9,6 @@ would decode to the same bytes, a one-character change could go unnoticed).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -20,9 +19,12 @@ from ._errors import DuplicateJsonKey, MalformedToken
 __all__ = ["b64url_decode", "b64url_encode", "canonical_json", "strict_json_loads"]
 
 
+_FROM_STD = bytes.maketrans(b"+/", b"-_")
+
+
 def b64url_encode(data: bytes) -> str:
     """base64url without padding (RFC 7515 section 2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_FROM_STD, b"=").decode("ascii")
 
 
 # bytes.translate to the standard alphabet, mapping '+', '/' and '=' to an invalid byte,

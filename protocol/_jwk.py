@@ -96,8 +96,25 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
         except ValueError as exc:
             raise InvalidKey("JWK point is not on the P-256 curve") from exc
     if kty == "OKP" and crv == "Ed25519":
-        return ed25519.Ed25519PublicKey.from_public_bytes(_member(jwk, "x", 32))
+        raw = _member(jwk, "x", 32)
+        if _ed25519_y(raw) in _ED25519_SMALL_ORDER_Y:
+            raise InvalidKey("Ed25519 key is a small-order point; anyone could sign for it")
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
     raise InvalidKey(f"unsupported JWK kty/crv {kty!r}/{crv!r}; use EC P-256 or OKP Ed25519")
+
+
+# The eight points of small order on Ed25519 have y in {0, 1, -1, +-y8} (mod p). A
+# key among them makes a signature check meaningless: (R = such a point, S = 0)
+# verifies for every message with OpenSSL's cofactorless check. Reducing y mod p also
+# catches their non-canonical encodings (y >= p). See "Taming the many EdDSAs"
+# (Chalkias et al., 2020), section 4, and libsodium's ge25519_has_small_order.
+_P25519 = 2**255 - 19
+_Y8 = 0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7
+_ED25519_SMALL_ORDER_Y = frozenset({0, 1, _P25519 - 1, _Y8, _P25519 - _Y8})
+
+
+def _ed25519_y(encoded: bytes) -> int:
+    return (int.from_bytes(encoded, "little") & ((1 << 255) - 1)) % _P25519
 
 
 _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from ._errors import (
     AudienceMismatch,
@@ -21,6 +22,7 @@ from ._errors import (
     DisclosureNotFound,
     DuplicateDigest,
     DuplicateDisclosure,
+    DuplicateJsonKey,
     ForbiddenClaimName,
     InvalidClaim,
     IssuedInFuture,
@@ -63,6 +65,7 @@ KB_JWT_TYP = "kb+jwt"
 SD_ALG = "sha-256"
 MIN_SALT_BYTES = 16  # RFC 9901 section 9.3 recommends 128 bits of entropy
 MAX_DISCLOSURES = 64
+MAX_DEPTH = 32  # nesting of objects and arrays in a payload; ours uses 4
 
 SaltSource: TypeAlias = Callable[[int], bytes]
 """Returns that many random bytes (``secrets.token_bytes`` in production)."""
@@ -148,8 +151,7 @@ def sign_sd_jwt(
 # --- presentation --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Disclosure:
+class _Disclosure(NamedTuple):  # a NamedTuple: built once per disclosure, on the hot path
     text: str
     digest: str
     salt: str
@@ -163,9 +165,9 @@ def _parse_disclosure(text: str) -> _Disclosure:
     try:
         raw = b64url_decode(text, what="disclosure")
         items = strict_json_loads(raw, what="disclosure")
+    except DuplicateJsonKey:
+        raise
     except ProtocolError as exc:
-        if isinstance(exc, MalformedDisclosure):
-            raise
         raise MalformedDisclosure(f"disclosure is not base64url JSON: {exc.message}") from exc
     if not isinstance(items, list) or len(items) not in (2, 3) or not isinstance(items[0], str):
         raise MalformedDisclosure("disclosure must be [salt, name, value] or [salt, value]")
@@ -236,8 +238,11 @@ def present_sd_jwt(
     if kb:
         raise MalformedToken("this SD-JWT is already a presentation (it ends with a KB-JWT)")
     payload = decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size).payload
-    by_digest = {d.digest: d for d in map(_parse_disclosure, texts)}
-    paths = _paths(payload, by_digest)
+    disclosures = [_parse_disclosure(text) for text in texts]
+    # The same structural checks a verifier runs (digest types, duplicates, depth), so
+    # that a malformed attestation fails here with a ProtocolError, not later.
+    _Unpacker(disclosures, ()).object(payload, top=True, path="")
+    paths = _paths(payload, {d.digest: d for d in disclosures})
     chosen: list[str] = []
     for path in disclose:
         if path not in paths:
@@ -280,8 +285,8 @@ def _int_claim(claims: Mapping[str, Any], name: str, *, required: bool, what: st
         if required:
             raise MissingClaim(f"{what} lacks the {name!r} claim")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidClaim(f"{what} claim {name!r} must be a NumericDate")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidClaim(f"{what} claim {name!r} must be a finite NumericDate")
     return int(value)
 
 
@@ -314,25 +319,36 @@ class _Unpacker:
         self.never_disclosed = never_disclosed
         self.disclosed: set[str] = set()
 
-    def _note(self, digest: Any) -> _Disclosure | None:
-        if not isinstance(digest, str):
-            raise MalformedToken("a digest in the payload is not a string")
-        if digest in self.seen:
-            raise DuplicateDigest("a digest appears more than once in the SD-JWT")
-        self.seen.add(digest)
-        disclosure = self.by_digest.get(digest)
-        if disclosure is not None:
-            self.used.add(digest)
-        return disclosure
+    def _note(self, digests: list[Any]) -> list[_Disclosure]:
+        """Record one ``_sd`` array (or one array digest); return its disclosures, in order.
 
-    def unpack(self, value: Any, path: str) -> Any:
+        Set operations instead of a per-digest loop: this runs on every object of every
+        presentation, and most digests are undisclosed or decoys.
+        """
+        if not all(type(d) is str for d in digests):
+            raise MalformedToken("a digest in the payload is not a string")
+        unique = set(digests)
+        if len(unique) != len(digests) or not self.seen.isdisjoint(unique):
+            raise DuplicateDigest("a digest appears more than once in the SD-JWT")
+        self.seen |= unique
+        hits = unique & self.by_digest.keys()
+        if not hits:
+            return []
+        self.used |= hits
+        return [self.by_digest[d] for d in digests if d in hits]
+
+    def unpack(self, value: Any, path: str, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise MalformedToken(f"the payload nests deeper than {MAX_DEPTH} levels")
         if type(value) is dict:
-            return self.object(value, top=False, path=path)
+            return self.object(value, top=False, path=path, depth=depth)
         if type(value) is list:
-            return self._array(value, path=path)
+            return self._array(value, path=path, depth=depth)
         return value
 
-    def object(self, obj: dict[str, Any], *, top: bool, path: str) -> dict[str, Any]:
+    def object(
+        self, obj: dict[str, Any], *, top: bool, path: str, depth: int = 0
+    ) -> dict[str, Any]:
         # Hot path (runs for every object of every presentation): scalars are copied
         # without a call, paths are built only where a container is entered.
         out: dict[str, Any] = {}
@@ -340,7 +356,7 @@ class _Unpacker:
             kind = type(value)
             if kind is dict or kind is list:
                 if name != "_sd":
-                    out[name] = self.unpack(value, f"{path}{name}.")
+                    out[name] = self.unpack(value, f"{path}{name}.", depth + 1)
             elif name == "_sd_alg":
                 if not top:
                     raise InvalidClaim("_sd_alg may appear only at the top level")
@@ -350,10 +366,7 @@ class _Unpacker:
         digests = obj.get("_sd", ())
         if type(digests) is not list and digests != ():
             raise MalformedToken("_sd is not an array")
-        for digest in digests:
-            disclosure = self._note(digest)
-            if disclosure is None:
-                continue
+        for disclosure in self._note(digests) if digests else ():
             if disclosure.name is None:
                 raise MalformedDisclosure(
                     "an array-element disclosure is referenced from an object"
@@ -366,10 +379,10 @@ class _Unpacker:
                 )
             full = f"{path}{disclosure.name}"
             self.disclosed.add(full)
-            out[disclosure.name] = self.unpack(disclosure.value, f"{full}.")
+            out[disclosure.name] = self.unpack(disclosure.value, f"{full}.", depth + 1)
         return out
 
-    def _array(self, array: list[Any], *, path: str) -> list[Any]:
+    def _array(self, array: list[Any], *, path: str, depth: int) -> list[Any]:
         out = []
         for element in array:
             if type(element) is dict and "..." in element:
@@ -377,17 +390,25 @@ class _Unpacker:
                     raise MalformedToken(
                         "an array-element digest object must have only the '...' member"
                     )
-                disclosure = self._note(element["..."])
-                if disclosure is None:
+                found = self._note([element["..."]])
+                if not found:
                     continue
+                disclosure = found[0]
                 if disclosure.name is not None:
                     raise MalformedDisclosure(
                         "an object-property disclosure is referenced from an array"
                     )
-                out.append(self.unpack(disclosure.value, path))
+                out.append(self.unpack(disclosure.value, path, depth + 1))
             else:
-                out.append(self.unpack(element, path))
+                out.append(self.unpack(element, path, depth + 1))
         return out
+
+
+def _same(received: str, expected: str) -> bool:
+    # Constant-time, and safe for any str the holder sends (a lone surrogate included).
+    return hmac.compare_digest(
+        received.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _verify_key_binding(
@@ -430,13 +451,13 @@ def _verify_key_binding(
     kb_nonce = payload.get("nonce")
     if not isinstance(kb_nonce, str):
         raise MissingClaim("KB-JWT lacks a string nonce")
-    if not hmac.compare_digest(kb_nonce.encode(), nonce.encode()):
+    if not _same(kb_nonce, nonce):
         raise NonceMismatch("KB-JWT nonce is not this verifier's current challenge (replayed?)")
     sd_hash = payload.get("sd_hash")
     if not isinstance(sd_hash, str):
         raise MissingClaim("KB-JWT lacks sd_hash")
     expected = b64url_encode(hashlib.sha256(prefix.encode("ascii")).digest())
-    if not hmac.compare_digest(sd_hash.encode(), expected.encode()):
+    if not _same(sd_hash, expected):
         raise SdHashMismatch("KB-JWT sd_hash does not cover the presented disclosures")
     return payload
 
