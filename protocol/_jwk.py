@@ -70,7 +70,7 @@ def _member(jwk: Mapping[str, Any], name: str, size: int) -> bytes:
     if not isinstance(value, str):
         raise InvalidKey(f"JWK member {name!r} is missing or not a string")
     try:
-        raw = b64url_decode(value, what=f"JWK member {name!r}")
+        raw = b64url_decode(value)
     except Exception as exc:
         raise InvalidKey(f"JWK member {name!r} is not base64url") from exc
     if len(raw) != size:

@@ -14,7 +14,7 @@ import functools
 import json
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -89,12 +89,14 @@ def decode_jws(token: str, *, what: str, max_size: int = 65536) -> Jws:
     if len(parts) != 3:
         raise MalformedToken(f"{what} must have 3 dot-separated parts, not {len(parts)}")
     header = _decode_header(parts[0], what)
-    payload = strict_json_loads(
-        b64url_decode(parts[1], what=f"{what} payload"), what=f"{what} payload"
-    )
-    if not isinstance(payload, dict):
+    # Labels are added only on failure: formatting them up front costs on every token.
+    try:
+        payload = strict_json_loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except MalformedToken as exc:
+        raise type(exc)(f"{what}: {exc.message}") from exc
+    if type(payload) is not dict:
         raise MalformedToken(f"{what} payload is not a JSON object")
-    signature = b64url_decode(parts[2], what=f"{what} signature")
     signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
     return Jws(header, payload, signing_input, signature)
 
@@ -137,6 +139,21 @@ def check_header(
     return alg
 
 
+_EC_PUBLIC_TYPES: set[type] = set()
+
+
+def _is_ec_public_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
+    # isinstance against the ABC costs about a microsecond per call; remember the
+    # concrete classes that passed once.
+    kind = type(key)
+    if kind in _EC_PUBLIC_TYPES:
+        return True
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        _EC_PUBLIC_TYPES.add(kind)
+        return True
+    return False
+
+
 def verify_jws_signature(
     alg: str,
     key: PublicKey,
@@ -149,9 +166,7 @@ def verify_jws_signature(
     """Verify a JWS signature; return nothing or raise ``error`` (or :class:`AlgorithmKeyMismatch`)."""
     try:
         if alg == "ES256":
-            if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
-                key.curve, ec.SECP256R1
-            ):
+            if not _is_ec_public_key(key) or not isinstance(key.curve, ec.SECP256R1):
                 raise AlgorithmKeyMismatch(
                     f"{what} alg ES256 needs a P-256 key, got {type(key).__name__}"
                 )

@@ -238,10 +238,13 @@ def present_sd_jwt(
     if kb:
         raise MalformedToken("this SD-JWT is already a presentation (it ends with a KB-JWT)")
     payload = decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size).payload
-    disclosures = [_parse_disclosure(text) for text in texts]
     # The same structural checks a verifier runs (digest types, duplicates, depth), so
-    # that a malformed attestation fails here with a ProtocolError, not later.
-    _Unpacker(disclosures, ()).object(payload, top=True, path="")
+    # that a malformed attestation fails here with a ProtocolError, not later. The
+    # unpacker works in place, so it gets its own parse.
+    _Unpacker([_parse_disclosure(text) for text in texts], ()).object(
+        decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size).payload, top=True, path=""
+    )
+    disclosures = [_parse_disclosure(text) for text in texts]
     paths = _paths(payload, {d.digest: d for d in disclosures})
     chosen: list[str] = []
     for path in disclose:
@@ -305,6 +308,9 @@ def _check_times(
         raise IssuedInFuture(f"attestation claims to be issued at {iat}, after now ({now})")
 
 
+_ABSENT = object()
+
+
 class _Unpacker:
     """Replaces digests by disclosed claims, enforcing RFC 9901 section 7.1 step 3."""
 
@@ -349,29 +355,31 @@ class _Unpacker:
     def object(
         self, obj: dict[str, Any], *, top: bool, path: str, depth: int = 0
     ) -> dict[str, Any]:
-        # Hot path (runs for every object of every presentation): scalars are copied
-        # without a call, paths are built only where a container is entered.
-        out: dict[str, Any] = {}
+        """Process one object *in place* (it is freshly parsed and ours): drop ``_sd`` and
+        ``_sd_alg``, recurse into containers, insert the disclosed claims.
+
+        This runs for every object of every presentation, so scalars are left where they
+        are and paths are built only where a container is entered.
+        """
+        digests = obj.pop("_sd", _ABSENT)
+        if "_sd_alg" in obj:
+            if not top:
+                raise InvalidClaim("_sd_alg may appear only at the top level")
+            del obj["_sd_alg"]
         for name, value in obj.items():
             kind = type(value)
             if kind is dict or kind is list:
-                if name != "_sd":
-                    out[name] = self.unpack(value, f"{path}{name}.", depth + 1)
-            elif name == "_sd_alg":
-                if not top:
-                    raise InvalidClaim("_sd_alg may appear only at the top level")
-            else:
-                out[name] = value
-        out.pop("_sd", None)
-        digests = obj.get("_sd", ())
-        if type(digests) is not list and digests != ():
+                obj[name] = self.unpack(value, f"{path}{name}.", depth + 1)
+        if digests is _ABSENT:
+            return obj
+        if type(digests) is not list:
             raise MalformedToken("_sd is not an array")
         for disclosure in self._note(digests) if digests else ():
             if disclosure.name is None:
                 raise MalformedDisclosure(
                     "an array-element disclosure is referenced from an object"
                 )
-            if disclosure.name in out:
+            if disclosure.name in obj:
                 raise ClaimNameCollision(f"disclosed claim {disclosure.name!r} already exists")
             if top and disclosure.name in self.never_disclosed:
                 raise ProtectedClaimDisclosed(
@@ -379,8 +387,8 @@ class _Unpacker:
                 )
             full = f"{path}{disclosure.name}"
             self.disclosed.add(full)
-            out[disclosure.name] = self.unpack(disclosure.value, f"{full}.", depth + 1)
-        return out
+            obj[disclosure.name] = self.unpack(disclosure.value, f"{full}.", depth + 1)
+        return obj
 
     def _array(self, array: list[Any], *, path: str, depth: int) -> list[Any]:
         out = []
@@ -414,7 +422,7 @@ def _same(received: str, expected: str) -> bool:
 def _verify_key_binding(
     kb_jwt: str,
     prefix: str,
-    claims: Mapping[str, Any],
+    cnf: Any,
     *,
     aud: str,
     nonce: str,
@@ -427,7 +435,6 @@ def _verify_key_binding(
     what = "KB-JWT"
     if not kb_jwt:
         raise KeyBindingMissing("the presentation carries no Key Binding JWT")
-    cnf = claims.get("cnf")
     if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
         raise MissingClaim("the attestation has no cnf.jwk holder key")
     holder_key = public_key_from_jwk(cnf["jwk"])
@@ -511,6 +518,9 @@ def verify_sd_jwt(
     sd_alg = claims.get("_sd_alg", SD_ALG)
     if sd_alg != SD_ALG:
         raise UnsupportedSdAlg(f"_sd_alg {sd_alg!r} is not supported; only {SD_ALG!r}")
+    # The holder key must come from the issuer-signed visible claims, taken before the
+    # (in-place) unpacking could add anything.
+    holder_cnf = claims.get("cnf")
     unpacker = _Unpacker([_parse_disclosure(t) for t in texts], never_disclosed)
     processed = unpacker.object(claims, top=True, path="")
     if len(unpacker.used) != len(unpacker.by_digest):
@@ -519,7 +529,7 @@ def verify_sd_jwt(
     kb_claims = _verify_key_binding(
         kb_jwt,
         prefix,
-        claims,
+        holder_cnf,
         aud=aud,
         nonce=nonce,
         now=now,
