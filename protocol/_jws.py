@@ -14,7 +14,7 @@ import functools
 import json
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -139,21 +139,6 @@ def check_header(
     return alg
 
 
-_EC_PUBLIC_TYPES: set[type] = set()
-
-
-def _is_ec_public_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
-    # isinstance against the ABC costs about a microsecond per call; remember the
-    # concrete classes that passed once.
-    kind = type(key)
-    if kind in _EC_PUBLIC_TYPES:
-        return True
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        _EC_PUBLIC_TYPES.add(kind)
-        return True
-    return False
-
-
 def verify_jws_signature(
     alg: str,
     key: PublicKey,
@@ -166,7 +151,9 @@ def verify_jws_signature(
     """Verify a JWS signature; return nothing or raise ``error`` (or :class:`AlgorithmKeyMismatch`)."""
     try:
         if alg == "ES256":
-            if not _is_ec_public_key(key) or not isinstance(key.curve, ec.SECP256R1):
+            if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
+                key.curve, ec.SECP256R1
+            ):
                 raise AlgorithmKeyMismatch(
                     f"{what} alg ES256 needs a P-256 key, got {type(key).__name__}"
                 )
