@@ -29,6 +29,12 @@ from ._jwk import (
     public_jwk,
     public_key_from_jwk,
 )
+from ._mapping_table import (
+    MAPPING_TABLE_TYP,
+    mapping_table_hash,
+    sign_mapping_table,
+    verify_mapping_table,
+)
 from ._registry import REGISTRY_TYP, Member, Registry, registry_hash, sign_registry, verify_registry
 from ._sd_jwt import (
     KB_JWT_TYP,
@@ -57,6 +63,7 @@ __all__ = [
     "ATTESTATION_TYP",
     "DISCLOSABLE_CLAIMS",
     "KB_JWT_TYP",
+    "MAPPING_TABLE_TYP",
     "MAX_ATTESTATION_LIFETIME",
     "REGISTRY_TYP",
     "STATUS_LIST_TYP",
@@ -87,14 +94,17 @@ __all__ = [
     "encode_status_list",
     "issue_attestation",
     "jwk_thumbprint",
+    "mapping_table_hash",
     "present",
     "public_jwk",
     "public_key_from_jwk",
     "registry_hash",
+    "sign_mapping_table",
     "sign_registry",
     "sign_status_list",
     "status_at",
     "strict_json_loads",
+    "verify_mapping_table",
     "verify_presentation",
     "verify_registry",
     "verify_sd_jwt",
