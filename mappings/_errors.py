@@ -16,9 +16,8 @@ class MappingError(ValueError):
     """
 
     code: ClassVar[str] = "invalid_mapping_input"
+    http_status: ClassVar[int] = 422
 
-    def __init__(self, field: str, message: str, *, code: str | None = None) -> None:
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-        if code is not None:
-            self.code = code  # type: ignore[misc]

@@ -70,33 +70,54 @@ def percentile_ranks(counts: npt.ArrayLike, scores: npt.ArrayLike | None = None)
     -.5 and 100 from K + .5 up.
     """
     f = check_counts(counts, "counts")
-    F = _cumulative(f)
-    relative = f / f.sum()
-    x = (
-        np.arange(f.size, dtype=np.float64)
-        if scores is None
-        else np.asarray(scores, dtype=np.float64)
-    )
-    nearest = np.clip(np.floor(x + 0.5), 0, f.size - 1).astype(np.int64)
-    below = np.where(nearest > 0, F[np.maximum(nearest - 1, 0)], 0.0)
-    within = np.clip(x - nearest + 0.5, 0.0, 1.0)
-    p = below + within * relative[nearest]
-    p = np.where(x < -0.5, 0.0, np.where(x >= f.size - 0.5, 1.0, p))
-    return np.asarray(100.0 * p, dtype=np.float64)
+    x = np.arange(f.size, dtype=np.float64) if scores is None else _finite(scores, "scores")
+    return np.asarray(100.0 * _fractions(f, x), dtype=np.float64)
 
 
 def inverse_percentile_rank(counts: npt.ArrayLike, ranks: npt.ArrayLike) -> FloatArray:
     """The scores of Y at percentile ranks ``ranks`` (0..100), K&B eqs. 2.17 to 2.19.
 
-    The upper form uses the smallest score with F(y) > p, the lower form the largest with
-    F(y) < p; they differ only where Y has empty score points, and the result is their
-    average there (K&B's recommendation), so that an empty point does not pull the
-    equivalent to one side.
+    The upper form uses the smallest score with G(y) > p, the lower form the largest with
+    G(y) < p; they differ only where a rank falls on a plateau of G (empty Y points, and
+    the ends), and the result is their average (K&B's recommendation, and what Equating
+    Recipes does), so that an empty point does not pull the equivalent to one side.
     """
     g = check_counts(counts, "y_counts")
+    return _inverse(g, _finite(ranks, "ranks") / 100.0)
+
+
+def _finite(values: npt.ArrayLike, field: str) -> FloatArray:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(field, "must be numbers") from exc
+    if not np.all(np.isfinite(array)):
+        raise MappingError(field, "must be finite numbers")
+    return array
+
+
+def _fractions(f: FloatArray, x: FloatArray) -> FloatArray:
+    """Percentile ranks as fractions 0..1 (the internal form: no x100 / /100 round trip,
+    whose float noise would decide which side of a plateau of G a rank falls)."""
+    F = _cumulative(f)
+    relative = f / f.sum()
+    nearest = np.clip(np.floor(x + 0.5), 0, f.size - 1).astype(np.int64)
+    below = np.where(nearest > 0, F[np.maximum(nearest - 1, 0)], 0.0)
+    within = np.clip(x - nearest + 0.5, 0.0, 1.0)
+    p = below + within * relative[nearest]
+    return np.asarray(
+        np.where(x < -0.5, 0.0, np.where(x >= f.size - 0.5, 1.0, p)), dtype=np.float64
+    )
+
+
+def _inverse(g: FloatArray, fractions: FloatArray) -> FloatArray:
     G = _cumulative(g)
     relative = g / g.sum()
-    p = np.clip(np.asarray(ranks, dtype=np.float64) / 100.0, 0.0, 1.0)
+    p = np.clip(fractions, 0.0, 1.0)
+    # A rank within rounding error of a cumulative value is that value, so that a rank on
+    # a plateau of G is seen as on it.
+    nearest = np.clip(np.searchsorted(G, p), 0, g.size - 1)
+    p = np.where(np.abs(G[nearest] - p) < 1e-12, G[nearest], p)
     size = g.size
     # Upper: smallest j with G[j] > p.
     j = np.minimum(np.searchsorted(G, p, side="right"), size - 1)
@@ -111,11 +132,7 @@ def inverse_percentile_rank(counts: npt.ArrayLike, ranks: npt.ArrayLike) -> Floa
     with np.errstate(divide="ignore", invalid="ignore"):
         lower = np.where(relative[nxt] > 0, (p - at_k) / relative[nxt], 0.0) + k + 0.5
     lower = np.where(p <= 0.0, -0.5, np.where(p >= 1.0, lower_at_top(relative), lower))
-    # The forms differ only where a rank falls on a plateau of G (empty Y points, or the
-    # ends, where the lower form is -.5 at p = 0 and the upper is K + .5 at p = 1);
-    # averaging them everywhere is K&B's recommendation and what Equating Recipes does.
-    out = (upper + lower) / 2
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray((upper + lower) / 2, dtype=np.float64)
 
 
 def lower_at_top(relative: FloatArray) -> float:
@@ -135,7 +152,7 @@ def link_equipercentile(
     """
     x = smooth(check_counts(x_counts, "x_counts"), smoothing)
     y = smooth(check_counts(y_counts, "y_counts"), smoothing)
-    return inverse_percentile_rank(y, percentile_ranks(x))
+    return _inverse(y, _fractions(x, np.arange(x.size, dtype=np.float64)))
 
 
 def link_chained_equipercentile(
@@ -161,8 +178,10 @@ def link_chained_equipercentile(
             raise MappingError(name, "frequencies must be finite, >= 0 and not all zero")
     x_marginal, v_in_p = smooth(xv.sum(axis=1), smoothing), smooth(xv.sum(axis=0), smoothing)
     y_marginal, v_in_q = smooth(yv.sum(axis=1), smoothing), smooth(yv.sum(axis=0), smoothing)
-    anchor_equivalents = inverse_percentile_rank(v_in_p, percentile_ranks(x_marginal))
-    return inverse_percentile_rank(y_marginal, percentile_ranks(v_in_q, anchor_equivalents))
+    anchor_equivalents = _inverse(
+        v_in_p, _fractions(x_marginal, np.arange(x_marginal.size, dtype=np.float64))
+    )
+    return _inverse(y_marginal, _fractions(v_in_q, anchor_equivalents))
 
 
 # --- smoothing ----------------------------------------------------------------------------
@@ -183,32 +202,55 @@ def smooth(counts: FloatArray, smoothing: Smoothing) -> FloatArray:
     )
 
 
+class _NoConvergence(Exception):
+    pass
+
+
 def _fit_loglinear(counts: FloatArray, degree: int) -> tuple[FloatArray, float]:
     """Maximum-likelihood polynomial log-linear fit (Holland & Thayer 1987; K&B section 3.2).
 
     log m_j = b0 + sum_i b_i x_j^i, fitted by Newton-Raphson on a Legendre basis of x
-    scaled to [-1, 1] (numerically stable up to high degrees). The fitted frequencies
-    keep the first ``degree`` moments of the data. Returns (fitted counts, log-likelihood).
+    scaled to [-1, 1] (numerically stable up to high degrees), halving a step until the
+    likelihood rises. At the optimum the fitted frequencies keep the first ``degree``
+    moments of the data; the fit is accepted only when they do (relative 1e-8), else
+    :class:`_NoConvergence`. Returns (fitted counts, multinomial log-likelihood).
     """
     size = counts.size
     total = counts.sum()
-    t = np.linspace(-1.0, 1.0, size)
-    basis = np.polynomial.legendre.legvander(t, degree)  # size x (degree + 1)
+    basis = np.polynomial.legendre.legvander(np.linspace(-1.0, 1.0, size), degree)
+    target = basis.T @ counts
+    scale = np.abs(target) + total
+
+    def poisson_loglik(beta: FloatArray) -> float:
+        eta = basis @ beta
+        if np.max(eta) > 700:
+            return -math.inf
+        return float(counts @ eta - np.exp(eta).sum())
+
     beta = np.zeros(degree + 1)
     beta[0] = math.log(total / size)
-    for _ in range(100):
-        eta = np.clip(basis @ beta, -700, 700)
-        fitted = np.exp(eta)
-        gradient = basis.T @ (counts - fitted)
+    current = poisson_loglik(beta)
+    for _ in range(200):
+        fitted = np.exp(basis @ beta)
+        gradient = target - basis.T @ fitted
+        if np.max(np.abs(gradient) / scale) < 1e-10:
+            break
         hessian = basis.T @ (basis * fitted[:, None])
         try:
-            delta = np.linalg.solve(hessian, gradient)
+            step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
-            delta = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
-        beta += delta
-        if np.max(np.abs(delta)) < 1e-10:
+            step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        for _ in range(60):  # halve the step until the likelihood rises
+            candidate = poisson_loglik(beta + step)
+            if candidate >= current:
+                break
+            step /= 2
+        else:
             break
-    fitted = np.exp(np.clip(basis @ beta, -700, 700))
+        beta, current = beta + step, candidate
+    fitted = np.exp(basis @ beta)
+    if not np.all(np.isfinite(fitted)) or np.max(np.abs(target - basis.T @ fitted) / scale) > 1e-8:
+        raise _NoConvergence
     fitted *= total / fitted.sum()
     positive = counts > 0
     loglik = float(np.sum(counts[positive] * np.log(fitted[positive] / total)))
@@ -233,7 +275,13 @@ def loglinear_smooth(counts: FloatArray, degree: int | str) -> FloatArray:
         or not 1 <= degree <= min(20, counts.size - 1)
     ):
         raise MappingError("smoothing.degree", f"must be 1..{min(20, counts.size - 1)} or 'aic'")
-    return _fit_loglinear(counts, degree)[0]
+    try:
+        return _fit_loglinear(counts, degree)[0]
+    except _NoConvergence:
+        raise MappingError(
+            "smoothing.degree",
+            f"a log-linear fit of degree {degree} does not converge on this histogram; use a lower degree or 'aic'",
+        ) from None
 
 
 # --- standard errors ------------------------------------------------------------------------

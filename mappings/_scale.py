@@ -109,8 +109,7 @@ class LocalScale:
         return (score - self.min) / self.step
 
     def indices_of(self, scores: npt.ArrayLike) -> FloatArray:
-        """Vectorised :meth:`index_of` for numeric scales."""
-        array = np.asarray(scores, dtype=np.float64)
+        """Vectorised :meth:`index_of`: numbers, or grade labels for ordinal scales."""
         if self.labels is not None:
             lookup = {label: i for i, label in enumerate(self.labels)}
             try:
@@ -119,17 +118,24 @@ class LocalScale:
                 raise MappingError(
                     "scores", f"{exc.args[0]!r} is not a grade of {self.name}"
                 ) from exc
-        if not np.all(np.isfinite(array)) or (
-            array.size and (array.min() < self.min or array.max() > self.max)
-        ):
+        return (self.checked_values(scores) - self.min) / self.step
+
+    def checked_values(self, scores: npt.ArrayLike) -> FloatArray:
+        """Numeric scores as a float array, refused unless all lie within the scale."""
+        try:
+            array = np.asarray(scores, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise MappingError("scores", "must be numbers") from exc
+        # min() and max() propagate NaN, so one comparison each also refuses NaN.
+        if array.size and not (array.min() >= self.min and array.max() <= self.max):
             raise MappingError(
                 "scores", f"every score must lie within {self.name} ({self.min}..{self.max})"
             )
-        return (array - self.min) / self.step
+        return array
 
     def score_at(self, index: float) -> float | str:
         """The score at a point index, rounded to the nearest point and clamped to the scale."""
-        i = min(max(round(index), 0), self.size - 1)
+        i = min(max(math.floor(index + 0.5), 0), self.size - 1)  # half up, as apply rounds
         if self.labels is not None:
             return self.labels[i]
         value = self.min + i * self.step
@@ -218,7 +224,10 @@ class AllianceScale:
             self.min < t <= self.max for t in self.thresholds
         ):
             raise MappingError("scale.thresholds", "must be distinct, rising, and within the scale")
-        object.__setattr__(self, "reference", normal_reference(self.mean, self.sd, self.size))
+        # The reference lives on point indices 0..size-1: centre it on the mean's index.
+        object.__setattr__(
+            self, "reference", normal_reference(self.mean - self.min, self.sd, self.size)
+        )
 
     @property
     def size(self) -> int:

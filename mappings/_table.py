@@ -98,6 +98,10 @@ class DistributionSummary:
             raise MappingError(sorted(unknown)[0], "is not a field of a distribution summary")
         try:
             anchor = data.get("anchor")
+            if anchor is not None and (
+                not isinstance(anchor, Mapping) or not {"name", "joint"} <= set(anchor)
+            ):
+                raise MappingError("anchor", "must be an object {name, joint}")
             return cls(
                 city=data["city"],
                 local_scale=LocalScale.from_json(data["local_scale"]),
@@ -208,8 +212,9 @@ class MappingTable:
             score = scores.item() if isinstance(scores, np.generic) else scores
             index = scale.index_of(score)
             return index if scale.labels is not None else float(score)
-        indices = scale.indices_of(scores)
-        return indices if scale.labels is not None else np.asarray(scores, dtype=np.float64)
+        return (
+            scale.indices_of(scores) if scale.labels is not None else scale.checked_values(scores)
+        )
 
     def equivalent(self, scores: Any) -> Any:
         """Unrounded alliance equivalents of local scores (a number, a grade, or an array)."""
@@ -460,6 +465,18 @@ def build_table(
         model_version=summary.model_version,
         anchor=summary.anchor_name if method == "chained-equipercentile" else None,
     )
+
+
+def _correlation(joint: FloatArray) -> float:
+    """Pearson correlation of score and anchor point indices in a joint histogram."""
+    total = joint.sum()
+    score = np.arange(joint.shape[0], dtype=np.float64)[:, None]
+    anchor = np.arange(joint.shape[1], dtype=np.float64)[None, :]
+    mean_s, mean_a = (joint * score).sum() / total, (joint * anchor).sum() / total
+    cov = (joint * (score - mean_s) * (anchor - mean_a)).sum() / total
+    var_s = (joint * (score - mean_s) ** 2).sum() / total
+    var_a = (joint * (anchor - mean_a) ** 2).sum() / total
+    return float(cov / math.sqrt(var_s * var_a)) if var_s > 0 and var_a > 0 else 0.0
 
 
 def _bootstrap_chained(
