@@ -300,16 +300,21 @@ class Keyring:
                 raise KeyringError("keyring entry lacks its PEM") from exc
             if not isinstance(private_key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
                 raise KeyringError("keyring holds an unsupported key type")
-            key = ManagedKey(
-                kid=jwk_thumbprint(public_jwk(private_key)),
-                alg=alg_for_key(private_key),
-                private_key=private_key,
-                state=KeyState(entry["state"]),
-                created_at=entry["created_at"],
-                activated_at=entry.get("activated_at"),
-                retired_at=entry.get("retired_at"),
-                expires_at=entry.get("expires_at"),
-            )
+            try:
+                key = ManagedKey(
+                    kid=jwk_thumbprint(public_jwk(private_key)),
+                    alg=alg_for_key(private_key),
+                    private_key=private_key,
+                    state=KeyState(entry["state"]),
+                    created_at=int(entry["created_at"]),
+                    activated_at=entry.get("activated_at"),
+                    retired_at=entry.get("retired_at"),
+                    expires_at=entry.get("expires_at"),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise KeyringError(
+                    f"keyring entry {entry.get('kid')!r} is malformed: {exc}"
+                ) from exc
             if key.kid != entry.get("kid"):
                 raise KeyringError(f"keyring entry {entry.get('kid')!r} does not match its key")
             keys.append(key)

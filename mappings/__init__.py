@@ -8,6 +8,7 @@ from ._errors import MappingError
 from ._linking import (
     Smoothing,
     bootstrap_standard_errors,
+    choose_loglinear_degree,
     inverse_percentile_rank,
     link_chained_equipercentile,
     link_equipercentile,
@@ -29,6 +30,7 @@ __all__ = [
     "Smoothing",
     "bootstrap_standard_errors",
     "build_table",
+    "choose_loglinear_degree",
     "compose",
     "inverse_percentile_rank",
     "link_chained_equipercentile",

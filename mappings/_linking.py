@@ -86,6 +86,13 @@ def inverse_percentile_rank(counts: npt.ArrayLike, ranks: npt.ArrayLike) -> Floa
     return _inverse(g, _finite(ranks, "ranks") / 100.0)
 
 
+def _table(values: npt.ArrayLike, field: str) -> FloatArray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(field, "must be a table of numbers [score][anchor]") from exc
+
+
 def _finite(values: npt.ArrayLike, field: str) -> FloatArray:
     try:
         array = np.asarray(values, dtype=np.float64)
@@ -165,8 +172,7 @@ def link_chained_equipercentile(
     then V to Y in Q, and the two composed; the anchor's continuised percentile ranks
     carry fractional anchor scores between the two links.
     """
-    xv = np.asarray(xv_counts, dtype=np.float64)
-    yv = np.asarray(yv_counts, dtype=np.float64)
+    xv, yv = _table(xv_counts, "xv_counts"), _table(yv_counts, "yv_counts")
     if xv.ndim != 2 or yv.ndim != 2:
         raise MappingError("anchor", "joint histograms must be two-dimensional [score][anchor]")
     if xv.shape[1] != yv.shape[1]:
@@ -260,15 +266,27 @@ def _fit_loglinear(counts: FloatArray, degree: int) -> tuple[FloatArray, float]:
 MAX_AIC_DEGREE = 10
 
 
+def choose_loglinear_degree(counts: npt.ArrayLike) -> int:
+    """The log-linear degree (1..10) with the smallest AIC for these frequencies."""
+    f = check_counts(counts, "counts")
+    best: tuple[float, int] = (math.inf, 0)
+    for degree in range(1, min(MAX_AIC_DEGREE, f.size - 1) + 1):
+        try:
+            _, loglik = _fit_loglinear(f, degree)
+        except _NoConvergence:
+            continue  # a degree the data can't support is simply not a candidate
+        aic = 2 * (degree + 1) - 2 * loglik  # degree c has c + 1 parameters
+        if aic < best[0]:
+            best = (aic, degree)
+    if best[1] == 0:
+        raise MappingError("smoothing", "no log-linear degree could be fitted to this histogram")
+    return best[1]
+
+
 def loglinear_smooth(counts: FloatArray, degree: int | str) -> FloatArray:
     """Log-linear presmoothing of ``degree`` (1..20), or the degree by AIC (1..10)."""
     if degree == "aic":
-        fits = [
-            _fit_loglinear(counts, c) for c in range(1, min(MAX_AIC_DEGREE, counts.size - 1) + 1)
-        ]
-        # AIC = 2 (parameters) - 2 log-likelihood; degree c has c + 1 parameters.
-        aics = [2 * (c + 2) - 2 * loglik for c, (_, loglik) in enumerate(fits)]
-        return fits[int(np.argmin(aics))][0]
+        degree = choose_loglinear_degree(counts)
     if (
         isinstance(degree, bool)
         or not isinstance(degree, int)
@@ -315,6 +333,9 @@ def lord_standard_errors(
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = np.where(density > 0, (both - y_term) / density**2, np.nan)
+    # At ranks 0 and 100 (below or above every observed X score) there are no data; the
+    # formula gives 0 there, which would claim perfect precision. Say "unknown" instead.
+    variance = np.where((p <= 0) | (p >= 1), np.nan, variance)
     return np.asarray(np.sqrt(np.maximum(variance, 0.0)), dtype=np.float64)
 
 
@@ -329,19 +350,25 @@ def bootstrap_standard_errors(
 ) -> FloatArray:
     """Bootstrap standard errors (K&B section 7.2): resample the histograms
     multinomially, relink, and take the standard deviation per X score point.
-    ``rng`` makes the result reproducible; Y is resampled unless it is a population.
+
+    ``rng`` makes the result reproducible. Y is resampled and smoothed like X unless it
+    is a population (the alliance's reference distribution), which is exact: it is then
+    used as it is, neither resampled nor smoothed, as :func:`mappings.build_table` does.
     """
     x = check_counts(x_counts, "x_counts")
     y = check_counts(y_counts, "y_counts")
-    if replications < 2:
-        raise MappingError("replications", "must be >= 2")
+    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 2:
+        raise MappingError("replications", "must be an integer >= 2")
     n_x, n_y = round(x.sum()), round(y.sum())
+    if n_x < 1 or (n_y < 1 and not y_is_population):
+        raise MappingError("counts", "too few observations to bootstrap")
     px, py = x / x.sum(), y / y.sum()
     draws = np.empty((replications, x.size))
+    points = np.arange(x.size, dtype=np.float64)
     for r in range(replications):
-        xs = rng.multinomial(n_x, px).astype(np.float64)
-        ys = y if y_is_population else rng.multinomial(n_y, py).astype(np.float64)
-        if xs.sum() == 0 or ys.sum() == 0:
-            raise MappingError("counts", "too few observations to bootstrap")
-        draws[r] = link_equipercentile(xs, ys, smoothing=smoothing)
+        xs = smooth(rng.multinomial(n_x, px).astype(np.float64), smoothing)
+        ys = (
+            y if y_is_population else smooth(rng.multinomial(n_y, py).astype(np.float64), smoothing)
+        )
+        draws[r] = _inverse(ys, _fractions(xs, points))
     return np.asarray(draws.std(axis=0, ddof=1), dtype=np.float64)

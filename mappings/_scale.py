@@ -66,9 +66,9 @@ class LocalScale:
                 raise MappingError(
                     "local_scale.labels", f"needs {round(points) + 1} labels, one per score point"
                 )
-            if len(set(self.labels)) != len(self.labels) or not all(
-                isinstance(x, str) and x for x in self.labels
-            ):
+            if not all(isinstance(x, str) and x for x in self.labels) or len(
+                set(self.labels)
+            ) != len(self.labels):
                 raise MappingError(
                     "local_scale.labels", "must be distinct non-empty strings, lowest first"
                 )
@@ -76,8 +76,12 @@ class LocalScale:
     @classmethod
     def grades(cls, name: str, labels: Sequence[str]) -> LocalScale:
         """An ordinal scale of grades, given lowest first."""
-        if len(labels) < 2:
+        if not isinstance(labels, Sequence) or len(labels) < 2:
             raise MappingError("local_scale.labels", "an ordinal scale needs at least two grades")
+        if not all(isinstance(label, str) and label for label in labels):
+            raise MappingError(
+                "local_scale.labels", "grades must be non-empty strings, lowest first"
+            )
         return cls(name, 0, len(labels) - 1, 1, tuple(labels))
 
     @property
@@ -135,11 +139,22 @@ class LocalScale:
 
     def score_at(self, index: float) -> float | str:
         """The score at a point index, rounded to the nearest point and clamped to the scale."""
-        i = min(max(math.floor(index + 0.5), 0), self.size - 1)  # half up, as apply rounds
+        i: int = min(max(int(round_half_up(index)), 0), self.size - 1)  # half up, as apply rounds
         if self.labels is not None:
             return self.labels[i]
         value = self.min + i * self.step
         return int(value) if float(value).is_integer() else value
+
+    def scores_at(self, indices: npt.ArrayLike) -> Any:
+        """Vectorised :meth:`score_at`: an array of scores, or a list of grades."""
+        points = np.clip(
+            round_half_up(np.asarray(indices, dtype=np.float64)), 0, self.size - 1
+        ).astype(np.int64)
+        if self.labels is not None:
+            return [self.labels[i] for i in points.ravel()]
+        values = self.min + points * self.step
+        integral = float(self.min).is_integer() and float(self.step).is_integer()
+        return values.astype(np.int64) if integral else values
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -156,6 +171,11 @@ class LocalScale:
     def from_json(cls, data: Any) -> LocalScale:
         if not isinstance(data, Mapping):
             raise MappingError("local_scale", "must be an object {name, min, max, step, labels?}")
+        unknown = set(data) - {"name", "min", "max", "step", "labels"}
+        if unknown:
+            raise MappingError(
+                f"local_scale.{sorted(unknown)[0]}", "is not a field of a local scale"
+            )
         if "labels" in data and data["labels"] is not None:
             labels = data["labels"]
             if not isinstance(labels, list):
@@ -165,6 +185,16 @@ class LocalScale:
             return cls(data["name"], data["min"], data["max"], data.get("step", 1))
         except KeyError as exc:
             raise MappingError(f"local_scale.{exc.args[0]}", "is required") from exc
+
+
+def round_half_up(value: Any) -> Any:
+    """Round half up (2.5 -> 3, -2.5 -> -2), exactly: ``floor(x + 0.5)`` would round
+    0.49999999999999994 up, because the addition itself rounds to 1.0."""
+    if isinstance(value, float | int):
+        floor = math.floor(value)
+        return floor + (1 if value - floor >= 0.5 else 0)
+    floor_array = np.floor(value)
+    return floor_array + (value - floor_array >= 0.5)
 
 
 def normal_reference(mean: float, sd: float, size: int) -> FloatArray:

@@ -31,11 +31,13 @@ from ._linking import (
     Smoothing,
     bootstrap_standard_errors,
     check_counts,
+    choose_loglinear_degree,
     link_chained_equipercentile,
     link_equipercentile,
     lord_standard_errors,
+    smooth,
 )
-from ._scale import AllianceScale, LocalScale
+from ._scale import AllianceScale, LocalScale, round_half_up
 
 __all__ = ["METHODS", "DistributionSummary", "MappingTable", "build_table", "compose"]
 
@@ -67,7 +69,12 @@ class DistributionSummary:
             )
         object.__setattr__(self, "counts", counts)
         if self.anchor_joint is not None:
-            joint = np.asarray(self.anchor_joint, dtype=np.float64)
+            try:
+                joint = np.asarray(self.anchor_joint, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise MappingError(
+                    "anchor.joint", "must be a table of numbers [local point][anchor point]"
+                ) from exc
             if joint.ndim != 2 or joint.shape[0] != self.local_scale.size:
                 raise MappingError(
                     "anchor.joint", f"must be [{self.local_scale.size} local points][anchor points]"
@@ -134,6 +141,10 @@ class DistributionSummary:
         return out
 
 
+def _is_finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
@@ -160,28 +171,46 @@ class MappingTable:
     _alliance: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.city, str) or not self.city:
+            raise MappingError("city", "must be a non-empty string")
         if self.method not in METHODS:
             raise MappingError("method", f"must be one of {METHODS}")
-        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
-            raise MappingError("version", "must be an integer >= 1")
+        for name in ("version", "valid_from", "valid_to", "population"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise MappingError(name, "must be an integer")
+        if self.version < 1:
+            raise MappingError("version", "must be >= 1")
+        if self.population < 0:
+            raise MappingError("population", "must be >= 0")
         if not self.valid_from < self.valid_to:
             raise MappingError("valid_to", "must come after valid_from")
+        low, high = self.alliance_range
+        if not (isinstance(low, int) and isinstance(high, int) and 0 <= low < high):
+            raise MappingError("alliance_range", "must be [min, max] integers with 0 <= min < max")
         if len(self.knots) < 2:
             raise MappingError("knots", "a table needs at least two knots")
-        try:
-            local = np.array([k[0] for k in self.knots], dtype=np.float64)
-            alliance = np.array([k[1] for k in self.knots], dtype=np.float64)
-        except (TypeError, ValueError, IndexError) as exc:
-            raise MappingError("knots", "each knot is [local, alliance, se]") from exc
+        knots = []
         for i, knot in enumerate(self.knots):
-            if len(knot) != 3 or (
-                knot[2] is not None and not (math.isfinite(knot[2]) and knot[2] >= 0)
-            ):
-                raise MappingError(
-                    f"knots[{i}]", "must be [local, alliance, se] with se >= 0 or null"
+            if not isinstance(knot, tuple | list) or len(knot) != 3:
+                raise MappingError(f"knots[{i}]", "must be [local, alliance, se]")
+            local_i, alliance_i, se = knot
+            if not all(_is_finite_number(v) for v in (local_i, alliance_i)):
+                raise MappingError(f"knots[{i}]", "local and alliance must be finite numbers")
+            if se is not None and not (_is_finite_number(se) and se >= 0):
+                raise MappingError(f"knots[{i}]", "se must be a number >= 0 or null")
+            # Rounded to the precision they are published with, so that a table is
+            # exactly what it publishes (and applies the same after a JSON round trip).
+            knots.append(
+                (
+                    float(local_i),
+                    round(float(alliance_i), 6),
+                    None if se is None else round(float(se), 6),
                 )
-        if not (np.all(np.isfinite(local)) and np.all(np.isfinite(alliance))):
-            raise MappingError("knots", "must be finite numbers")
+            )
+        object.__setattr__(self, "knots", tuple(knots))
+        local = np.array([k[0] for k in knots], dtype=np.float64)
+        alliance = np.array([k[1] for k in knots], dtype=np.float64)
         rising = np.diff(local)
         if np.any(rising <= 0):
             raise MappingError(
@@ -245,9 +274,10 @@ class MappingTable:
 
     def _round(self, unrounded: Any) -> Any:
         low, high = self.alliance_range
+        rounded = round_half_up(unrounded)
         if isinstance(unrounded, float):
-            return int(min(max(math.floor(unrounded + 0.5), low), high))
-        return np.clip(np.floor(unrounded + 0.5), low, high).astype(np.int64)
+            return int(min(max(rounded, low), high))
+        return np.clip(rounded, low, high).astype(np.int64)
 
     @functools.cached_property
     def _rounded_by_value(self) -> npt.NDArray[np.int64] | None:
@@ -266,16 +296,23 @@ class MappingTable:
 
     def to_local(self, alliance_scores: Any) -> Any:
         """Local equivalents of alliance scores (inverse of :meth:`equivalent`), rounded to
-        a score point of the local scale (or its grade) and clamped to the scale."""
+        a score point of the local scale (or its grade) and clamped to the scale: a score
+        for one score, an array (a list of grades) for many."""
         # Where several local points share one alliance value the inverse is their middle.
         xp, index = np.unique(self._alliance, return_inverse=True)
         fp = np.bincount(index, weights=self._local) / np.bincount(index)
-        values = np.interp(np.asarray(alliance_scores, dtype=np.float64), xp, fp)
+        try:
+            targets = np.asarray(alliance_scores, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise MappingError("alliance_scores", "must be numbers") from exc
+        if not np.all(np.isfinite(targets)):
+            raise MappingError("alliance_scores", "must be finite numbers")
+        values = np.interp(targets, xp, fp)
         scale = self.local_scale
         positions = values if scale.labels is not None else (values - scale.min) / scale.step
         if np.ndim(positions) == 0:
             return scale.score_at(float(positions))
-        return [scale.score_at(float(p)) for p in np.ravel(positions)]
+        return scale.scores_at(positions)
 
     # --- the wire ------------------------------------------------------------------
 
@@ -318,33 +355,35 @@ class MappingTable:
         unknown = set(claims) - known - {"iss", "iat"}
         if unknown:
             raise MappingError(sorted(unknown)[0], "is not a field of a mapping table")
-        try:
-            smoothing = claims.get("smoothing")
-            return cls(
-                city=claims["city"],
-                local_scale=LocalScale.from_json(claims["local_scale"]),
-                knots=tuple(
-                    (float(k[0]), float(k[1]), None if k[2] is None else float(k[2]))
-                    for k in claims["knots"]
-                ),
-                version=claims["version"],
-                valid_from=claims["valid_from"],
-                valid_to=claims["valid_to"],
-                scale_sha256=claims["scale_sha256"],
-                alliance_range=(int(claims["alliance_range"][0]), int(claims["alliance_range"][1])),
-                method=claims.get("method", "equipercentile"),
-                smoothing=smoothing,
-                population=int(claims.get("population", 0)),
-                snapshot=str(claims.get("snapshot", "")),
-                model_version=str(claims.get("model_version", "")),
-                anchor=claims.get("anchor"),
-            )
-        except KeyError as exc:
-            raise MappingError(str(exc.args[0]), "is required") from exc
-        except (TypeError, ValueError, IndexError) as exc:
-            if isinstance(exc, MappingError):
-                raise
-            raise MappingError("knots", f"malformed table: {exc}") from exc
+        missing = [name for name in ("city", "local_scale", "knots", "version", "valid_from", "valid_to",
+                                      "scale_sha256", "alliance_range") if name not in claims]  # fmt: skip
+        if missing:
+            raise MappingError(missing[0], "is required")
+        knots = claims["knots"]
+        if not isinstance(knots, list) or not all(isinstance(k, list) for k in knots):
+            raise MappingError("knots", "must be a list of [local, alliance, se]")
+        alliance_range = claims["alliance_range"]
+        if not (isinstance(alliance_range, list) and len(alliance_range) == 2):
+            raise MappingError("alliance_range", "must be [min, max]")
+        for name in ("scale_sha256", "snapshot", "model_version"):
+            if name in claims and not isinstance(claims[name], str):
+                raise MappingError(name, "must be a string")
+        return cls(
+            city=claims["city"],
+            local_scale=LocalScale.from_json(claims["local_scale"]),
+            knots=tuple(tuple(k) for k in knots),
+            version=claims["version"],
+            valid_from=claims["valid_from"],
+            valid_to=claims["valid_to"],
+            scale_sha256=claims["scale_sha256"],
+            alliance_range=(alliance_range[0], alliance_range[1]),
+            method=claims.get("method", "equipercentile"),
+            smoothing=claims.get("smoothing"),
+            population=claims.get("population", 0),
+            snapshot=claims.get("snapshot", ""),
+            model_version=claims.get("model_version", ""),
+            anchor=claims.get("anchor"),
+        )
 
     def sign(self, *, alliance: str, key: PrivateKey, now: int) -> str:
         """The signed ``mapping-table+jwt``."""
@@ -393,8 +432,14 @@ def build_table(
     if standard_errors not in _SE_METHODS:
         raise MappingError("standard_errors", f"must be one of {_SE_METHODS}")
     reference = scale.reference_counts()
+    if isinstance(smoothing, tuple) and smoothing[1] == "aic":
+        # Resolve AIC on the city's histogram once, so the table records the degree used
+        # and the bootstrap replications don't each choose their own.
+        smoothing = ("loglinear", choose_loglinear_degree(summary.counts))
     if method == "equipercentile":
-        equivalents = link_equipercentile(summary.counts, reference, smoothing=smoothing)
+        # The reference is an exact population distribution: only the city's histogram,
+        # a sample, is smoothed (and resampled, for bootstrap standard errors).
+        equivalents = link_equipercentile(smooth(summary.counts, smoothing), reference)
     elif method == "chained-equipercentile":
         if summary.anchor_joint is None or reference_anchor_joint is None:
             raise MappingError(
