@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from node.mapping_cli import mapping_app
+
 app = typer.Typer(
     help="City Credit Exchange: a federated inter-city credit exchange node.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(mapping_app, name="mapping")
 
 
 @app.command()

@@ -1,0 +1,951 @@
+"""`ccx mapping`: build, show, apply and plot mapping tables (DESIGN section 8, PROTOCOL 7a).
+
+The I/O shell around ``mappings/``: this module reads files, the clock, the environment
+and the terminal, and leaves the linking to ``mappings``. Every failure the user can
+fix (a bad summary, a token that does not verify, a missing file, a wrong passphrase)
+prints one line ``error [code] field: message`` to stderr and exits with status 2;
+nothing is written then.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import datetime as dt
+import functools
+import os
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import numpy as np
+import typer
+
+import protocol as P
+from keys import Keyring, KeyringError, WrongPassphrase
+from mappings import (
+    AllianceScale,
+    DistributionSummary,
+    MappingError,
+    MappingTable,
+    Smoothing,
+    build_table,
+    compose,
+)
+from node.files import pretty_json, write_atomically
+
+__all__ = ["EXIT_BAD_INPUT", "PASSPHRASE_ENV", "InputError", "mapping_app"]
+
+EXIT_BAD_INPUT = 2
+PASSPHRASE_ENV = "CCX_KEYRING_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_REPLICATIONS = 200
+CSV_CHUNK = 65_536  # scores applied per vectorised call when streaming a CSV file
+
+mapping_app = typer.Typer(
+    name="mapping",
+    help=(
+        "Mapping tables: link a city's local score to the alliance scale (0..1000). "
+        "Build a table from a city's distribution summary, inspect it, apply it to "
+        "scores, compare cities on a plot, and regenerate the demo alliance's tables."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+# --- errors: one line, exit 2 --------------------------------------------------------------
+
+
+class InputError(Exception):
+    """A bad file, option or value: ``code`` is stable, ``field`` names what to fix."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+def _mapping_message(exc: MappingError) -> str:
+    return str(exc).removeprefix(f"{exc.field}: ")
+
+
+def _as_input_error(exc: Exception, field: str) -> InputError:
+    """The one place that turns library errors into the line the user sees."""
+    if isinstance(exc, InputError):
+        return exc
+    if isinstance(exc, MappingError):
+        return InputError(exc.code, exc.field, _mapping_message(exc))
+    if isinstance(exc, P.ProtocolError):
+        return InputError(exc.code, field, exc.message)
+    if isinstance(exc, WrongPassphrase):
+        return InputError("wrong_passphrase", field, str(exc))
+    if isinstance(exc, KeyringError):
+        return InputError("keyring_error", field, str(exc))
+    raise exc
+
+
+P_ = ParamSpec("P_")
+R = TypeVar("R")
+
+
+def _reports_errors(command: Callable[P_, R]) -> Callable[P_, R]:
+    """Run a command; print any user-fixable error as one line and exit 2."""
+
+    @functools.wraps(command)
+    def run(*args: P_.args, **kwargs: P_.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (InputError, MappingError, P.ProtocolError, KeyringError) as exc:
+            _fail(_as_input_error(exc, "input"))
+
+    return run
+
+
+def _fail(error: InputError) -> NoReturn:
+    typer.echo(f"error [{error.code}] {error.field}: {error.message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@contextmanager
+def _reading(path: Path, field: str) -> Iterator[None]:
+    """Name the file in errors raised while its content is checked."""
+    try:
+        yield
+    except (MappingError, P.ProtocolError) as exc:
+        error = _as_input_error(exc, field)
+        raise InputError(error.code, error.field, f"{error.message} (in {path})") from exc
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path, field: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError("file_not_found", field, f"no such file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise InputError("file_error", field, f"{path} is a folder, not a file") from exc
+    except OSError as exc:
+        raise InputError("file_error", field, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _read_json(path: Path, field: str) -> Any:
+    return _parse_json(_read_bytes(path, field), path, field)
+
+
+def _parse_json(data: bytes, path: Path, field: str) -> Any:
+    try:
+        return P.strict_json_loads(data, what=str(path))
+    except P.ProtocolError as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        where = "" if str(path) in exc.message else f" (in {path})"
+        raise InputError("invalid_json", field, f"{exc.message}{cause}{where}") from exc
+
+
+def _write(path: Path, data: bytes, field: str = "--out") -> None:
+    try:
+        write_atomically(path, data)
+    except OSError as exc:
+        raise InputError("file_error", field, f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _load_summary(path: Path) -> DistributionSummary:
+    data = _read_json(path, "SUMMARY")
+    with _reading(path, "SUMMARY"):
+        return DistributionSummary.from_json(data)
+
+
+def _load_scale(path: Path | None) -> AllianceScale:
+    if path is None:
+        return AllianceScale()
+    data = _read_json(path, "--scale")
+    if isinstance(data, dict) and "scale" in data and "reference" not in data:
+        data = data["scale"]  # a whole registry payload: take its scale claim
+    with _reading(path, "--scale"):
+        return AllianceScale.from_json(data)
+
+
+def _load_signing_key(path: Path) -> Any:
+    data = _read_bytes(path, "--keyring")
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if passphrase is None:
+        passphrase = typer.prompt(f"Passphrase for {path}", hide_input=True)
+    try:
+        ring = Keyring.load(data, passphrase.encode("utf-8"))
+    except KeyringError as exc:
+        raise _as_input_error(exc, "--keyring") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        # Keyring.load lets a malformed key entry through as a bare KeyError/ValueError.
+        raise InputError("keyring_error", "--keyring", f"malformed keyring entry: {exc}") from exc
+    return ring.active.private_key
+
+
+def _load_public_key(path: Path) -> P.PublicKey:
+    jwk = _read_json(path, "--alliance-key")
+    if isinstance(jwk, dict) and isinstance(jwk.get("keys"), list):
+        if len(jwk["keys"]) != 1:
+            raise InputError(
+                "invalid_key", "--alliance-key", "a JWKS must hold exactly one key (the alliance's)"
+            )
+        jwk = jwk["keys"][0]
+    try:
+        return P.public_key_from_jwk(jwk)
+    except P.ProtocolError as exc:
+        raise InputError(exc.code, "--alliance-key", f"{exc.message} (in {path})") from exc
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a table is checked against: the alliance scale, and its key to verify tokens."""
+
+    scale: AllianceScale
+    scale_given: bool
+    key: P.PublicKey | None
+    alliance: str | None
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    table: MappingTable
+    path: Path
+    signature: str  # "unsigned", "verified" or "unverified"
+    issuer: str | None = None
+    issued_at: int | None = None
+
+
+def _trust(scale_path: Path | None, key_path: Path | None, alliance: str | None) -> Trust:
+    if key_path is not None and alliance is None:
+        raise InputError(
+            "missing_option", "--alliance", "is required with --alliance-key: the alliance id"
+        )
+    if alliance is not None and key_path is None:
+        raise InputError(
+            "missing_option",
+            "--alliance-key",
+            "is required with --alliance: the key to verify with",
+        )
+    key = _load_public_key(key_path) if key_path is not None else None
+    return Trust(_load_scale(scale_path), scale_path is not None, key, alliance)
+
+
+def _token_claims(token: str) -> dict[str, Any]:
+    """The payload of a mapping-table token, without checking its signature."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise P.MalformedToken("a mapping table token has three parts separated by '.'")
+    header = P.strict_json_loads(P.b64url_decode(parts[0], what="header"), what="header")
+    if not isinstance(header, dict) or header.get("typ") != P.MAPPING_TABLE_TYP:
+        raise P.WrongTyp(f"the token is not a {P.MAPPING_TABLE_TYP}")
+    claims = P.strict_json_loads(P.b64url_decode(parts[1], what="payload"), what="payload")
+    if not isinstance(claims, dict):
+        raise P.MalformedToken("the token's payload is not a JSON object")
+    return claims
+
+
+def _load_table(path: Path, field: str, trust: Trust) -> LoadedTable:
+    """A table from a claims file (JSON) or a signed token, verified when a key is given."""
+    data = _read_bytes(path, field)
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise InputError("invalid_json", field, f"{path} is not UTF-8 text") from exc
+    with _reading(path, field):
+        if text.startswith("{"):
+            claims = _parse_json(data, path, field)
+            if not isinstance(claims, dict):
+                raise InputError("invalid_json", field, f"{path} is not a JSON object")
+            return LoadedTable(MappingTable.from_claims(claims), path, "unsigned")
+        if trust.key is not None:
+            assert trust.alliance is not None
+            table = MappingTable.from_token(
+                text, key=trust.key, alliance=trust.alliance, scale=trust.scale
+            )
+            claims = _token_claims(text)
+            return LoadedTable(table, path, "verified", claims.get("iss"), claims.get("iat"))
+        claims = _token_claims(text)
+        table = MappingTable.from_claims(claims)
+        return LoadedTable(table, path, "unverified", claims.get("iss"), claims.get("iat"))
+
+
+def _require_scale(loaded: LoadedTable, trust: Trust) -> None:
+    if loaded.table.scale_sha256 != trust.scale.sha256:
+        which = "the scale given with --scale" if trust.scale_given else "the default scale"
+        raise InputError(
+            "invalid_mapping_input",
+            "scale_sha256",
+            f"{loaded.path} was built for another alliance scale than {which}; "
+            "pass its scale with --scale",
+        )
+
+
+def _warn_unverified(loaded: LoadedTable) -> None:
+    if loaded.signature == "unverified":
+        typer.echo(
+            f"warning: {loaded.path} is UNVERIFIED (pass --alliance-key and --alliance)",
+            err=True,
+        )
+
+
+# --- values on the command line --------------------------------------------------------------
+
+
+def _parse_date(text: str, field: str) -> int:
+    """A YYYY-MM-DD date as the NumericDate of its midnight, UTC."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError("invalid_date", field, f"{text!r} is not a date YYYY-MM-DD") from exc
+    return calendar.timegm(day.timetuple())
+
+
+def _format_time(numeric_date: int) -> str:
+    moment = dt.datetime.fromtimestamp(numeric_date, dt.UTC)
+    if moment.time() == dt.time(0):
+        return moment.date().isoformat()
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse_smoothing(text: str) -> Smoothing:
+    """``none``, ``bump``, ``loglinear:K`` or ``loglinear:aic``."""
+    if text == "none":
+        return None
+    if text == "bump":
+        return "bump"
+    kind, _, degree = text.partition(":")
+    if kind == "loglinear" and degree == "aic":
+        return ("loglinear", "aic")
+    if kind == "loglinear" and degree.isdigit():
+        return ("loglinear", int(degree))
+    raise MappingError(
+        "smoothing", f"unknown smoothing {text!r}; use none, bump, loglinear:K or loglinear:aic"
+    )
+
+
+def _parse_standard_errors(text: str | None, smoothing: Smoothing) -> str | None:
+    if text is None:
+        return "lord" if smoothing is None else "bootstrap"
+    if text in ("lord", "bootstrap"):
+        return text
+    if text == "none":
+        return None
+    raise MappingError("se", f"unknown standard errors {text!r}; use lord, bootstrap or none")
+
+
+def _describe_smoothing(smoothing: Any) -> str:
+    if smoothing is None:
+        return "none"
+    if isinstance(smoothing, list | tuple) and len(smoothing) == 2:
+        degree = "chosen by AIC" if smoothing[1] == "aic" else str(smoothing[1])
+        return f"{smoothing[0]}, degree {degree}"
+    return str(smoothing)
+
+
+def _parse_score(text: str, table: MappingTable) -> Any:
+    """A score as typed: a grade label on an ordinal scale, else a number."""
+    if table.local_scale.labels is not None:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise MappingError("score", f"{text!r} is not a number") from None
+
+
+def _width(text: str) -> int:
+    """Terminal columns of ``text``: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _columns(rows: Sequence[Sequence[str]], left: Sequence[int] = ()) -> list[str]:
+    """Rows aligned in columns (the first row is the header): numbers to the right,
+    the columns listed in ``left`` to the left."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = []
+        for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            padding = " " * (width - _width(cell))
+            cells.append(cell + padding if i in left else padding + cell)
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def make_table(
+    summary: DistributionSummary,
+    scale: AllianceScale,
+    *,
+    version: int,
+    valid_from: int,
+    valid_to: int,
+    smoothing: Smoothing,
+    standard_errors: str | None,
+    seed: int,
+    replications: int,
+) -> MappingTable:
+    """``mappings.build_table`` with the bootstrap's generator made from ``seed``, so that
+    the same summary and options always give the same table (and the same hash)."""
+    return build_table(
+        summary,
+        scale,
+        version=version,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        smoothing=smoothing,
+        standard_errors=standard_errors,
+        rng=np.random.default_rng(seed) if standard_errors == "bootstrap" else None,
+        replications=replications,
+    )
+
+
+SummaryArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="SUMMARY",
+        help="A city's distribution summary (JSON: city, local_scale, counts, snapshot, model_version).",
+        show_default=False,
+    ),
+]
+ScaleOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--scale",
+        metavar="SCALE.json",
+        help="The registry's `scale` claim to link to or check against. Default: the "
+        "default alliance scale (normal, mean 600, sd 100, 0..1000).",
+        show_default=False,
+    ),
+]
+AllianceKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--alliance-key",
+        metavar="ALLIANCE.jwk",
+        help="The alliance's public key (a JWK, or a JWKS of one key) to verify a signed table.",
+        show_default=False,
+    ),
+]
+AllianceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--alliance",
+        metavar="URL",
+        help="The alliance id: the `iss` a signed table must carry.",
+        show_default=False,
+    ),
+]
+
+
+@mapping_app.command()
+@_reports_errors
+def build(
+    summary_path: SummaryArgument,
+    version: Annotated[
+        int, typer.Option("--version", metavar="N", help="The table's version (>= 1).")
+    ],
+    valid_from: Annotated[
+        str,
+        typer.Option(
+            "--valid-from", metavar="YYYY-MM-DD", help="First day the table is valid (UTC)."
+        ),
+    ],
+    valid_to: Annotated[
+        str,
+        typer.Option(
+            "--valid-to", metavar="YYYY-MM-DD", help="Day the table stops being valid (UTC)."
+        ),
+    ],
+    smoothing: Annotated[
+        str,
+        typer.Option(
+            "--smoothing",
+            metavar="KIND",
+            help="Presmoothing of both histograms: none; bump (a tiny mass on every point); "
+            "loglinear:K (log-linear of degree K, 1..20); or loglinear:aic (the degree "
+            "chosen by AIC).",
+        ),
+    ] = "none",
+    se: Annotated[
+        str | None,
+        typer.Option(
+            "--se",
+            metavar="KIND",
+            help="Standard errors of the equivalents: lord (analytic; unsmoothed only), "
+            "bootstrap (resampled, any smoothing) or none. Default: lord without "
+            "smoothing, bootstrap with it.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", metavar="N", help="Seed of the bootstrap: the same seed, the same table."
+        ),
+    ] = BOOTSTRAP_SEED,
+    replications: Annotated[
+        int, typer.Option("--replications", metavar="N", help="Bootstrap replications.")
+    ] = BOOTSTRAP_REPLICATIONS,
+    scale_path: ScaleOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="Where to write the table (atomically). Default: standard output.",
+            show_default=False,
+        ),
+    ] = None,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--sign",
+            help="Sign the table with the keyring's active key and write the compact "
+            f"mapping-table+jwt instead of JSON claims. The passphrase comes from "
+            f"${PASSPHRASE_ENV}, else a hidden prompt.",
+        ),
+    ] = False,
+    keyring: Annotated[
+        Path | None,
+        typer.Option(
+            "--keyring",
+            metavar="KEYRING.json",
+            help="The alliance keyring to sign with (with --sign).",
+            show_default=False,
+        ),
+    ] = None,
+    alliance: Annotated[
+        str | None,
+        typer.Option(
+            "--alliance",
+            metavar="URL",
+            help="The alliance id to sign as (the token's `iss`; with --sign).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Build a mapping table from a city's distribution summary.
+
+    Links the city's histogram to the alliance scale's reference distribution by
+    equipercentile and writes the table's claims as pretty JSON with sorted keys, or,
+    with --sign, the signed token. Nothing is written if anything fails.
+
+    Example: ccx mapping build xiamen.summary.json --version 1 --valid-from 2026-11-01
+    --valid-to 2027-11-01 --out xiamen.table.json
+    """
+    if sign and (keyring is None or alliance is None):
+        missing = "--keyring" if keyring is None else "--alliance"
+        raise InputError("missing_option", missing, "is required with --sign")
+    if not sign and (keyring is not None or alliance is not None):
+        given = "--keyring" if keyring is not None else "--alliance"
+        raise InputError("missing_option", "--sign", f"{given} is only used with --sign")
+    chosen_smoothing = _parse_smoothing(smoothing)
+    standard_errors = _parse_standard_errors(se, chosen_smoothing)
+    start, end = _parse_date(valid_from, "--valid-from"), _parse_date(valid_to, "--valid-to")
+    summary = _load_summary(summary_path)
+    scale = _load_scale(scale_path)
+    # Ask for the passphrase before the (possibly slow) bootstrap, not after it.
+    key = _load_signing_key(keyring) if sign and keyring is not None else None
+    table = make_table(
+        summary,
+        scale,
+        version=version,
+        valid_from=start,
+        valid_to=end,
+        smoothing=chosen_smoothing,
+        standard_errors=standard_errors,
+        seed=seed,
+        replications=replications,
+    )
+    if key is not None:
+        assert alliance is not None
+        data = (table.sign(alliance=alliance, key=key, now=int(time.time())) + "\n").encode()
+    else:
+        data = pretty_json(table.to_claims())
+    if out is None:
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        _write(out, data)
+        typer.echo(f"wrote {out} ({table.city}, content hash {table.sha256})", err=True)
+
+
+# --- showing -------------------------------------------------------------------------------
+
+
+def _knot_rows(table: MappingTable) -> list[int]:
+    """Indices of the knots to show: every ~10% of the scale, and both ends."""
+    last = len(table.knots) - 1
+    return sorted({round(i * last / 10) for i in range(11)})
+
+
+def _local_label(table: MappingTable, local: float) -> str:
+    labels = table.local_scale.labels
+    if labels is not None:
+        return labels[round(local)]
+    return str(int(local)) if float(local).is_integer() else f"{local:g}"
+
+
+def _describe_scale(table: MappingTable) -> str:
+    scale = table.local_scale
+    if scale.labels is not None:
+        return f"{scale.name}, grades {' < '.join(scale.labels)}"
+    step = "" if scale.step == 1 else f" by {scale.step:g}"
+    return f"{scale.name}, {scale.min:g}..{scale.max:g}{step}"
+
+
+def _describe_signature(loaded: LoadedTable, trust: Trust) -> str:
+    signed = (
+        f"signed by {loaded.issuer} at {_format_time(loaded.issued_at)}"
+        if loaded.issued_at is not None
+        else ""
+    )
+    if loaded.signature == "verified":
+        return f"verified: {signed}"
+    if loaded.signature == "unverified":
+        return f"UNVERIFIED: claims to be {signed}; pass --alliance-key and --alliance to check"
+    if trust.key is not None:
+        return "none: an unsigned claims file, so nothing was verified with --alliance-key"
+    return "none: an unsigned claims file"
+
+
+@mapping_app.command()
+@_reports_errors
+def show(
+    table_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="TABLE",
+            help="A table: JSON claims (.json) or a signed mapping-table+jwt (.jwt).",
+            show_default=False,
+        ),
+    ],
+    alliance_key: AllianceKeyOption = None,
+    alliance: AllianceOption = None,
+    scale_path: ScaleOption = None,
+) -> None:
+    """Show a mapping table: what it was built from, its validity and a summary of its knots.
+
+    A signed table is verified when --alliance-key and --alliance are given, and marked
+    UNVERIFIED otherwise.
+    """
+    trust = _trust(scale_path, alliance_key, alliance)
+    loaded = _load_table(table_path, "TABLE", trust)
+    table = loaded.table
+    scale = trust.scale
+    which = "the scale given" if trust.scale_given else "the default alliance scale"
+    scale_note = (
+        f"{which} ({table.alliance_range[0]}..{table.alliance_range[1]})"
+        if table.scale_sha256 == scale.sha256
+        else f"NOT {which}: sha256 {table.scale_sha256[:16]}..."
+    )
+    method = table.method + (f" (anchor {table.anchor})" if table.anchor else "")
+    facts = [
+        ("city", table.city),
+        ("local scale", _describe_scale(table)),
+        ("method", method),
+        ("smoothing", _describe_smoothing(table.smoothing)),
+        ("population", f"{table.population:,}"),
+        ("snapshot", table.snapshot),
+        ("model version", table.model_version),
+        ("version", str(table.version)),
+        ("valid", f"{_format_time(table.valid_from)} to {_format_time(table.valid_to)}"),
+        ("content hash", table.sha256),
+        ("built for", scale_note),
+        ("signature", _describe_signature(loaded, trust)),
+    ]
+    typer.echo(f"Mapping table {table_path}")
+    for name, value in facts:
+        typer.echo(f"  {name:<14} {value}")
+    typer.echo("")
+    rows = [[table.local_scale.name, "alliance equivalent", "score", "band", "SE"]]
+    for index in _knot_rows(table):
+        local, equivalent, se = table.knots[index]
+        score = table.apply(table.local_scale.labels[index] if table.local_scale.labels else local)
+        rows.append(
+            [
+                _local_label(table, local),
+                f"{equivalent:.2f}",
+                str(score),
+                scale.band_of(score),
+                "n/a" if se is None else f"{se:.2f}",
+            ]
+        )
+    for line in _columns(rows, left=(3,)):
+        typer.echo(line)
+
+
+# --- applying ------------------------------------------------------------------------------
+
+
+def _band_names(scale: AllianceScale) -> np.ndarray[Any, np.dtype[np.object_]]:
+    # One band_of per alliance score, then a look-up per resident score.
+    return np.array([scale.band_of(s) for s in range(scale.min, scale.max + 1)], dtype=object)
+
+
+def _apply_csv(
+    path: Path, table: MappingTable, to: MappingTable | None, scale: AllianceScale
+) -> None:
+    bands = _band_names(scale)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    header = ["score", "alliance_score", "band"]
+    if to is not None:
+        header.append(f"{to.city}_score")
+
+    def flush(chunk: list[tuple[int, str]]) -> None:
+        if not chunk:
+            return
+        cells = [cell for _, cell in chunk]
+        try:
+            scores = _score_array(cells, table)
+            alliance = np.asarray(table.apply(scores))
+        except (MappingError, ValueError) as exc:
+            _raise_for_first_bad_row(chunk, table)
+            code = exc.code if isinstance(exc, MappingError) else "invalid_csv"
+            raise InputError(code, "--csv", str(exc)) from exc
+        columns: list[Sequence[Any]] = [cells, alliance.tolist(), bands[alliance - scale.min]]
+        if to is not None:
+            columns.append(compose(table, to, scores))
+        writer.writerows(zip(*columns, strict=True))
+
+    try:
+        file = path.open(newline="", encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError("file_not_found", "--csv", f"no such file: {path}") from exc
+    except OSError as exc:
+        raise InputError("file_error", "--csv", f"cannot read {path}: {exc.strerror}") from exc
+    with file:
+        writer.writerow(header)
+        chunk: list[tuple[int, str]] = []
+        first = True
+        try:
+            for line, row in enumerate(csv.reader(file), start=1):
+                cell = row[0].strip() if row else ""
+                if not cell:
+                    continue
+                if first:
+                    first = False
+                    if not _is_score(cell, table):
+                        continue  # a header
+                chunk.append((line, cell))
+                if len(chunk) == CSV_CHUNK:
+                    flush(chunk)
+                    chunk = []
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError("invalid_csv", "--csv", f"{path}: {exc}") from exc
+        flush(chunk)
+
+
+def _score_array(cells: list[str], table: MappingTable) -> Any:
+    """Scores as one array for the vectorised apply: integers where they all are (the
+    table's fast look-up), else floats; grades stay strings. Raises ValueError."""
+    if table.local_scale.labels is not None:
+        return np.array(cells)
+    values = np.array(cells, dtype=np.float64)
+    if np.all(np.isfinite(values)) and np.all(values == np.floor(values)):
+        return values.astype(np.int64)
+    return values
+
+
+def _raise_for_first_bad_row(chunk: list[tuple[int, str]], table: MappingTable) -> None:
+    """Find the line a vectorised call refused, so the error can name it."""
+    for line, cell in chunk:
+        try:
+            table.local_scale.index_of(_parse_score(cell, table))
+        except MappingError as exc:
+            raise InputError(exc.code, f"--csv line {line}", _mapping_message(exc)) from exc
+
+
+def _is_score(cell: str, table: MappingTable) -> bool:
+    try:
+        table.local_scale.index_of(_parse_score(cell, table))
+    except MappingError:
+        return False
+    return True
+
+
+@mapping_app.command()
+@_reports_errors
+def apply(
+    table_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="TABLE", help="The city's table (.json or .jwt).", show_default=False
+        ),
+    ],
+    scores: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="SCORE...",
+            help="Local scores (or grades) to carry to the alliance scale.",
+            show_default=False,
+        ),
+    ] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            metavar="TABLE2",
+            help="Another city's table: also show the equivalent score in that city.",
+            show_default=False,
+        ),
+    ] = None,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            metavar="FILE",
+            help="A CSV file whose first column holds scores (a header row is skipped): "
+            "streams score,alliance_score,band[,<city>_score] as CSV to standard output.",
+            show_default=False,
+        ),
+    ] = None,
+    alliance_key: AllianceKeyOption = None,
+    alliance: AllianceOption = None,
+    scale_path: ScaleOption = None,
+) -> None:
+    """Carry local scores to the alliance scale: alliance score and band for each.
+
+    With --to, also the equivalent score in a second city (through the alliance scale).
+    Example: ccx mapping apply xiamen.table.json 650 731 --to fuzhou.table.json
+    """
+    if not scores and csv_path is None:
+        raise InputError("missing_argument", "SCORE", "give scores, or a CSV file with --csv")
+    if scores and csv_path is not None:
+        raise InputError("missing_argument", "SCORE", "give scores or --csv, not both")
+    trust = _trust(scale_path, alliance_key, alliance)
+    loaded = _load_table(table_path, "TABLE", trust)
+    _require_scale(loaded, trust)
+    second = _load_table(to, "--to", trust) if to is not None else None
+    if second is not None:
+        _require_scale(second, trust)
+    for item in (loaded, second):
+        if item is not None:
+            _warn_unverified(item)
+    table = loaded.table
+    other = second.table if second is not None else None
+    if csv_path is not None:
+        _apply_csv(csv_path, table, other, trust.scale)
+        return
+    assert scores
+    parsed = [_parse_score(text, table) for text in scores]
+    alliance_scores = [table.apply(score) for score in parsed]
+    rows = [
+        [text, str(score), trust.scale.band_of(score)]
+        for text, score in zip(scores, alliance_scores, strict=True)
+    ]
+    header = [table.local_scale.name, "alliance", "band"]
+    if other is not None:
+        header.append(f"{other.local_scale.name} ({other.city})")
+        for row, score in zip(rows, parsed, strict=True):
+            row.append(str(compose(table, other, score)))
+    for line in _columns([header, *rows], left=(2,)):
+        typer.echo(line)
+
+
+# --- plotting and the demo -----------------------------------------------------------------
+
+
+@mapping_app.command()
+@_reports_errors
+def plot(
+    tables: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="TABLE...", help="One or more tables (.json or .jwt).", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE.png", help="Where to write the PNG (atomically)."),
+    ],
+    alliance_key: AllianceKeyOption = None,
+    alliance: AllianceOption = None,
+    scale_path: ScaleOption = None,
+) -> None:
+    """Plot each city's curve: alliance score (0..1000) against position on its own scale.
+
+    Draws a band of +-1.96 standard errors around each curve where the table has them,
+    the alliance's band boundaries as guides, and under the plot a ruler per city in
+    its own units (or grades).
+    """
+    trust = _trust(scale_path, alliance_key, alliance)
+    loaded = [_load_table(path, "TABLE", trust) for path in tables]
+    for item in loaded:
+        _require_scale(item, trust)
+        _warn_unverified(item)
+    from node.mapping_plot import render_curves  # matplotlib is slow to import
+
+    _write(out, render_curves([item.table for item in loaded], trust.scale))
+    typer.echo(f"wrote {out}", err=True)
+
+
+@mapping_app.command("demo-tables")
+@_reports_errors
+def demo_tables(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            metavar="FOLDER",
+            help="The folder to write into (its parent must exist).",
+        ),
+    ] = Path("mappings/tables"),
+) -> None:
+    """Regenerate the demo alliance's synthetic summaries, tables and curves.png.
+
+    Five synthetic cities (Xiamen, Fuzhou, Hangzhou, Quanzhou, Zhangzhou), drawn with a
+    fixed seed: the same files every time. Tables are written unsigned: the demo
+    alliance's root key is made when the demo alliance is set up, never stored here.
+    """
+    from node.mapping_demo import (
+        DEMO_CITIES,
+        DEMO_SNAPSHOT,
+        DEMO_VALID_FROM,
+        DEMO_VALID_TO,
+        DEMO_VERSION,
+        demo_summaries,
+    )
+    from node.mapping_plot import render_curves
+
+    scale = AllianceScale()
+    files: dict[str, bytes] = {}
+    tables = []
+    for city, summary in zip(DEMO_CITIES, demo_summaries(), strict=True):
+        table = make_table(
+            summary,
+            scale,
+            version=DEMO_VERSION,
+            valid_from=_parse_date(DEMO_VALID_FROM, "valid_from"),
+            valid_to=_parse_date(DEMO_VALID_TO, "valid_to"),
+            smoothing=city.smoothing,
+            standard_errors=city.standard_errors,
+            seed=BOOTSTRAP_SEED,
+            replications=BOOTSTRAP_REPLICATIONS,
+        )
+        assert summary.snapshot == DEMO_SNAPSHOT
+        files[f"{city.city}.summary.json"] = pretty_json(summary.to_json())
+        files[f"{city.city}.table.json"] = pretty_json(table.to_claims())
+        tables.append(table)
+    files["curves.png"] = render_curves(tables, scale)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise InputError("file_error", "--out", f"cannot create {out}: {exc.strerror}") from exc
+    for name, data in files.items():
+        _write(out / name, data)
+    typer.echo(f"wrote {len(files)} files to {out}", err=True)
