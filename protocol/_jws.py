@@ -33,11 +33,12 @@ from ._errors import (
     MalformedToken,
     ProtocolError,
     TokenTooLarge,
+    UnknownKid,
     UnsupportedCritical,
     WrongTyp,
 )
 from ._json import b64url_decode, b64url_encode, strict_json_loads
-from ._jwk import PrivateKey, PublicKey, alg_for_key
+from ._jwk import PrivateKey, PublicKey, alg_for_key, jwk_thumbprint, public_jwk
 
 __all__ = [
     "SUPPORTED_ALGS",
@@ -46,6 +47,7 @@ __all__ = [
     "decode_jws",
     "sign_jws",
     "verify_jws_signature",
+    "verify_with_pinned_key",
 ]
 
 SUPPORTED_ALGS = frozenset({"ES256", "EdDSA"})
@@ -187,3 +189,22 @@ def sign_jws(header: Mapping[str, Any], payload_json: bytes, key: PrivateKey) ->
     else:
         signature = key.sign(signing_input)
     return f"{signing_input.decode('ascii')}.{b64url_encode(signature)}"
+
+
+def verify_with_pinned_key(
+    token: str,
+    *,
+    typ: str,
+    key: PublicKey,
+    what: str,
+    allowed_algs: Collection[str],
+    max_size: int = 4 << 20,
+) -> dict[str, Any]:
+    """Verify a document signed by one known key (the alliance root key every node pins)
+    and return its payload. A ``kid``, if present, must be that key's thumbprint."""
+    jws = decode_jws(token, what=what, max_size=max_size)
+    alg = check_header(jws.header, typ=typ, allowed_algs=allowed_algs, what=what, require_kid=False)
+    if "kid" in jws.header and jws.header["kid"] != jwk_thumbprint(public_jwk(key)):
+        raise UnknownKid(f"{what} is signed with a key other than the pinned alliance key")
+    verify_jws_signature(alg, key, jws.signing_input, jws.signature, what=what)
+    return jws.payload

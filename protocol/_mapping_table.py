@@ -10,10 +10,10 @@ import hashlib
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ._errors import InvalidClaim, MissingClaim, UnknownKid
+from ._errors import InvalidClaim, MissingClaim
 from ._json import canonical_json
 from ._jwk import PrivateKey, PublicKey, jwk_thumbprint, public_jwk
-from ._jws import check_header, decode_jws, sign_jws, verify_jws_signature
+from ._jws import sign_jws, verify_with_pinned_key
 
 __all__ = ["MAPPING_TABLE_TYP", "mapping_table_hash", "sign_mapping_table", "verify_mapping_table"]
 
@@ -53,15 +53,9 @@ def verify_mapping_table(
     present. Whether the table is for the right alliance, scale and time is for the
     caller (``mappings.MappingTable.from_token``).
     """
-    what = "mapping table"
-    jws = decode_jws(token, what=what, max_size=4 << 20)
-    alg = check_header(
-        jws.header, typ=MAPPING_TABLE_TYP, allowed_algs=allowed_algs, what=what, require_kid=False
+    claims = verify_with_pinned_key(
+        token, typ=MAPPING_TABLE_TYP, key=key, what="mapping table", allowed_algs=allowed_algs
     )
-    if "kid" in jws.header and jws.header["kid"] != jwk_thumbprint(public_jwk(key)):
-        raise UnknownKid("mapping table is signed with a key other than the alliance key")
-    verify_jws_signature(alg, key, jws.signing_input, jws.signature, what=what)
-    claims = jws.payload
     if not isinstance(claims.get("iss"), str):
         raise MissingClaim("mapping table lacks a string iss (the alliance)")
     if isinstance(claims.get("iat"), bool) or not isinstance(claims.get("iat"), int):

@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._json import canonical_json
 from ._jwk import PrivateKey, PublicKey, jwk_thumbprint, public_jwk, public_key_from_jwk
-from ._jws import check_header, decode_jws, sign_jws, verify_jws_signature
+from ._jws import sign_jws, verify_with_pinned_key
 
 __all__ = [
     "REGISTRY_TYP",
@@ -206,14 +206,9 @@ def verify_registry(
                 allowed_algs=allowed_algs,
                 check_expiry=False,
             )
-    jws = decode_jws(token, what=what, max_size=4 << 20)
-    alg = check_header(
-        jws.header, typ=REGISTRY_TYP, allowed_algs=allowed_algs, what=what, require_kid=False
+    claims = verify_with_pinned_key(
+        token, typ=REGISTRY_TYP, key=root_key, what=what, allowed_algs=allowed_algs
     )
-    if "kid" in jws.header and jws.header["kid"] != jwk_thumbprint(public_jwk(root_key)):
-        raise UnknownKid("registry is signed with a key other than the pinned alliance root key")
-    verify_jws_signature(alg, root_key, jws.signing_input, jws.signature, what=what)
-    claims = jws.payload
     iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
         raise MissingClaim("registry lacks a string iss")
