@@ -54,6 +54,8 @@ import numpy.typing as npt
 # The repository root, so that the script runs from anywhere without an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _machine import cpu_model  # bench/ is on sys.path as the script's folder
+
 import mappings as M
 
 TARGET_BUILD_SECONDS = 1.0
@@ -62,16 +64,6 @@ TARGET_N = 5_000_000  # the targets are for this many scores
 BOOTSTRAP_REPLICATIONS = 200
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOCAL_SCALE = M.LocalScale("egret", 0, 1000)  # a 0..1000 city scale, like Xiamen's 白鹭分
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def pin_to_one_cpu() -> str:

@@ -56,6 +56,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 # The repository root, so that the script runs from anywhere without an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _machine import cpu_model  # bench/ is on sys.path as the script's folder
+
 import protocol as P
 from protocol import _jws  # only to clear its header cache: see the docstring
 
@@ -85,16 +87,6 @@ ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
 # --- environment -----------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def distribution_version(name: str) -> str:
