@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from node.mapping_cli import mapping_app
+from node.node_cli import node_app
 
 app = typer.Typer(
     help="City Credit Exchange: a federated inter-city credit exchange node.",
@@ -12,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(mapping_app, name="mapping")
+app.add_typer(node_app, name="node")
 
 
 @app.command()

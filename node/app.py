@@ -1,0 +1,225 @@
+"""The FastAPI application factory. Nothing is built at import time.
+
+``create_app(settings)`` wires settings, the database engine, the keyring, the scoring
+model, metrics and the routers; the lifespan opens and closes what needs it (the
+in-process scheduler in development). Routes stay thin: parse, call a service, return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keys import Keyring
+from node.db import make_engine, migrate
+from node.errors import error_body, install_error_handlers
+from node.scoring import ScoringModel, load_model
+from node.settings import Settings
+
+__all__ = ["NodeState", "create_app", "initialize_node", "load_keyring"]
+
+log = logging.getLogger("ccx.node")
+
+
+@dataclass
+class Metrics:
+    """Per-app Prometheus metrics (a registry of its own, so many apps can share a process)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "ccx_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ccx_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.issued = Counter(
+            "ccx_attestations_issued_total", "attestations issued", registry=self.registry
+        )
+        self.revoked = Counter(
+            "ccx_attestations_revoked_total", "attestations revoked", registry=self.registry
+        )
+        self.records = Counter(
+            "ccx_records_total", "records pushed, by outcome", ["outcome"], registry=self.registry
+        )
+        self.rescore_seconds = Gauge(
+            "ccx_last_full_rescore_seconds",
+            "duration of the last full rescoring",
+            registry=self.registry,
+        )
+
+
+@dataclass
+class NodeState:
+    """What the routes and services share, built once per app."""
+
+    settings: Settings
+    engine: Engine
+    keyring: Keyring
+    model: ScoringModel
+    metrics: Metrics
+    started_at: float = field(default_factory=time.time)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The node's keyring from its encrypted file (``ccx node init`` writes it)."""
+    path = settings.keyring_path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no keyring at {path}: run `ccx node init --city {settings.city}` first"
+        )
+    return Keyring.load(path.read_bytes(), settings.keyring_passphrase.get_secret_value().encode())
+
+
+def initialize_node(settings: Settings, *, now: int | None = None) -> Keyring:
+    """Create the data folder, the database schema and the keyring (if absent)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(make_engine(settings.effective_database_url))
+    if settings.keyring_path.exists():
+        return load_keyring(settings)
+    ring = Keyring.create(now=int(time.time()) if now is None else now)
+    data = ring.dump(settings.keyring_passphrase.get_secret_value().encode())
+    tmp = settings.keyring_path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    tmp.replace(settings.keyring_path)
+    return ring
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes (413), counting what actually arrives,
+    not only what Content-Length claims."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _send_json(
+                send, 413, error_body("body_too_large", f"the body exceeds {self.limit} bytes")
+            )
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _send_json(
+                send, 413, error_body("body_too_large", f"the body exceeds {self.limit} bytes")
+            )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(
+    settings: Settings | None = None, *, now: Callable[[], int] | None = None
+) -> FastAPI:
+    """Build a node application. ``now`` overrides the clock (tests)."""
+    settings = settings or Settings()
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    state = NodeState(
+        settings=settings,
+        engine=engine,
+        keyring=load_keyring(settings),
+        model=load_model(settings.scoring_model),
+        metrics=Metrics(),
+    )
+    state.extra["now"] = now or (lambda: int(time.time()))
+    if settings.dev_idp:
+        from node.dev_idp import DevIdentityProvider
+
+        provider = DevIdentityProvider(issuer=settings.idp_issuer, audience=settings.idp_audience)
+        state.extra["dev_idp"] = provider
+        state.extra["idp_jwks"] = provider.jwks()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            json.dumps({"event": "node_started", "node": settings.node_id, "city": settings.city})
+        )
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title=f"ccx node ({settings.city})",
+        version="1",
+        description="City Credit Exchange node: scoring, consent, attestations, federation.",
+        lifespan=lifespan,
+    )
+    app.state.node = state
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        state.metrics.requests.labels(request.method, template, str(response.status_code)).inc()
+        state.metrics.latency.labels(request.method, template).observe(elapsed)
+        return response
+
+    from node.routers import federation
+
+    app.include_router(federation.router)
+    from node.routers import admin, attestations, departments, dev_idp, residents, status
+
+    for module in (departments, residents, attestations, status, admin):
+        app.include_router(module.router)
+    if settings.dev_idp:
+        app.include_router(dev_idp.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

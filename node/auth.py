@@ -1,0 +1,134 @@
+"""Who is calling: residents (bearer JWT of the city's identity provider), departments
+and service points (client credentials, stored hashed), admins (a token, stored hashed).
+
+Each route says what it needs with one dependency: ``ResidentDep``, ``client_with(scope)``
+or ``AdminDep``. A failure is 401 (who are you?) or 403 (not allowed), with a code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Header
+from sqlmodel import select
+
+from node.deps import NowDep, SessionDep, StateDep
+from node.errors import NodeError
+from node.models import Client
+
+__all__ = ["AdminDep", "ClientIdentity", "ResidentDep", "client_with", "hash_token"]
+
+RESIDENT_ALGORITHMS = ["ES256", "EdDSA", "RS256"]  # what an identity provider may sign with
+LEEWAY = 30
+
+
+def hash_token(token: str) -> str:
+    """Hex SHA-256 of a bearer token: what the node stores instead of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 8192:
+        raise NodeError("unauthorized", "a bearer token is required", status=401)
+    return authorization.removeprefix("Bearer ").strip()
+
+
+AuthorizationHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
+def resident_id(state: StateDep, now: NowDep, authorization: AuthorizationHeader = None) -> str:
+    """The resident's subject, from a JWT the configured identity provider signed."""
+    token = _bearer(authorization)
+    jwks_text = state.extra.get("idp_jwks") or state.settings.idp_jwks
+    if not jwks_text:
+        raise NodeError("idp_unavailable", "no identity provider is configured", status=503)
+    try:
+        header = jwt.get_unverified_header(token)
+        keys = jwt.PyJWKSet.from_dict(
+            json.loads(jwks_text) if isinstance(jwks_text, str) else jwks_text
+        )
+        key = next((k for k in keys.keys if k.key_id == header.get("kid")), None)
+        if key is None:
+            raise NodeError(
+                "unauthorized", "the token's key is not the identity provider's", status=401
+            )
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=key,
+            algorithms=RESIDENT_ALGORITHMS,
+            audience=state.settings.idp_audience,
+            issuer=state.settings.idp_issuer,
+            # PyJWT would read the wall clock for exp/iat/nbf (its weak spot, STYLE.md);
+            # the node checks them against its own clock below instead.
+            options={
+                "require": ["exp", "iat", "sub"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except NodeError:
+        raise
+    except jwt.PyJWTError as exc:
+        raise NodeError(
+            "unauthorized", f"the bearer token is not valid: {exc}", status=401
+        ) from exc
+    exp, iat = claims["exp"], claims["iat"]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
+        raise NodeError("unauthorized", "the token's exp and iat must be numbers", status=401)
+    if now > exp + LEEWAY:
+        raise NodeError("unauthorized", "the bearer token has expired", status=401)
+    if iat > now + LEEWAY:
+        raise NodeError("unauthorized", "the bearer token was issued in the future", status=401)
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 0 < len(subject) <= 128:
+        raise NodeError("unauthorized", "the token's subject is not a resident id", status=401)
+    return subject
+
+
+ResidentDep = Annotated[str, Depends(resident_id)]
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    id: str
+    department: str
+    scopes: frozenset[str]
+
+
+def _client(session: SessionDep, authorization: AuthorizationHeader = None) -> ClientIdentity:
+    token_hash = hash_token(_bearer(authorization))
+    row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
+    if row is None or row.revoked_at is not None:
+        raise NodeError("unauthorized", "unknown or revoked client credentials", status=401)
+    return ClientIdentity(row.id, row.department, frozenset(row.scopes))
+
+
+def client_with(scope: str) -> Any:
+    """A dependency: the calling client, which must hold ``scope``."""
+
+    def require(client: Annotated[ClientIdentity, Depends(_client)]) -> ClientIdentity:
+        if scope not in client.scopes:
+            raise NodeError("forbidden", f"these credentials lack the {scope!r} scope", status=403)
+        return client
+
+    return Depends(require)
+
+
+def _admin(state: StateDep, session: SessionDep, authorization: AuthorizationHeader = None) -> str:
+    token_hash = hash_token(_bearer(authorization))
+    expected = state.settings.admin_token_hash
+    if expected and hmac.compare_digest(token_hash, expected):
+        return "admin"
+    row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
+    if row is not None and row.revoked_at is None and "admin" in row.scopes:
+        return f"client:{row.id}"
+    raise NodeError("forbidden", "admin credentials are required", status=403)
+
+
+AdminDep = Annotated[str, Depends(_admin)]

@@ -1,0 +1,166 @@
+"""Table models (SQLModel). API bodies live with their routers; these are rows only.
+
+Times are integer seconds since the epoch (UTC), as everywhere in the protocol. Every
+change to these tables goes with an Alembic migration in node/migrations/versions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Attestation",
+    "AuditEntry",
+    "Client",
+    "Consent",
+    "DistributionSnapshot",
+    "Nonce",
+    "Objection",
+    "Record",
+    "Resident",
+    "Score",
+    "ScoreSnapshot",
+    "StatusListRow",
+]
+
+
+class Resident(SQLModel, table=True):
+    """A resident known to this node (by the subject her identity provider gives)."""
+
+    id: str = Field(primary_key=True, max_length=128)
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class Record(SQLModel, table=True):
+    """A credit record pushed by a department. Raw records never leave the node."""
+
+    __table_args__ = (UniqueConstraint("department", "record_id", name="uq_record_department_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    department: str = Field(max_length=64, index=True)
+    record_id: str = Field(max_length=128)
+    resident_id: str = Field(max_length=128, index=True)
+    kind: str = Field(max_length=64)
+    occurred_at: int = Field(sa_type=BigInteger)
+    recorded_at: int = Field(sa_type=BigInteger)
+    points: float | None = None  # overrides the kind's points where the model allows it
+    repairs: str | None = Field(default=None, max_length=128)  # record_id this repairs
+    status: str = Field(default="active", max_length=16)  # active | objected | removed
+    note: str | None = Field(default=None, max_length=500)
+
+
+class Score(SQLModel, table=True):
+    """A resident's current score, kept up to date on every new record."""
+
+    resident_id: str = Field(primary_key=True, max_length=128)
+    score: float
+    by_dimension: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    computed_at: int = Field(sa_type=BigInteger)
+    model_version: str = Field(max_length=64)
+
+
+class ScoreSnapshot(SQLModel, table=True):
+    """The monthly snapshot of every resident's score."""
+
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM
+    resident_id: str = Field(primary_key=True, max_length=128)
+    score: float
+
+
+class DistributionSnapshot(SQLModel, table=True):
+    """The monthly distribution summary the alliance needs (a histogram, no residents)."""
+
+    month: str = Field(primary_key=True, max_length=7)
+    model_version: str = Field(max_length=64)
+    counts: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class Consent(SQLModel, table=True):
+    """A consent: ``open_score``, or ``share_alliance`` naming recipients and purpose."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(max_length=128, index=True)
+    kind: str = Field(max_length=32)
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    purpose: str | None = Field(default=None, max_length=500)
+    granted_at: int = Field(sa_type=BigInteger)
+    withdrawn_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class StatusListRow(SQLModel, table=True):
+    """One status list: its bytes as draft-ietf-oauth-status-list lays them out."""
+
+    id: int = Field(primary_key=True)
+    bits: int
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: int = Field(sa_type=BigInteger)
+
+
+class Attestation(SQLModel, table=True):
+    """An issued attestation: what is needed to revoke it, never the token itself."""
+
+    __table_args__ = (
+        UniqueConstraint("status_list_id", "status_idx", name="uq_attestation_status_idx"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(max_length=128, index=True)
+    status_list_id: int
+    status_idx: int
+    holder_kid: str = Field(max_length=64)
+    band: str = Field(max_length=32)
+    issued_at: int = Field(sa_type=BigInteger)
+    expires_at: int = Field(sa_type=BigInteger)
+    status: str = Field(default="valid", max_length=16)  # valid | revoked | suspended
+
+
+class Nonce(SQLModel, table=True):
+    """A single-use nonce (proof of possession, verification challenges)."""
+
+    value: str = Field(primary_key=True, max_length=64)
+    purpose: str = Field(max_length=32)
+    subject: str | None = Field(default=None, max_length=128)
+    expires_at: int = Field(sa_type=BigInteger)
+    used_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Client(SQLModel, table=True):
+    """Client credentials of a department or service point; the token is stored hashed."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64, unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: int = Field(sa_type=BigInteger)
+    revoked_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Objection(SQLModel, table=True):
+    """A resident's objection (异议) to a record; the record is flagged until resolved."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(max_length=128, index=True)
+    record_pk: int = Field(index=True)
+    reason: str = Field(max_length=1000)
+    status: str = Field(default="open", max_length=16)  # open | upheld | rejected
+    created_at: int = Field(sa_type=BigInteger)
+    resolved_at: int | None = Field(default=None, sa_type=BigInteger)
+    resolution: str | None = Field(default=None, max_length=1000)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One entry of the hash-chained audit log (``ccx audit verify`` checks the chain)."""
+
+    seq: int = Field(primary_key=True)
+    at: int = Field(sa_type=BigInteger)
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    subject: str | None = Field(default=None, max_length=128)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,59 @@
+"""`ccx node init | serve`: make a node's keys and database, and run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from node.settings import Settings
+
+node_app = typer.Typer(
+    help="Run a city node: create its keys and database, serve its HTTP API.", no_args_is_help=True
+)
+
+
+def _settings(city: str | None, data_dir: Path | None, node_id: str | None) -> Settings:
+    overrides = {
+        k: v
+        for k, v in {"city": city, "data_dir": data_dir, "node_id": node_id}.items()
+        if v is not None
+    }
+    return Settings(**overrides)
+
+
+@node_app.command("init")
+def init(
+    city: Annotated[str, typer.Option("--city", help="the city this node serves")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where the database and keyring live (CCX_DATA_DIR)")
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="the node's base URL, the iss of its attestations")
+    ] = None,
+) -> None:
+    """Create the data folder, the database schema and the signing keyring (encrypted with
+    CCX_KEYRING_PASSPHRASE). Safe to run again: existing keys are kept."""
+    from node.app import initialize_node
+
+    settings = _settings(city, data_dir, node_id)
+    ring = initialize_node(settings)
+    typer.echo(f"node for {settings.city} ready in {settings.data_dir}")
+    typer.echo(f"  database: {settings.effective_database_url.split('@')[-1]}")
+    typer.echo(f"  active key: {ring.active.kid}")
+    typer.echo(f"  next key:   {ring.next.kid if ring.next else '-'}")
+
+
+@node_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the node's HTTP API with uvicorn (settings from CCX_* variables and .env)."""
+    import uvicorn
+
+    uvicorn.run(
+        "node.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+    )

@@ -1,0 +1,51 @@
+"""Public federation endpoints: issuer metadata, keys, status lists, health, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from node.deps import NowDep, StateDep
+
+router = APIRouter(tags=["federation"])
+
+
+@router.get("/.well-known/jwks.json", summary="The node's issuing keys (public only)")
+def jwks(state: StateDep, now: NowDep) -> dict[str, Any]:
+    """Every key that verifies now: the active key, the next key (published ahead of a
+    rotation) and retired keys until their last attestation has expired."""
+    return state.keyring.jwks(now)
+
+
+@router.get("/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata")
+def issuer_metadata(state: StateDep, now: NowDep) -> dict[str, Any]:
+    """draft-ietf-oauth-sd-jwt-vc section 5: the issuer and its keys. Verifiers in the
+    alliance take keys only from the registry; this is for everyone else."""
+    return {"issuer": state.settings.node_id, "jwks": state.keyring.jwks(now)}
+
+
+@router.get("/healthz", summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the database answers and the keys are loaded")
+def readyz(state: StateDep, response: Response) -> dict[str, Any]:
+    checks: dict[str, Any] = {"keys": bool(state.keyring.active)}
+    try:
+        with state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = True
+    except Exception:  # any failure means not ready; the reason goes to the log, not out
+        checks["database"] = False
+    ready = all(checks.values())
+    response.status_code = 200 if ready else 503
+    return {"status": "ready" if ready else "not_ready", "checks": checks}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,259 @@
+"""A city's scoring model (DESIGN section 9): pure functions over records, no I/O.
+
+The model is data, a TOML file: the local scale, a base, five dimensions with weights
+and caps, record kinds (dimension, points, severity), how long each severity keeps
+counting (its disclosure period), and how repair restores points.
+
+    score = clamp(base + sum over dimensions d of clamp(weight_d * points_d, min_d, max_d))
+
+where points_d sums the records of dimension d still inside their disclosure period. A
+repair record names the record it repairs and adds back a share of that record's
+(negative) points, by the repaired record's severity, while that record still counts.
+
+One implementation serves both the single resident (a new record rescoring her at
+once, her breakdown) and the monthly batch over everyone (numpy, one pass per
+dimension), so the two can't disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mappings import LocalScale
+
+__all__ = ["Breakdown", "Dimension", "RecordInput", "RecordKind", "ScoringModel", "load_model"]
+
+DAY = 86400
+DIMENSIONS = ("basic", "positive", "dishonesty", "repair", "usage")
+SEVERITIES = ("minor", "general", "serious")
+
+
+class ModelError(ValueError):
+    """The scoring model file is not valid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    label: str
+    weight: float
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    name: str
+    dimension: str
+    points: float
+    severity: str
+    repair: bool = False
+    points_overridable: bool = False
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    """What scoring needs of a record (the node's rows carry more)."""
+
+    key: str  # department/record_id, for the breakdown
+    kind: str
+    occurred_at: int
+    points: float | None = None
+    repairs: RecordInput | None = None
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    score: float
+    by_dimension: dict[str, float]
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    version: str
+    scale: LocalScale
+    base: float
+    dimensions: Mapping[str, Dimension]
+    kinds: Mapping[str, RecordKind]
+    disclosure_days: Mapping[str, int]
+    restore: Mapping[str, float]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoringModel:
+        try:
+            model = data["model"]
+            scale = LocalScale.from_json(model["scale"])
+            dimensions = {
+                name: Dimension(
+                    name,
+                    str(d.get("label", name)),
+                    float(d["weight"]),
+                    float(d["min"]),
+                    float(d["max"]),
+                )
+                for name, d in data["dimensions"].items()
+            }
+            kinds = {
+                name: RecordKind(
+                    name,
+                    k["dimension"],
+                    float(k.get("points", 0)),
+                    k.get("severity", "minor"),
+                    bool(k.get("repair", False)),
+                    bool(k.get("points_overridable", False)),
+                )
+                for name, k in data["kinds"].items()
+            }
+            days = {s: int(data["severity"][s]) for s in SEVERITIES}
+            restore = {s: float(data["repair"]["restore"][s]) for s in SEVERITIES}
+            built = cls(
+                str(model["version"]), scale, float(model["base"]), dimensions, kinds, days, restore
+            )
+        except KeyError as exc:
+            raise ModelError(f"scoring model lacks {exc.args[0]!r}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"scoring model is malformed: {exc}") from exc
+        built._check()
+        return built
+
+    def _check(self) -> None:
+        if set(self.dimensions) != set(DIMENSIONS):
+            raise ModelError(f"the model needs exactly the dimensions {DIMENSIONS}")
+        for d in self.dimensions.values():
+            if d.min > d.max or not math.isfinite(d.weight):
+                raise ModelError(f"dimension {d.name}: min must not exceed max")
+        for k in self.kinds.values():
+            if k.dimension not in self.dimensions:
+                raise ModelError(f"kind {k.name}: unknown dimension {k.dimension!r}")
+            if k.severity not in SEVERITIES:
+                raise ModelError(f"kind {k.name}: severity must be one of {SEVERITIES}")
+        if not self.scale.min <= self.base <= self.scale.max:
+            raise ModelError("the base must lie on the scale")
+
+    # --- one resident -------------------------------------------------------------
+
+    def counts(self, record: RecordInput, now: int) -> bool:
+        """Whether a record still counts at ``now`` (inside its disclosure period)."""
+        kind = self.kinds[record.kind]
+        if kind.repair:
+            return (
+                record.repairs is not None
+                and self.counts(record.repairs, now)
+                and record.occurred_at <= now
+            )
+        return (
+            record.occurred_at
+            <= now
+            < record.occurred_at + self.disclosure_days[kind.severity] * DAY
+        )
+
+    def points_of(self, record: RecordInput) -> float:
+        kind = self.kinds[record.kind]
+        if kind.repair:
+            repaired = record.repairs
+            if repaired is None:
+                return 0.0
+            repaired_kind = self.kinds[repaired.kind]
+            return -min(self.points_of(repaired), 0.0) * self.restore[repaired_kind.severity]
+        if record.points is not None and kind.points_overridable:
+            return record.points
+        return kind.points
+
+    def score(self, records: Sequence[RecordInput], now: int) -> Breakdown:
+        """The score with its breakdown by dimension and the records behind each part."""
+        raw = dict.fromkeys(self.dimensions, 0.0)
+        behind: dict[str, list[dict[str, Any]]] = {name: [] for name in self.dimensions}
+        for record in records:
+            if not self.counts(record, now):
+                continue
+            kind = self.kinds[record.kind]
+            points = self.points_of(record)
+            raw[kind.dimension] += points
+            behind[kind.dimension].append(
+                {"record": record.key, "kind": record.kind, "points": points}
+            )
+        by_dimension = {name: self._capped(name, total) for name, total in raw.items()}
+        return Breakdown(self._total(sum(by_dimension.values())), by_dimension, behind)
+
+    def _capped(self, name: str, total: float) -> float:
+        d = self.dimensions[name]
+        return float(min(max(d.weight * total, d.min), d.max))
+
+    def _total(self, dimension_sum: float) -> float:
+        value = min(max(self.base + dimension_sum, self.scale.min), self.scale.max)
+        steps = math.floor((value - self.scale.min) / self.scale.step + 0.5)
+        return float(self.scale.min + steps * self.scale.step)
+
+    # --- everyone at once -----------------------------------------------------------
+
+    def score_batch(
+        self,
+        residents: int,
+        resident_idx: npt.NDArray[np.int64],
+        kind_idx: npt.NDArray[np.int64],
+        occurred_at: npt.NDArray[np.int64],
+        points: npt.NDArray[np.float64],
+        expires_at: npt.NDArray[np.int64],
+        now: int,
+    ) -> npt.NDArray[np.float64]:
+        """Scores of ``residents`` residents from record arrays (the monthly rescoring).
+
+        ``kind_idx`` indexes :attr:`kind_order`; ``points`` are each record's effective
+        points (:meth:`points_of`) and ``expires_at`` the end of its counting period
+        (for a repair, that of the record it repairs), both prepared by the caller.
+        """
+        dimension_of_kind = np.array(
+            [self.dim_index(self.kinds[k].dimension) for k in self.kind_order], dtype=np.int64
+        )
+        active = (occurred_at <= now) & (now < expires_at)
+        dims = dimension_of_kind[kind_idx]
+        total = np.full(residents, self.base, dtype=np.float64)
+        for i, name in enumerate(self.dimensions):
+            mask = active & (dims == i)
+            sums = np.bincount(resident_idx[mask], weights=points[mask], minlength=residents)
+            d = self.dimensions[name]
+            total += np.clip(d.weight * sums, d.min, d.max)
+        total = np.clip(total, self.scale.min, self.scale.max)
+        steps = np.floor((total - self.scale.min) / self.scale.step + 0.5)
+        return np.asarray(self.scale.min + steps * self.scale.step, dtype=np.float64)
+
+    @property
+    def kind_order(self) -> tuple[str, ...]:
+        return tuple(self.kinds)
+
+    def dim_index(self, name: str) -> int:
+        return list(self.dimensions).index(name)
+
+    def expiry_of(self, record: RecordInput) -> int:
+        """When a record stops counting (for a repair: when the repaired record does)."""
+        kind = self.kinds[record.kind]
+        if kind.repair:
+            return (
+                self.expiry_of(record.repairs) if record.repairs is not None else record.occurred_at
+            )
+        return record.occurred_at + self.disclosure_days[kind.severity] * DAY
+
+
+def load_model(path: Path | None = None) -> ScoringModel:
+    """The model at ``path``, or the demo model that ships with the node."""
+    if path is None:
+        text = resources.files("node").joinpath("scoring_demo.toml").read_text(encoding="utf-8")
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ModelError(f"cannot read the scoring model {path}: {exc.strerror}") from exc
+    try:
+        return ScoringModel.from_dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"the scoring model is not valid TOML: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Services own the business rules and the transactions; routes only call them."""

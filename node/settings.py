@@ -1,0 +1,130 @@
+"""Node settings: ``CCX_*`` environment variables, a ``.env`` file, and a city config file.
+
+Nothing is read at import time: ``Settings()`` (or ``load_settings``) is called by
+``create_app`` and the CLI. Precedence, highest first: arguments, environment, ``.env``,
+the TOML city config file named by ``CCX_CONFIG``, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything a node needs to know about itself."""
+
+    model_config = SettingsConfigDict(env_prefix="CCX_", env_file=".env", extra="forbid")
+
+    node_id: str = Field(
+        "http://127.0.0.1:8000",
+        description="this node's id: its base URL, the iss of its attestations",
+    )
+    city: str = Field("xiamen", description="the city this node serves")
+    data_dir: Path = Field(
+        Path("data"), description="folder for the SQLite database and the keyring"
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite in data_dir"
+    )
+    keyring_passphrase: SecretStr = Field(
+        SecretStr("development passphrase, change me"),
+        description="passphrase of the keyring file in data_dir (at least 12 bytes)",
+    )
+    scoring_model: Path | None = Field(
+        None, description="the city's scoring model (TOML); default: the demo model"
+    )
+    alliance: str = Field(
+        "https://alliance.ccx.example", description="the alliance id (registry iss)"
+    )
+    idp_issuer: str = Field("ccx-dev-idp", description="iss of resident bearer tokens")
+    idp_audience: str = Field("ccx-node", description="aud of resident bearer tokens")
+    idp_jwks: str | None = Field(
+        None, description="JWKS of the identity provider (JSON text); None with dev_idp"
+    )
+    dev_idp: bool = Field(
+        False, description="serve the development identity provider (never in production)"
+    )
+    status_list_size: int = Field(
+        2**17, ge=2**10, description="entries per status list (herd privacy)"
+    )
+    status_list_ttl: int = Field(
+        300, ge=0, description="seconds a verifier may cache a status list"
+    )
+    status_list_lifetime: int = Field(
+        86400, gt=0, description="exp - iat of a served status list token"
+    )
+    attestation_grace: int = Field(
+        5 * 86400, ge=0, description="attestations live until the next monthly recompute plus this"
+    )
+    nonce_lifetime: int = Field(
+        120, gt=0, description="seconds a proof-of-possession nonce is valid"
+    )
+    max_body_bytes: int = Field(2 * 1024 * 1024, gt=0, description="largest request body accepted")
+    max_batch_rows: int = Field(10_000, gt=0, description="most records in one push")
+    scheduler: bool = Field(
+        True, description="run jobs in this process (development); production runs `ccx scheduler`"
+    )
+    admin_token_hash: str | None = Field(None, description="SHA-256 hex of the admin bearer token")
+
+    @field_validator("node_id", "alliance")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'node.db'}"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.data_dir / "keyring.json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            _TomlConfig(settings_cls),
+            file_secret_settings,
+        )
+
+
+class _TomlConfig(PydanticBaseSettingsSource):
+    """The city config file named by ``CCX_CONFIG`` (its ``[node]`` table)."""
+
+    def get_field_value(
+        self, field: Any, field_name: str
+    ) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("CCX_CONFIG")
+        if not path:
+            return {}
+        with Path(path).open("rb") as file:
+            data = tomllib.load(file)
+        node = data.get("node", {})
+        return dict(node) if isinstance(node, dict) else {}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` on top (tests, the CLI)."""
+    return Settings(**overrides)
