@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg pg-start pg-stop bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict protocol keys mappings
 
+# pytest with a throwaway PostgreSQL server (scripts/pg-test-server): it is found or
+# installed, started, exported as CCX_TEST_DATABASE_URL and always stopped; pytest's exit
+# status is kept. Without PostgreSQL a loud notice is printed and its tests skip.
 unit: $(STAMP)
-	$(BIN)/pytest
+	@bash scripts/pg-test-server run -- $(BIN)/pytest $(PYTEST_ARGS)
+
+# pytest alone (the PostgreSQL tests skip unless CCX_TEST_DATABASE_URL is set)
+unit-sqlite: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the node tests on PostgreSQL instead of SQLite (tests/storage/node_postgres.py)
+test-node-pg: $(STAMP)
+	@bash scripts/pg-test-server run -- $(BIN)/python -m pytest -p tests.storage.node_postgres \
+		--node-db=postgresql tests/node $(PYTEST_ARGS)
+
+# a server that stays up for manual runs: set -a; eval "$$(make -s pg-start)"; set +a
+pg-start:
+	@bash scripts/pg-test-server start
+
+pg-stop:
+	@bash scripts/pg-test-server stop
 
 test: lint typecheck unit
 

@@ -124,7 +124,8 @@ def _inverse(g: FloatArray, fractions: FloatArray) -> FloatArray:
     # A rank within rounding error of a cumulative value is that value, so that a rank on
     # a plateau of G is seen as on it.
     nearest = np.clip(np.searchsorted(G, p), 0, g.size - 1)
-    p = np.where(np.abs(G[nearest] - p) < 1e-12, G[nearest], p)
+    interior = (G[nearest] > 0.0) & (G[nearest] < 1.0)  # never snap onto the ends
+    p = np.where(interior & (np.abs(G[nearest] - p) < 1e-12), G[nearest], p)
     size = g.size
     # Upper: smallest j with G[j] > p.
     j = np.minimum(np.searchsorted(G, p, side="right"), size - 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from node.audit_cli import audit_app
 from node.mapping_cli import mapping_app
 from node.node_cli import node_app
 
@@ -12,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(audit_app, name="audit")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(node_app, name="node")
 

@@ -18,6 +18,7 @@ dimension), so the two can't disagree.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +31,19 @@ import numpy.typing as npt
 
 from mappings import LocalScale
 
-__all__ = ["Breakdown", "Dimension", "RecordInput", "RecordKind", "ScoringModel", "load_model"]
+__all__ = [
+    "BatchScores",
+    "Breakdown",
+    "Dimension",
+    "ModelError",
+    "RecordInput",
+    "RecordKind",
+    "ScoringModel",
+    "load_model",
+]
 
 DAY = 86400
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # a record kind's name (fits Record.kind)
 DIMENSIONS = ("basic", "positive", "dishonesty", "repair", "usage")
 SEVERITIES = ("minor", "general", "serious")
 
@@ -79,6 +90,14 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
+class BatchScores:
+    """Scores of everyone, and each dimension's capped points (rows in dimension order)."""
+
+    scores: npt.NDArray[np.float64]
+    by_dimension: npt.NDArray[np.float64]  # shape (len(dimensions), residents)
+
+
+@dataclass(frozen=True)
 class ScoringModel:
     version: str
     scale: LocalScale
@@ -121,7 +140,8 @@ class ScoringModel:
             )
         except KeyError as exc:
             raise ModelError(f"scoring model lacks {exc.args[0]!r}") from exc
-        except (TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
+            # AttributeError: a table where the file has a plain value (``kinds = 3``)
             raise ModelError(f"scoring model is malformed: {exc}") from exc
         built._check()
         return built
@@ -130,14 +150,28 @@ class ScoringModel:
         if set(self.dimensions) != set(DIMENSIONS):
             raise ModelError(f"the model needs exactly the dimensions {DIMENSIONS}")
         for d in self.dimensions.values():
-            if d.min > d.max or not math.isfinite(d.weight):
+            if not all(math.isfinite(v) for v in (d.weight, d.min, d.max)):
+                raise ModelError(f"dimension {d.name}: weight, min and max must be finite")
+            if d.min > d.max:
                 raise ModelError(f"dimension {d.name}: min must not exceed max")
+        if not self.kinds:
+            raise ModelError("the model needs at least one record kind")
         for k in self.kinds.values():
+            if not re.fullmatch(KIND_PATTERN, k.name):
+                raise ModelError(f"kind {k.name!r}: a name of a-z, 0-9 and _, at most 64")
             if k.dimension not in self.dimensions:
                 raise ModelError(f"kind {k.name}: unknown dimension {k.dimension!r}")
             if k.severity not in SEVERITIES:
                 raise ModelError(f"kind {k.name}: severity must be one of {SEVERITIES}")
-        if not self.scale.min <= self.base <= self.scale.max:
+            if not math.isfinite(k.points):
+                raise ModelError(f"kind {k.name}: points must be finite")
+        for severity, days in self.disclosure_days.items():
+            if days <= 0:
+                raise ModelError(f"severity.{severity}: the disclosure period must be > 0 days")
+        for severity, share in self.restore.items():
+            if not 0 <= share <= 1:
+                raise ModelError(f"repair.restore.{severity}: the share must lie in 0..1")
+        if not math.isfinite(self.base) or not self.scale.min <= self.base <= self.scale.max:
             raise ModelError("the base must lie on the scale")
 
     # --- one resident -------------------------------------------------------------
@@ -183,7 +217,12 @@ class ScoringModel:
                 {"record": record.key, "kind": record.kind, "points": points}
             )
         by_dimension = {name: self._capped(name, total) for name, total in raw.items()}
-        return Breakdown(self._total(sum(by_dimension.values())), by_dimension, behind)
+        # Summed in dimension order from 0.0, exactly as score_batch does, so that the two
+        # paths agree to the last bit (sum() is compensated from Python 3.12 on; numpy is not).
+        dimensions_total = 0.0
+        for name in self.dimensions:
+            dimensions_total += by_dimension[name]
+        return Breakdown(self._total(dimensions_total), by_dimension, behind)
 
     def _capped(self, name: str, total: float) -> float:
         d = self.dimensions[name]
@@ -211,21 +250,46 @@ class ScoringModel:
         ``kind_idx`` indexes :attr:`kind_order`; ``points`` are each record's effective
         points (:meth:`points_of`) and ``expires_at`` the end of its counting period
         (for a repair, that of the record it repairs), both prepared by the caller.
+        Equal, bit for bit, to :meth:`score` over the same records in the same order.
         """
+        return self.score_batch_breakdown(
+            residents, resident_idx, kind_idx, occurred_at, points, expires_at, now
+        ).scores
+
+    def score_batch_breakdown(
+        self,
+        residents: int,
+        resident_idx: npt.NDArray[np.int64],
+        kind_idx: npt.NDArray[np.int64],
+        occurred_at: npt.NDArray[np.int64],
+        points: npt.NDArray[np.float64],
+        expires_at: npt.NDArray[np.int64],
+        now: int,
+    ) -> BatchScores:
+        """:meth:`score_batch` with each dimension's capped points (what a Score row keeps).
+
+        Raises ``ValueError`` if the record arrays differ in length.
+        """
+        n = len(resident_idx)
+        if not all(len(a) == n for a in (kind_idx, occurred_at, points, expires_at)):
+            raise ValueError("the record arrays must all have the same length")
         dimension_of_kind = np.array(
             [self.dim_index(self.kinds[k].dimension) for k in self.kind_order], dtype=np.int64
         )
         active = (occurred_at <= now) & (now < expires_at)
         dims = dimension_of_kind[kind_idx]
-        total = np.full(residents, self.base, dtype=np.float64)
+        by_dimension = np.empty((len(self.dimensions), residents), dtype=np.float64)
+        dimensions_total = np.zeros(residents, dtype=np.float64)
         for i, name in enumerate(self.dimensions):
             mask = active & (dims == i)
             sums = np.bincount(resident_idx[mask], weights=points[mask], minlength=residents)
             d = self.dimensions[name]
-            total += np.clip(d.weight * sums, d.min, d.max)
-        total = np.clip(total, self.scale.min, self.scale.max)
+            by_dimension[i] = np.clip(d.weight * sums, d.min, d.max)
+            dimensions_total += by_dimension[i]
+        total = np.clip(self.base + dimensions_total, self.scale.min, self.scale.max)
         steps = np.floor((total - self.scale.min) / self.scale.step + 0.5)
-        return np.asarray(self.scale.min + steps * self.scale.step, dtype=np.float64)
+        scores = np.asarray(self.scale.min + steps * self.scale.step, dtype=np.float64)
+        return BatchScores(scores, by_dimension)
 
     @property
     def kind_order(self) -> tuple[str, ...]:

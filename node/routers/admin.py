@@ -1,7 +1,63 @@
-"""Routes for admin (issue 4)."""
+"""Admin routes: the audit log (hash-chained) and its check."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter(tags=["admin"])
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from node.auth import AdminDep
+from node.deps import SessionDep
+from node.services import audit
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    first_bad_seq: int | None = Field(description="the first entry that breaks the chain")
+    count: int = Field(description="entries in the log")
+    head_seq: int | None = None
+    head_hash: str | None = Field(None, description="anchor this outside the node")
+
+
+class AuditEntryPublic(BaseModel):
+    seq: int
+    at: int
+    actor: str
+    action: str
+    subject: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntryPublic]
+    next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
+
+
+@router.get("/audit/verify", summary="Recompute the audit log's hash chain")
+def verify_audit(_: AdminDep, session: SessionDep) -> AuditVerification:
+    check = audit.verify_chain(session)
+    last = audit.head(session)
+    return AuditVerification(
+        ok=check.ok,
+        first_bad_seq=check.first_bad_seq,
+        count=check.entries,
+        head_seq=last.seq if last else None,
+        head_hash=last.hash if last else None,
+    )
+
+
+@router.get("/audit", summary="Audit log entries after a sequence number, oldest first")
+def list_audit(
+    _: AdminDep,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    rows = audit.entries_after(session, after=after, limit=limit + 1)
+    page = [AuditEntryPublic.model_validate(row, from_attributes=True) for row in rows[:limit]]
+    return AuditPage(entries=page, next_after=page[-1].seq if len(rows) > limit else None)

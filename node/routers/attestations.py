@@ -1,7 +1,72 @@
-"""Routes for attestations (issue 4)."""
+"""A resident's attestations: a proof-of-possession nonce, then the attestation itself."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any, Literal
 
-router = APIRouter(tags=["attestations"])
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.auth import ResidentDep
+from node.deps import NowDep, SessionDep, StateDep
+from node.services import issuing
+
+router = APIRouter(prefix="/v1/me/attestations", tags=["attestations"])
+
+
+class NonceResponse(BaseModel):
+    nonce: str = Field(description="single use; sign it in the proof of possession")
+    expires_at: int = Field(description="NumericDate after which the nonce is refused")
+    aud: str = Field(description="the node's id: the proof's aud")
+    typ: Literal["pop+jwt"] = Field("pop+jwt", description="the proof's JOSE typ")
+
+
+class AttestationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    holder_jwk: dict[str, Any] = Field(
+        description="the wallet's public key: EC P-256 or OKP Ed25519, public members only",
+        max_length=16,
+    )
+    proof: str = Field(
+        description='compact JWS, typ "pop+jwt", ES256 or EdDSA, signed by the holder key '
+        'over {"nonce": <nonce>, "aud": <node id>, "iat": <now>}',
+        max_length=issuing.MAX_PROOF_SIZE,
+    )
+
+
+class AttestationResponse(BaseModel):
+    attestation: str = Field(description="the SD-JWT VC (ends with ~); the node keeps no copy")
+    format: Literal["dc+sd-jwt"] = "dc+sd-jwt"
+    band: str
+    expires_at: int
+
+
+@router.post("/nonce", status_code=201, summary="A single-use nonce for the proof of possession")
+def create_nonce(
+    resident: ResidentDep, session: SessionDep, state: StateDep, now: NowDep
+) -> NonceResponse:
+    nonce = issuing.create_pop_nonce(session, state, resident, now=now)
+    return NonceResponse(
+        nonce=nonce.value, expires_at=nonce.expires_at, aud=state.settings.node_id, typ="pop+jwt"
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Issue an attestation of the resident's standing, bound to her wallet key",
+)
+def issue_attestation(
+    body: AttestationRequest,
+    resident: ResidentDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> AttestationResponse:
+    """Needs both consents (open the score; share it with the alliance) and a score."""
+    issued = issuing.issue(
+        session, state, resident, holder_jwk=body.holder_jwk, proof=body.proof, now=now
+    )
+    return AttestationResponse(
+        attestation=issued.token, band=issued.band, expires_at=issued.expires_at
+    )

@@ -1,7 +1,222 @@
-"""Routes for departments (issue 4)."""
+"""Routes for departments (issue 4): pushing records with scoped client credentials, and
+the admins' side: client credentials, the full rescoring, the distribution summary.
+
+Routes parse, call ``node.services.records`` / ``clients`` / ``scoring`` and return; the
+rules and the transactions live there. The department always comes from the caller's
+credentials, never from a body.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Path, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
+
+from node.auth import AdminDep, ClientIdentity, client_with
+from node.deps import NowDep, SessionDep, StateDep
+from node.errors import NodeError
+from node.models import DistributionSnapshot
+from node.services import clients, records, scoring
+from node.services.records import RecordIn
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["departments"])
+
+PUSH_SCOPE = "records:push"
+PushClient = Annotated[ClientIdentity, client_with(PUSH_SCOPE)]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+SCOPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}(:[a-z][a-z0-9_]{0,31})?$"
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+
+# --- bodies and answers ---------------------------------------------------------------
+
+
+class RecordBatchIn(BaseModel):
+    """Several records; each row is checked on its own and gets its own result."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    records: list[Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/RecordIn"})]] = (
+        Field(min_length=1, description="at most settings.max_batch_rows records")
+    )
+
+
+def _push_shape(body: Any) -> str:
+    return "batch" if isinstance(body, dict) and "records" in body else "record"
+
+
+RecordPush = Annotated[
+    Annotated[RecordIn, Tag("record")] | Annotated[RecordBatchIn, Tag("batch")],
+    Discriminator(_push_shape),
+]
+
+
+class RecordResultOut(BaseModel):
+    index: int = Field(description="the row's position in the request, from 0")
+    record_id: str | None
+    status: records.RowStatus
+    code: Annotated[str | None, Field(description="why a row was refused (stable)")] = None
+    message: str | None = None
+
+
+class PushOut(BaseModel):
+    stored: int
+    duplicate: int
+    refused: int
+    results: list[RecordResultOut]
+
+
+def _push_out(result: records.PushResult) -> PushOut:
+    # code and message only where a row was refused (the answer omits unset fields)
+    rows = [
+        RecordResultOut(
+            index=r.index,
+            record_id=r.record_id,
+            status=r.status,
+            **({"code": r.code, "message": r.message} if r.code is not None else {}),
+        )
+        for r in result.results
+    ]
+    return PushOut(results=rows, **result.counts)
+
+
+class ClientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str = Field(pattern=NAME_PATTERN, description="names the client for good")
+    department: str = Field(pattern=NAME_PATTERN, description="whose records it may push")
+    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] = Field(
+        min_length=1, max_length=16, description='e.g. "records:push"'
+    )
+
+
+class ClientOut(BaseModel):
+    id: str
+    department: str
+    scopes: list[str]
+    created_at: int
+    revoked_at: int | None = None
+
+
+class ClientCreatedOut(ClientOut):
+    token: str = Field(description="the bearer token; shown this once, stored only hashed")
+
+
+class RescoreOut(BaseModel):
+    month: str
+    model_version: str
+    residents: int
+    records: int
+    rescored_again: int
+    snapshot: Literal["created", "kept"]
+    seconds: float
+    phases: dict[str, float] = Field(description="seconds per phase of the job")
+
+
+# --- departments ----------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/records",
+    summary="Push one record or a batch; each row gets its own result",
+    response_model_exclude_unset=True,
+)
+def push_records(
+    body: RecordPush,
+    client: PushClient,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> PushOut:
+    """Idempotent by (department, record_id): the same record again is a ``duplicate``;
+    another body under the same id is refused (``record_id_conflict``). The department
+    is the one of the credentials. Stored rows rescore their resident at once."""
+    rows = body.records if isinstance(body, RecordBatchIn) else [body]
+    result = records.push_records(session, state, client.department, rows, now=now)
+    return _push_out(result)
+
+
+@router.post(
+    "/v1/records/upload",
+    summary="Push records from a CSV (header row first) or JSONL file",
+    response_model_exclude_unset=True,
+)
+def upload_records(
+    file: Annotated[UploadFile, File(description=".csv with a header row, or .jsonl")],
+    client: PushClient,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> PushOut:
+    """As ``POST /v1/records``, one row per CSV line or JSONL line (``index`` counts data
+    rows from 0, the CSV header and blank lines not included)."""
+    rows, typed = records.rows_from_file(file.filename, file.content_type, file.file.read())
+    result = records.push_records(session, state, client.department, rows, now=now, strict=typed)
+    return _push_out(result)
+
+
+# --- admins ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/admin/clients",
+    status_code=status.HTTP_201_CREATED,
+    tags=["admin"],
+    summary="Create client credentials; the token is returned this once",
+)
+def create_client(
+    body: ClientIn, admin: AdminDep, session: SessionDep, now: NowDep
+) -> ClientCreatedOut:
+    client, token = clients.create_client(
+        session,
+        client_id=body.id,
+        department=body.department,
+        scopes=body.scopes,
+        actor=admin,
+        now=now,
+    )
+    return ClientCreatedOut(**client.model_dump(exclude={"token_hash"}), token=token)
+
+
+@router.delete("/v1/admin/clients/{client_id}", tags=["admin"], summary="Revoke client credentials")
+def revoke_client(
+    client_id: Annotated[str, Path(pattern=NAME_PATTERN)],
+    admin: AdminDep,
+    session: SessionDep,
+    now: NowDep,
+) -> ClientOut:
+    client = clients.revoke_client(session, client_id, actor=admin, now=now)
+    return ClientOut(**client.model_dump(exclude={"token_hash"}))
+
+
+@router.post(
+    "/v1/admin/rescore",
+    tags=["admin"],
+    summary="Rescore everyone now; stores the month's snapshot once",
+)
+def rescore(admin: AdminDep, state: StateDep, now: NowDep) -> RescoreOut:
+    summary = scoring.rescore_everyone(state, now, actor=admin)
+    return RescoreOut(**summary.to_json())
+
+
+@router.get(
+    "/v1/admin/distribution/{month}",
+    tags=["admin"],
+    summary="The month's distribution summary for the alliance (a histogram, no residents)",
+)
+def distribution(
+    month: Annotated[str, Path(pattern=MONTH_PATTERN, description="YYYY-MM")],
+    admin: AdminDep,
+    state: StateDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    snapshot = session.get(DistributionSnapshot, month)
+    if snapshot is None:
+        raise NodeError("snapshot_not_found", f"no distribution snapshot for {month}", status=404)
+    summary = scoring.distribution_summary(
+        snapshot, city=state.settings.city, scale=state.model.scale
+    )
+    return summary.to_json()

@@ -1,7 +1,287 @@
-"""Routes for residents (issue 4)."""
+"""Routes for residents (issue 4): ``/v1/me/...`` with her identity provider's bearer
+token, and the admins' side of objections under ``/v1/admin/objections``.
+
+There is no resident id in any path: a resident reaches her own data only, the id
+coming from her token (``ResidentDep``). Routes parse, call ``node.services.residents``
+and return; the rules and the transactions live there.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
 
-router = APIRouter(tags=["residents"])
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+)
+
+from node.auth import AdminDep, ResidentDep
+from node.deps import NowDep, SessionDep, StateDep
+from node.services import residents as service
+
+__all__ = ["router"]
+
+ConsentKind = Literal["open_score", "share_alliance"]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # an Integer primary key
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Body(BaseModel):
+    # Unknown fields and type coercions are refused (422 invalid_request), never ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- bodies -------------------------------------------------------------------------
+
+
+def _recipient(value: str) -> str:
+    if value == "alliance":
+        return value
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise ValueError('must be a member node id (an http(s) URL) or "alliance"')
+    return value.rstrip("/")
+
+
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("recipients must be distinct")
+    return values
+
+
+Recipient = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_recipient)
+]
+
+
+class OpenScoreGrant(_Body):
+    """二次授权: she authorises the node to open her score to her."""
+
+    kind: Literal["open_score"]
+
+
+class ShareAllianceGrant(_Body):
+    """A separate consent to share her standing with named recipients for a stated
+    purpose (PIPL art. 23)."""
+
+    kind: Literal["share_alliance"]
+    recipients: Annotated[
+        list[Recipient], Field(min_length=1, max_length=16), AfterValidator(_distinct)
+    ] = Field(description='member node ids (their base URLs), or "alliance" for every member')
+    purpose: Annotated[Text, StringConstraints(max_length=500)]
+
+
+ConsentGrant = Annotated[OpenScoreGrant | ShareAllianceGrant, Field(discriminator="kind")]
+
+
+class ObjectionFiling(_Body):
+    record: Annotated[
+        str, StringConstraints(pattern=r"^[^/]{1,64}/[^\s].{0,127}$", max_length=193)
+    ] = Field(description="the record, as <department>/<record_id> (from the score breakdown)")
+    reason: Annotated[Text, StringConstraints(max_length=1000)]
+
+
+class ObjectionDecision(_Body):
+    decision: Literal["upheld", "rejected"]
+    note: Annotated[Text, StringConstraints(max_length=1000)]
+
+
+# --- responses ----------------------------------------------------------------------
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ConsentPublic(_Public):
+    id: int
+    kind: str
+    recipients: list[str]
+    purpose: str | None
+    granted_at: int
+    withdrawn_at: int | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+
+class ConsentList(BaseModel):
+    consents: list[ConsentPublic]
+
+
+class WithdrawalPublic(_Public):
+    consent: ConsentPublic
+    revoked_attestations: int = Field(description="outstanding attestations revoked at once")
+
+
+class RecordBehindPublic(_Public):
+    department: str
+    record_id: str
+    kind: str
+    occurred_at: int
+    points: float = Field(description="what the model gives this record, before the cap")
+    status: str
+    objected: bool = Field(description="an objection is open; the record counts until resolved")
+
+
+class DimensionPublic(_Public):
+    name: str
+    label: str
+    points: float = Field(description="the dimension's part of the score, after weight and cap")
+    cap: dict[str, float] = Field(description="the bounds of the dimension's part: min, max")
+    records: list[RecordBehindPublic]
+
+
+class ScorePublic(_Public):
+    score: float
+    scale: dict[str, str | float]
+    model_version: str
+    computed_at: int
+    dimensions: list[DimensionPublic]
+    objected_records_counted: bool = Field(
+        description="some records behind the score are objected to: they still count until "
+        "the objection is resolved (DESIGN section 9)"
+    )
+
+
+class ObjectionPublic(_Public):
+    id: int
+    department: str
+    record_id: str
+    kind: str
+    reason: str
+    status: str
+    created_at: int
+    resolved_at: int | None
+    resolution: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def record(self) -> str:
+        return f"{self.department}/{self.record_id}"
+
+
+class ObjectionList(BaseModel):
+    objections: list[ObjectionPublic]
+
+
+class AdminObjectionPublic(ObjectionPublic):
+    resident_id: str
+
+
+class AdminObjectionList(BaseModel):
+    objections: list[AdminObjectionPublic]
+
+
+# --- the resident's routes ------------------------------------------------------------
+
+me = APIRouter(prefix="/v1/me", tags=["residents"])
+
+
+@me.get("/score", summary="My score, its breakdown and the records behind it")
+def my_score(
+    resident: ResidentDep, state: StateDep, session: SessionDep, now: NowDep
+) -> ScorePublic:
+    """Needs my ``open_score`` consent (二次授权); 403 ``consent_required`` without it."""
+    view = service.score_view(session, state, resident, now=now)
+    return ScorePublic.model_validate(view)
+
+
+@me.get("/consents", summary="My consents, withdrawn ones included")
+def my_consents(resident: ResidentDep, session: SessionDep) -> ConsentList:
+    consents = service.list_consents(session, resident)
+    return ConsentList(consents=[ConsentPublic.model_validate(c) for c in consents])
+
+
+@me.post("/consents", status_code=201, summary="Grant a consent")
+def grant_consent(
+    body: Annotated[ConsentGrant, Body()], resident: ResidentDep, session: SessionDep, now: NowDep
+) -> ConsentPublic:
+    """``open_score``, or ``share_alliance`` naming recipients and purpose. 409
+    ``consent_active`` if one of that kind is in force."""
+    shared = body if isinstance(body, ShareAllianceGrant) else None
+    consent = service.grant_consent(
+        session,
+        resident,
+        kind=body.kind,
+        recipients=shared.recipients if shared else (),
+        purpose=shared.purpose if shared else None,
+        now=now,
+    )
+    return ConsentPublic.model_validate(consent)
+
+
+@me.delete("/consents/{kind}", summary="Withdraw a consent (revokes my attestations)")
+def withdraw_consent(
+    kind: ConsentKind, resident: ResidentDep, state: StateDep, session: SessionDep, now: NowDep
+) -> WithdrawalPublic:
+    """Revokes every outstanding attestation of mine at once. 404 ``consent_not_found``
+    if none of that kind is in force."""
+    withdrawal = service.withdraw_consent(session, state, resident, kind, now=now)
+    return WithdrawalPublic.model_validate(withdrawal)
+
+
+@me.post("/objections", status_code=201, summary="Object to one of my records")
+def file_objection(
+    body: ObjectionFiling, resident: ResidentDep, session: SessionDep, now: NowDep
+) -> ObjectionPublic:
+    """The record is flagged until an admin resolves the objection; it still counts
+    meanwhile. 404 ``record_not_found`` unless the record is mine."""
+    department, record_id = body.record.split("/", 1)
+    view = service.file_objection(
+        session, resident, department=department, record_id=record_id, reason=body.reason, now=now
+    )
+    return ObjectionPublic.model_validate(view)
+
+
+@me.get("/objections", summary="My objections")
+def my_objections(resident: ResidentDep, session: SessionDep) -> ObjectionList:
+    views = service.list_objections(session, resident)
+    return ObjectionList(objections=[ObjectionPublic.model_validate(v) for v in views])
+
+
+# --- the admins' side of objections ---------------------------------------------------
+
+admin = APIRouter(prefix="/v1/admin/objections", tags=["admin"])
+
+
+@admin.get("", summary="Objections to decide (open ones by default)")
+def list_objections(
+    _: AdminDep,
+    session: SessionDep,
+    status: Literal["open", "upheld", "rejected"] = "open",
+    after: Annotated[
+        int, Query(ge=0, le=2**31 - 1, description="only ids above this (paging)")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AdminObjectionList:
+    views = service.objections_by_status(session, status, after=after, limit=limit)
+    return AdminObjectionList(objections=[AdminObjectionPublic.model_validate(v) for v in views])
+
+
+@admin.post("/{objection_id}/resolve", summary="Uphold (remove the record) or reject")
+def resolve_objection(
+    objection_id: RowId,
+    body: ObjectionDecision,
+    actor: AdminDep,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> AdminObjectionPublic:
+    """``upheld`` removes the record and rescores the resident; ``rejected`` puts the
+    record back to ``active``. 409 ``already_resolved`` the second time."""
+    view = service.resolve_objection(
+        session, state, objection_id, decision=body.decision, note=body.note, actor=actor, now=now
+    )
+    return AdminObjectionPublic.model_validate(view)
+
+
+router = APIRouter()
+router.include_router(me)
+router.include_router(admin)

@@ -65,7 +65,9 @@ class InversePercentileRank:
 
     def __call__(self, rank: float) -> float:
         size, f, F = len(self.f), self.f, self.F
-        p = rank / 100.0
+        # Ranks lie in [0, 100] by definition; a rank computed in floating point can
+        # land a hair outside (100.00000000000001), as the library also allows for.
+        p = min(max(rank / 100.0, 0.0), 1.0)
         if p >= 1.0:
             upper = size - 0.5
         else:

@@ -85,6 +85,8 @@ def test_percentile_ranks_follow_kolen_brennan_eq_2_14(
 
 @PROPERTY
 @given(counts=histograms(), ranks=st.lists(st.floats(0, 100), min_size=1, max_size=10))
+# A rank a hair below 100 over an empty top point: it must not be snapped onto the end.
+@example(counts=[1, 0], ranks=[99.99999999999999])
 def test_inverse_percentile_rank_follows_kolen_brennan_eqs_2_18_and_2_19(
     counts: list[int], ranks: list[float]
 ) -> None:

@@ -1,0 +1,54 @@
+"""Transaction-scoped locks for writers that must take turns (audit chain, issuing).
+
+SQLite allows one writer at a time, but it takes the write lock only at a
+transaction's first write; whatever was read before that may already be stale when
+the write happens. PostgreSQL lets writers run side by side. ``hold_lock`` gives both
+the same meaning: once it returns, no other transaction that asks for the same name
+gets past its own ``hold_lock`` until this one commits or rolls back, and everything
+read afterwards is current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+
+from sqlalchemy import text
+from sqlalchemy.orm import SessionTransaction
+from sqlmodel import Session
+
+__all__ = ["hold_lock"]
+
+# A write that matches no row still opens SQLite's write transaction (and waits for
+# the lock up to the busy timeout): SQLite has no other way to upgrade a deferred
+# transaction on demand. Any table does; the lock is database-wide.
+_SQLITE_TAKE_WRITE_LOCK = text("UPDATE auditentry SET seq = seq WHERE 0 = 1")
+_PG_ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# The locks each transaction holds, forgotten with the transaction object: a second
+# request costs no round trip (SQLite's one lock covers every name).
+_HELD: weakref.WeakKeyDictionary[SessionTransaction, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _advisory_key(name: str) -> int:
+    # pg_advisory_xact_lock takes a signed 64-bit key.
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+def hold_lock(session: Session, name: str) -> None:
+    """Hold the lock ``name`` until the session's transaction ends.
+
+    SQLite: the database's write lock (one writer at a time, whatever the name).
+    PostgreSQL: a transaction-scoped advisory lock on ``name`` (read your data with
+    READ COMMITTED afterwards, so that statements see what the previous holder
+    committed). Other databases: nothing; their unique constraints remain the guard.
+    """
+    connection = session.connection()
+    transaction = session.get_transaction()
+    held = _HELD.setdefault(transaction, set()) if transaction is not None else set()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        if not held:
+            connection.execute(_SQLITE_TAKE_WRITE_LOCK)
+    elif dialect == "postgresql" and name not in held:
+        connection.execute(_PG_ADVISORY_XACT_LOCK, {"key": _advisory_key(name)})
+    held.add(name)

@@ -1,0 +1,479 @@
+"""Records pushed by departments (DESIGN sections 9 and 10), one by one, in batches or
+as a CSV / JSONL file.
+
+Every row gets its own result, ``stored``, ``duplicate`` or ``refused`` (with a code),
+and a bad row never costs the good ones. Pushes are idempotent by (department,
+``record_id``): the same record again is a ``duplicate`` and changes nothing; another
+body under the same id is refused (``record_id_conflict``). The department is the
+caller's, from its credentials, never from the body.
+
+One request is one transaction: the stored rows, her new resident row and her new
+score are committed together, or nothing is (refused rows never write). The checks
+that read (is this id known? which record does this repair name?) run before the first
+write, so the write transaction stays short; a record id that a concurrent push stored
+in between makes the insert fail on the unique (department, record_id) constraint, and
+the whole request is then checked and written again, where it finds the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as select_columns
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session, col
+
+from node.app import NodeState
+from node.errors import NodeError
+from node.models import Record
+from node.scoring import KIND_PATTERN, RecordInput, ScoringModel
+from node.services.scoring import (
+    IN_CHUNK,
+    collector_paused,
+    repair_candidates,
+    repair_links,
+    rescore_residents,
+    scoring_rows,
+)
+
+__all__ = [
+    "FUTURE_LEEWAY",
+    "PushResult",
+    "RecordIn",
+    "RowProblem",
+    "RowResult",
+    "RowStatus",
+    "push_records",
+    "rows_from_file",
+]
+
+FUTURE_LEEWAY = 300  # seconds a record may lie in the future (clocks of departments drift)
+RECORD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # no "/": keys are dept/record_id
+RESIDENT_ID_PATTERN = r"^[!-~]{1,128}$"  # the identity provider's subject: printable ASCII
+LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_POINTS = 10_000.0
+_NEW_RECORDS = insert(Record.__table__)  # type: ignore[attr-defined]
+ATTEMPTS = 3  # a request whose insert lost a race is checked and written again
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL: serialization failure, deadlock
+
+
+class RecordIn(BaseModel):
+    """One record as a department pushes it. Times are epoch seconds (UTC)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    record_id: str = Field(
+        pattern=RECORD_ID_PATTERN, description="the department's own id of the record"
+    )
+    resident_id: str = Field(
+        pattern=RESIDENT_ID_PATTERN, description="the resident (her identity provider subject)"
+    )
+    kind: str = Field(pattern=KIND_PATTERN, description="a record kind of the city's model")
+    occurred_at: int = Field(ge=0, le=LATEST_TIME, description="when it happened")
+    points: float | None = Field(
+        None,
+        ge=-MAX_POINTS,
+        le=MAX_POINTS,
+        allow_inf_nan=False,
+        description="the record's own points, only for kinds whose points may be overridden",
+    )
+    repairs: str | None = Field(
+        None,
+        pattern=RECORD_ID_PATTERN,
+        description="for a repair kind: the record_id of her record it repairs",
+    )
+    note: str | None = Field(None, max_length=500)
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row that could not even be read (a JSONL line that is not JSON, a CSV line
+    with too many cells): it is refused with this code, the others go on."""
+
+    code: str
+    message: str
+
+
+RowStatus = Literal["stored", "duplicate", "refused"]
+
+
+@dataclass(frozen=True)
+class RowResult:
+    index: int  # the row's position in the request (0-based; for a file, data rows only)
+    record_id: str | None
+    status: RowStatus
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    results: list[RowResult]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def push_records(
+    session: Session,
+    state: NodeState,
+    department: str,
+    rows: Sequence[Any],
+    *,
+    now: int,
+    strict: bool = True,
+) -> PushResult:
+    """Check and store ``rows`` for ``department`` (see the module docstring); rescore
+    each resident who got a record, in the same transaction. ``strict=False`` reads
+    numbers from text (CSV cells).
+
+    Raises ``NodeError`` 413 ``batch_too_large`` (nothing is written) over
+    ``settings.max_batch_rows`` rows; 503 ``busy`` if the request keeps losing races.
+    """
+    limit = state.settings.max_batch_rows
+    if len(rows) > limit:
+        raise NodeError(
+            "batch_too_large",
+            f"{len(rows)} records in one push; at most {limit}",
+            status=413,
+            details={"rows": len(rows), "max_batch_rows": limit},
+        )
+    refused: dict[int, RowResult] = {}
+    checked: list[tuple[int, RecordIn]] = []
+    for index, raw in enumerate(rows):
+        try:
+            record = _parse(raw, strict=strict)
+            _check_alone(state.model, record, now=now)
+        except _Refused as refusal:
+            refused[index] = RowResult(
+                index, _echo_id(raw), "refused", refusal.code, refusal.message
+            )
+            continue
+        checked.append((index, record))
+    outcome: dict[int, RowResult] = {}
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with collector_paused():  # a bulk read and rescore: see its docstring
+                outcome = _store(session, state, department, checked, now=now)
+                session.commit()
+            break
+        except DBAPIError as exc:  # IntegrityError among them
+            session.rollback()
+            if not _lost_a_race(exc):
+                raise
+            if attempt == ATTEMPTS:
+                raise NodeError(
+                    "busy", "concurrent pushes kept colliding; push again", status=503
+                ) from exc
+    results = [outcome.get(i) or refused[i] for i in range(len(rows))]
+    counts: dict[str, int] = {"stored": 0, "duplicate": 0, "refused": 0}
+    for result in results:
+        counts[result.status] += 1
+    for status, n in counts.items():
+        if n:
+            state.metrics.records.labels(status).inc(n)
+    return PushResult(results, counts)
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # (department, record_id) stored by a concurrent push
+    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def _parse(raw: Any, *, strict: bool) -> RecordIn:
+    if isinstance(raw, RowProblem):
+        raise _Refused(raw.code, raw.message)
+    if isinstance(raw, RecordIn):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise _Refused("invalid_record", "a record must be a JSON object")
+    try:
+        return RecordIn.model_validate(raw, strict=strict)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        fields = [".".join(str(p) for p in e["loc"]) or "record" for e in errors]
+        code = "invalid_resident_id" if fields[0] == "resident_id" else "invalid_record"
+        message = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, errors, strict=True))
+        raise _Refused(code, message) from None
+
+
+def _echo_id(raw: Any) -> str | None:
+    record_id = raw.get("record_id") if isinstance(raw, Mapping) else None
+    return record_id if isinstance(record_id, str) and len(record_id) <= 128 else None
+
+
+def _check_alone(model: ScoringModel, record: RecordIn, *, now: int) -> None:
+    """What can be checked without the database."""
+    kind = model.kinds.get(record.kind)
+    if kind is None:
+        raise _Refused("unknown_kind", f"{record.kind!r} is not a record kind of this city")
+    if record.occurred_at > now + FUTURE_LEEWAY:
+        raise _Refused("occurred_in_future", "occurred_at lies in the future")
+    if record.points is not None and not kind.points_overridable:
+        raise _Refused(
+            "points_not_overridable",
+            f"records of kind {record.kind!r} can't carry their own points",
+        )
+    if kind.repair and record.repairs is None:
+        raise _Refused("invalid_repair", "a repair names the record it repairs (repairs)")
+    if not kind.repair and record.repairs is not None:
+        raise _Refused("invalid_repair", f"kind {record.kind!r} is not a repair; drop repairs")
+    if record.repairs == record.record_id:
+        raise _Refused("invalid_repair", "a record can't repair itself")
+
+
+@dataclass
+class _Pending:
+    """A row accepted earlier in this request, as scoring sees rows."""
+
+    department: str
+    record_id: str
+    kind: str
+    occurred_at: int
+    points: float | None
+    repairs: str | None
+    status: str = "active"
+
+
+def _store(
+    session: Session,
+    state: NodeState,
+    department: str,
+    checked: list[tuple[int, RecordIn]],
+    *,
+    now: int,
+) -> dict[int, RowResult]:
+    model = state.model
+    known = _known_records(session, department, {r.record_id for _, r in checked})
+    # her counting records, for the residents who get a repair (to find what it repairs)
+    theirs: dict[str, list[Any]] = scoring_rows(
+        session, [r.resident_id for _, r in checked if model.kinds[r.kind].repair]
+    )
+    outcome: dict[int, RowResult] = {}
+    accepted: dict[str, RecordIn] = {}
+    new_rows: list[dict[str, Any]] = []
+    for index, record in checked:
+        previous = accepted.get(record.record_id) or known.get(record.record_id)
+        if previous is not None:
+            if _body(previous) == _body(record):
+                outcome[index] = RowResult(index, record.record_id, "duplicate")
+            else:
+                outcome[index] = RowResult(
+                    index,
+                    record.record_id,
+                    "refused",
+                    "record_id_conflict",
+                    "this record_id holds another record already; record ids are never reused",
+                )
+            continue
+        if model.kinds[record.kind].repair:
+            try:
+                _check_repair(model, department, record, theirs[record.resident_id])
+            except _Refused as refusal:
+                outcome[index] = RowResult(
+                    index, record.record_id, "refused", refusal.code, refusal.message
+                )
+                continue
+        accepted[record.record_id] = record
+        if record.resident_id in theirs:
+            theirs[record.resident_id].append(
+                _Pending(
+                    department,
+                    record.record_id,
+                    record.kind,
+                    record.occurred_at,
+                    record.points,
+                    record.repairs,
+                )
+            )
+        new_rows.append(
+            {
+                "department": department,
+                "record_id": record.record_id,
+                "resident_id": record.resident_id,
+                "kind": record.kind,
+                "occurred_at": record.occurred_at,
+                "recorded_at": now,
+                "points": record.points,
+                "repairs": record.repairs,
+                "status": "active",
+                "note": record.note,
+            }
+        )
+        outcome[index] = RowResult(index, record.record_id, "stored")
+    if new_rows:
+        session.connection().execute(_NEW_RECORDS, new_rows)
+        rescore_residents(session, state, {row["resident_id"] for row in new_rows}, now=now)
+    return outcome
+
+
+_KNOWN_RECORDS = select_columns(
+    col(Record.record_id),
+    col(Record.resident_id),
+    col(Record.kind),
+    col(Record.occurred_at),
+    col(Record.points),
+    col(Record.repairs),
+    col(Record.note),
+).where(
+    col(Record.department) == bindparam("department"),
+    col(Record.record_id).in_(bindparam("ids", expanding=True)),
+)
+
+
+def _known_records(session: Session, department: str, record_ids: set[str]) -> dict[str, Any]:
+    """The department's stored records among these ids, by record_id (what ``_body``
+    compares)."""
+    known: dict[str, Any] = {}
+    ordered = sorted(record_ids)
+    connection = session.connection()
+    for start in range(0, len(ordered), IN_CHUNK):
+        chunk = ordered[start : start + IN_CHUNK]
+        rows = connection.execute(_KNOWN_RECORDS, {"department": department, "ids": chunk})
+        known.update((row.record_id, row) for row in rows)
+    return known
+
+
+def _body(record: Any) -> tuple[Any, ...]:
+    points = None if record.points is None else float(record.points)
+    return (
+        record.resident_id,
+        record.kind,
+        record.occurred_at,
+        points,
+        record.repairs,
+        record.note,
+    )
+
+
+def _check_repair(model: ScoringModel, department: str, repair: RecordIn, rows: list[Any]) -> None:
+    """The record a repair names must be hers, counting, negative and not yet repaired
+    (the choice among her records follows :func:`node.services.scoring.repair_links`)."""
+    assert repair.repairs is not None
+    chosen = repair_candidates(model, rows, repair.repairs, department)
+    if not chosen:
+        raise _Refused(
+            "unknown_repaired_record",
+            f"the resident has no counting record {repair.repairs!r} to repair",
+        )
+    if len(chosen) > 1:
+        raise _Refused(
+            "unknown_repaired_record",
+            f"{repair.repairs!r} names records of several departments; "
+            "the department that recorded it must push the repair",
+        )
+    original = rows[chosen[0]]
+    points = model.points_of(RecordInput("", original.kind, original.occurred_at, original.points))
+    if points >= 0:
+        raise _Refused("not_repairable", f"record {repair.repairs!r} is not a negative record")
+    if chosen[0] in repair_links(model, rows).values():
+        raise _Refused("already_repaired", f"record {repair.repairs!r} has been repaired already")
+    if repair.occurred_at < original.occurred_at:
+        raise _Refused("invalid_repair", "a repair can't occur before the record it repairs")
+
+
+# --- files --------------------------------------------------------------------------------
+
+CSV_TYPES = {"text/csv", "application/csv", "text/comma-separated-values"}
+JSONL_TYPES = {
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/jsonlines",
+    "application/x-ndjson",
+    "application/ndjson",
+}
+CSV_COLUMNS = set(RecordIn.model_fields)
+CSV_REQUIRED = {name for name, f in RecordIn.model_fields.items() if f.is_required()}
+
+
+def rows_from_file(
+    filename: str | None, content_type: str | None, data: bytes
+) -> tuple[list[Any], bool]:
+    """The rows of an uploaded CSV (header row first) or JSONL file, and whether they
+    are typed (JSONL) or text to be read as numbers (CSV). The file name's suffix
+    decides, else the content type. Empty CSV cells are absent values.
+
+    Raises ``NodeError`` (nothing is written): 415 ``unsupported_file_type``, 400
+    ``invalid_encoding`` (not UTF-8), 400 ``invalid_csv`` (no header, unknown or missing
+    columns, broken quoting)."""
+    kind = _file_kind(filename, content_type)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NodeError("invalid_encoding", "the file must be UTF-8 text") from exc
+    if kind == "jsonl":
+        return [_jsonl_row(line) for line in text.splitlines() if line.strip()], True
+    return _csv_rows(text), False
+
+
+def _file_kind(filename: str | None, content_type: str | None) -> str:
+    name = (filename or "").lower()
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if media in CSV_TYPES:
+        return "csv"
+    if media in JSONL_TYPES:
+        return "jsonl"
+    raise NodeError(
+        "unsupported_file_type",
+        "upload a .csv file (header row first) or a .jsonl file (one record per line)",
+        status=415,
+    )
+
+
+def _jsonl_row(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return RowProblem("invalid_json", "this line is not JSON")
+
+
+def _csv_rows(text: str) -> list[Any]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise NodeError("invalid_csv", "the file is empty; it needs a header row")
+        columns = [name.strip() for name in header]
+        unknown = sorted(set(columns) - CSV_COLUMNS)
+        missing = sorted(CSV_REQUIRED - set(columns))
+        if unknown or missing or len(set(columns)) != len(columns):
+            raise NodeError(
+                "invalid_csv",
+                "the header row must name each column once, from: "
+                + ", ".join(RecordIn.model_fields),
+                details={"unknown": unknown, "missing": missing},
+            )
+        rows: list[Any] = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue  # a blank line
+            if len(cells) != len(columns):
+                rows.append(
+                    RowProblem(
+                        "invalid_record",
+                        f"this line has {len(cells)} cells; the header has {len(columns)}",
+                    )
+                )
+                continue
+            rows.append(
+                {name: cell for name, cell in zip(columns, cells, strict=True) if cell != ""}
+            )
+        return rows
+    except csv.Error as exc:
+        raise NodeError("invalid_csv", f"the CSV can't be read: {exc}") from exc

@@ -1,0 +1,459 @@
+"""A resident's own data (issue 4): her score and its breakdown, consents, objections (异议).
+
+A resident reaches only her own rows: every query here is keyed by the resident id her
+identity provider vouched for, never by an id taken from the request. Each public
+function owns its transaction: it commits everything it changes, or (on an error)
+nothing, because the session is rolled back when the request ends.
+
+Consent rules (DESIGN section 10, seed/BRIEF.md):
+
+- ``open_score``: 二次授权, opening the score needs her own authorisation.
+- ``share_alliance``: a separate consent naming recipients and purpose (PIPL art. 23).
+- Withdrawing either revokes every outstanding attestation, in the same transaction.
+- Granting again after a withdrawal adds a new row; the history is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from node.app import NodeState
+from node.errors import NodeError
+from node.models import Consent, Objection, Record, Score
+from node.scoring import Breakdown
+from node.services import audit, issuing, scoring
+from node.services._locking import hold_lock
+
+__all__ = [
+    "CONSENT_KINDS",
+    "DimensionView",
+    "ObjectionView",
+    "RecordBehind",
+    "ScoreView",
+    "Withdrawal",
+    "active_consent",
+    "file_objection",
+    "grant_consent",
+    "list_consents",
+    "list_objections",
+    "objections_by_status",
+    "require_consent",
+    "resolve_objection",
+    "score_view",
+    "withdraw_consent",
+]
+
+CONSENT_KINDS = ("open_score", "share_alliance")
+# The audit actor of a resident's own acts; the entry's subject names her. (Not
+# "resident:<id>": a 128-character id would not fit the 128-character actor column.)
+RESIDENT_ACTOR = "resident"
+
+
+@dataclass(frozen=True)
+class RecordBehind:
+    department: str
+    record_id: str
+    kind: str
+    occurred_at: int
+    points: float
+    status: str
+    objected: bool
+
+
+@dataclass(frozen=True)
+class DimensionView:
+    name: str
+    label: str
+    points: float
+    cap: dict[str, float]
+    records: list[RecordBehind]
+
+
+@dataclass(frozen=True)
+class ScoreView:
+    score: float
+    scale: dict[str, Any]
+    model_version: str
+    computed_at: int
+    dimensions: list[DimensionView]
+    objected_records_counted: bool
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    consent: Consent
+    revoked_attestations: int
+
+
+@dataclass(frozen=True)
+class ObjectionView:
+    id: int
+    resident_id: str
+    department: str
+    record_id: str
+    kind: str
+    reason: str
+    status: str
+    created_at: int
+    resolved_at: int | None
+    resolution: str | None
+
+
+# --- consents -----------------------------------------------------------------------
+
+
+def active_consent(session: Session, resident_id: str, kind: str) -> Consent | None:
+    """Her consent of ``kind`` that has not been withdrawn, if any."""
+    return session.exec(
+        select(Consent).where(
+            Consent.resident_id == resident_id,
+            Consent.kind == kind,
+            col(Consent.withdrawn_at).is_(None),
+        )
+    ).first()
+
+
+def require_consent(session: Session, resident_id: str, kind: str) -> Consent:
+    """Her active consent of ``kind``; raises ``NodeError`` 403 ``consent_required``."""
+    consent = active_consent(session, resident_id, kind)
+    if consent is None:
+        raise NodeError(
+            "consent_required", f"this needs your {kind!r} consent; grant it first", status=403
+        )
+    return consent
+
+
+def list_consents(session: Session, resident_id: str) -> list[Consent]:
+    """Every consent she has given, withdrawn ones included, oldest first."""
+    return list(
+        session.exec(
+            select(Consent).where(Consent.resident_id == resident_id).order_by(col(Consent.id))
+        )
+    )
+
+
+def grant_consent(
+    session: Session,
+    resident_id: str,
+    *,
+    kind: str,
+    now: int,
+    recipients: Sequence[str] = (),
+    purpose: str | None = None,
+) -> Consent:
+    """Record a new consent (a new row, even after a withdrawal) and audit it.
+
+    Raises ``NodeError`` 409 ``consent_active`` if one of that kind is in force: she
+    withdraws it first, so that changing whom she shares with never happens silently.
+    """
+    if kind not in CONSENT_KINDS:
+        raise ValueError(f"unknown consent kind {kind!r}")
+    hold_lock(session, f"consents:{resident_id}")  # two grants at once can't both pass
+    if active_consent(session, resident_id, kind) is not None:
+        raise NodeError(
+            "consent_active",
+            f"your {kind!r} consent is already in force; withdraw it first to change it",
+            status=409,
+        )
+    consent = Consent(
+        resident_id=resident_id,
+        kind=kind,
+        recipients=list(recipients),
+        purpose=purpose,
+        granted_at=now,
+    )
+    session.add(consent)
+    session.flush()
+    audit.append(
+        session,
+        actor=RESIDENT_ACTOR,
+        action="consent.granted",
+        subject=resident_id,
+        details={
+            "consent_id": consent.id,
+            "kind": kind,
+            "recipients": list(recipients),
+            "purpose": purpose,
+        },
+        now=now,
+    )
+    session.commit()
+    session.refresh(consent)
+    return consent
+
+
+def withdraw_consent(
+    session: Session, state: NodeState, resident_id: str, kind: str, *, now: int
+) -> Withdrawal:
+    """Withdraw her consent of ``kind``, revoke every outstanding attestation of hers and
+    audit it, all in one transaction: if revoking fails, the consent stays in force.
+
+    Raises ``NodeError`` 404 ``consent_not_found`` if none of that kind is in force.
+    """
+    hold_lock(session, f"consents:{resident_id}")
+    consent = active_consent(session, resident_id, kind)
+    if consent is None:
+        raise NodeError("consent_not_found", f"you have no {kind!r} consent in force", status=404)
+    consent.withdrawn_at = now
+    session.add(consent)
+    session.flush()
+    revoked = issuing.revoke_outstanding(
+        session, state, resident_id, now=now, reason=f"consent_withdrawn:{kind}"
+    )
+    audit.append(
+        session,
+        actor=RESIDENT_ACTOR,
+        action="consent.withdrawn",
+        subject=resident_id,
+        details={"consent_id": consent.id, "kind": kind, "revoked_attestations": revoked},
+        now=now,
+    )
+    session.commit()
+    session.refresh(consent)
+    return Withdrawal(consent, revoked)
+
+
+# --- score --------------------------------------------------------------------------
+
+
+def score_view(session: Session, state: NodeState, resident_id: str, *, now: int) -> ScoreView:
+    """Her score with its breakdown by dimension and the records behind each part.
+
+    Needs her ``open_score`` consent (二次授权; else ``NodeError`` 403
+    ``consent_required``). The stored score is served with the model re-run at its
+    ``computed_at`` over her records, which explains it. Where there is no stored score,
+    or it no longer follows from her records (another model version; a record changed
+    without a rescore), she is rescored now ("实时动态计算") and the new score stored.
+    """
+    require_consent(session, resident_id, "open_score")
+    model = state.model
+    score = session.get(Score, resident_id)
+    rows = _records_of(session, resident_id)
+    breakdown = None
+    if score is not None and score.model_version == model.version:
+        breakdown = model.score(scoring.scoring_inputs(model, rows), score.computed_at)
+    if score is None or breakdown is None or breakdown.score != score.score:
+        score = scoring.rescore_resident(session, state, resident_id, now)
+        rows = _records_of(session, resident_id)  # read again under her lock
+        breakdown = model.score(scoring.scoring_inputs(model, rows), score.computed_at)
+    view = _score_view(state, score, breakdown, rows)
+    session.commit()
+    return view
+
+
+def _score_view(
+    state: NodeState, score: Score, breakdown: Breakdown, rows: list[Record]
+) -> ScoreView:
+    by_key = {_key(row): row for row in rows}
+    dimensions = [
+        DimensionView(
+            name=name,
+            label=dimension.label,
+            points=breakdown.by_dimension[name],
+            cap={"min": dimension.min, "max": dimension.max},
+            records=[
+                _record_behind(by_key[entry["record"]], float(entry["points"]))
+                for entry in breakdown.records.get(name, [])
+            ],
+        )
+        for name, dimension in state.model.dimensions.items()
+    ]
+    scale = state.model.scale
+    return ScoreView(
+        score=score.score,
+        scale={"name": scale.name, "min": scale.min, "max": scale.max, "step": scale.step},
+        model_version=score.model_version,
+        computed_at=score.computed_at,
+        dimensions=dimensions,
+        objected_records_counted=any(r.objected for d in dimensions for r in d.records),
+    )
+
+
+def _records_of(session: Session, resident_id: str) -> list[Record]:
+    # In id order, as node.services.scoring reads them, so that both link repairs alike.
+    return list(
+        session.exec(
+            select(Record).where(Record.resident_id == resident_id).order_by(col(Record.id))
+        )
+    )
+
+
+def _key(row: Record) -> str:
+    return f"{row.department}/{row.record_id}"
+
+
+def _record_behind(row: Record, points: float) -> RecordBehind:
+    return RecordBehind(
+        department=row.department,
+        record_id=row.record_id,
+        kind=row.kind,
+        occurred_at=row.occurred_at,
+        points=points,
+        status=row.status,
+        objected=row.status == "objected",
+    )
+
+
+# --- objections (异议) ----------------------------------------------------------------
+
+
+def file_objection(
+    session: Session,
+    resident_id: str,
+    *,
+    department: str,
+    record_id: str,
+    reason: str,
+    now: int,
+) -> ObjectionView:
+    """Object to one of her records: the record is flagged ``objected`` (it keeps
+    counting until resolved) and an open objection is stored and audited.
+
+    Raises ``NodeError`` 404 ``record_not_found`` when no record of hers has that
+    reference, whether it does not exist or is someone else's (existence is not
+    leaked); 409 ``objection_open`` if one is open already; 409 ``record_removed``.
+    """
+    record = session.exec(
+        select(Record).where(
+            Record.resident_id == resident_id,
+            Record.department == department,
+            Record.record_id == record_id,
+        )
+    ).first()
+    if record is None:
+        raise NodeError("record_not_found", "you have no record with that reference", status=404)
+    # A conditional update, so that two objections filed at once can't both open.
+    flagged = session.exec(
+        update(Record)
+        .where(col(Record.id) == record.id, col(Record.status) == "active")
+        .values(status="objected")
+    )
+    if flagged.rowcount != 1:
+        session.refresh(record)
+        if record.status == "objected":
+            raise NodeError(
+                "objection_open", "an objection to this record is already open", status=409
+            )
+        raise NodeError("record_removed", "this record has been removed already", status=409)
+    assert record.id is not None
+    objection = Objection(
+        resident_id=resident_id, record_pk=record.id, reason=reason, created_at=now
+    )
+    session.add(objection)
+    session.flush()
+    audit.append(
+        session,
+        actor=RESIDENT_ACTOR,
+        action="objection.filed",
+        subject=resident_id,
+        # References only: the reason is free text and may hold personal data.
+        details={"objection_id": objection.id, "record": _key(record)},
+        now=now,
+    )
+    session.commit()
+    session.refresh(objection)
+    session.refresh(record)
+    return _objection_view(objection, record)
+
+
+def list_objections(session: Session, resident_id: str) -> list[ObjectionView]:
+    """Every objection she has filed, oldest first."""
+    return _objection_views(session, col(Objection.resident_id) == resident_id)
+
+
+def objections_by_status(
+    session: Session, status: str, *, after: int = 0, limit: int = 100
+) -> list[ObjectionView]:
+    """Objections of every resident in ``status`` (``open`` for the admins' queue),
+    by id, from ``after`` on."""
+    return _objection_views(
+        session, col(Objection.status) == status, col(Objection.id) > after, limit=limit
+    )
+
+
+def resolve_objection(
+    session: Session,
+    state: NodeState,
+    objection_id: int,
+    *,
+    decision: str,
+    note: str,
+    actor: str,
+    now: int,
+) -> ObjectionView:
+    """Decide an open objection. ``upheld``: the record is removed and the resident
+    rescored. ``rejected``: the record counts as before (``active``). Audited.
+
+    Raises ``NodeError`` 404 ``objection_not_found``; 409 ``already_resolved``.
+    """
+    if decision not in ("upheld", "rejected"):
+        raise ValueError(f"unknown decision {decision!r}")
+    objection = session.get(Objection, objection_id)
+    if objection is None:
+        raise NodeError("objection_not_found", "no objection with that id", status=404)
+    # Her lock first, as every rescoring path takes it: a push rescoring her at the same
+    # time then waits, and reads the record's new status (node.services.scoring).
+    scoring.lock_residents(session, [objection.resident_id], now=now)
+    # A conditional update, so that two admins deciding at once can't both succeed.
+    claimed = session.exec(
+        update(Objection)
+        .where(col(Objection.id) == objection_id, col(Objection.status) == "open")
+        .values(status=decision, resolved_at=now, resolution=note)
+    )
+    if claimed.rowcount != 1:
+        raise NodeError("already_resolved", "this objection has been resolved", status=409)
+    session.refresh(objection)
+    record = session.get(Record, objection.record_pk)
+    assert record is not None  # records are never deleted, only marked removed
+    record.status = "removed" if decision == "upheld" else "active"
+    session.add(record)
+    session.flush()
+    if decision == "upheld":
+        scoring.rescore_resident(session, state, objection.resident_id, now)
+    audit.append(
+        session,
+        actor=actor,
+        action="objection.resolved",
+        subject=objection.resident_id,
+        details={"objection_id": objection_id, "record": _key(record), "decision": decision},
+        now=now,
+    )
+    session.commit()
+    session.refresh(objection)
+    session.refresh(record)
+    return _objection_view(objection, record)
+
+
+def _objection_views(
+    session: Session, *where: Any, limit: int | None = None
+) -> list[ObjectionView]:
+    statement = (
+        select(Objection, Record)
+        .join(Record, col(Record.id) == col(Objection.record_pk))
+        .where(*where)
+        .order_by(col(Objection.id))
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [_objection_view(objection, record) for objection, record in session.exec(statement)]
+
+
+def _objection_view(objection: Objection, record: Record) -> ObjectionView:
+    assert objection.id is not None
+    return ObjectionView(
+        id=objection.id,
+        resident_id=objection.resident_id,
+        department=record.department,
+        record_id=record.record_id,
+        kind=record.kind,
+        reason=objection.reason,
+        status=objection.status,
+        created_at=objection.created_at,
+        resolved_at=objection.resolved_at,
+        resolution=objection.resolution,
+    )
