@@ -187,7 +187,15 @@ def create_app(
         log.info(
             json.dumps({"event": "node_started", "node": settings.node_id, "city": settings.city})
         )
+        scheduler = None
+        if settings.scheduler:  # development: the jobs run in this process
+            from node.jobs import build_scheduler
+
+            scheduler = build_scheduler(state)
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         engine.dispose()
 
     app = FastAPI(
