@@ -50,11 +50,9 @@ DISCLOSABLE_CLAIMS = (
     "local_scale",
     "score_date",
 )
-# Claims that must never arrive through a disclosure (draft-ietf-oauth-sd-jwt-vc
-# section 3.2.2.2 for iss/nbf/exp/cnf/vct/status; the rest are ours).
-_ALWAYS_VISIBLE = frozenset(
-    {"iss", "iat", "nbf", "exp", "vct", "cnf", "status", "alliance", "mapping", "_sd_alg"}
-)
+# Claims every attestation carries visibly, and that must never arrive through a
+# disclosure (draft-ietf-oauth-sd-jwt-vc section 3.2.2.2 for iss/nbf/exp/cnf/vct/status;
+# the rest are ours).
 _REQUIRED_VISIBLE = (
     "iss",
     "iat",
@@ -67,6 +65,7 @@ _REQUIRED_VISIBLE = (
     "mapping",
     "_sd_alg",
 )
+_ALWAYS_VISIBLE = frozenset(_REQUIRED_VISIBLE)
 
 
 class AttestationClaims(TypedDict):
