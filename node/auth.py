@@ -17,6 +17,7 @@ import jwt
 from fastapi import Depends, Header
 from sqlmodel import select
 
+from node.app import NodeState
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError
 from node.models import Client
@@ -41,18 +42,40 @@ def _bearer(authorization: str | None) -> str:
 AuthorizationHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 
-def resident_id(state: StateDep, now: NowDep, authorization: AuthorizationHeader = None) -> str:
+_IDP_KEYS = "auth.idp_keys"
+
+
+def _idp_keys(state: NodeState) -> dict[str | None, jwt.PyJWK]:
+    """The identity provider's keys by kid, parsed once per app (not once a request)."""
+    keys: dict[str | None, jwt.PyJWK] | None = state.extra.get(_IDP_KEYS)
+    if keys is None:
+        jwks = state.extra.get("idp_jwks") or state.settings.idp_jwks
+        if not jwks:
+            raise NodeError("idp_unavailable", "no identity provider is configured", status=503)
+        try:
+            keyset = jwt.PyJWKSet.from_dict(json.loads(jwks) if isinstance(jwks, str) else jwks)
+        except (ValueError, jwt.PyJWTError) as exc:
+            raise NodeError(
+                "idp_unavailable",
+                "the identity provider's key set (CCX_IDP_JWKS) is unusable",
+                status=503,
+            ) from exc
+        keys = state.extra[_IDP_KEYS] = {key.key_id: key for key in keyset.keys}
+    return keys
+
+
+# async: one signature check is cheaper than the hop to the thread pool a sync
+# dependency costs.
+async def resident_id(
+    state: StateDep, now: NowDep, authorization: AuthorizationHeader = None
+) -> str:
     """The resident's subject, from a JWT the configured identity provider signed."""
     token = _bearer(authorization)
-    jwks_text = state.extra.get("idp_jwks") or state.settings.idp_jwks
-    if not jwks_text:
-        raise NodeError("idp_unavailable", "no identity provider is configured", status=503)
+    keys = _idp_keys(state)
     try:
         header = jwt.get_unverified_header(token)
-        keys = jwt.PyJWKSet.from_dict(
-            json.loads(jwks_text) if isinstance(jwks_text, str) else jwks_text
-        )
-        key = next((k for k in keys.keys if k.key_id == header.get("kid")), None)
+        kid = header.get("kid")
+        key = keys.get(kid) if kid is None or isinstance(kid, str) else None
         if key is None:
             raise NodeError(
                 "unauthorized", "the token's key is not the identity provider's", status=401

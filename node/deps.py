@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from node.app import NodeState
 
 __all__ = ["NowDep", "SessionDep", "StateDep"]
 
 
-def get_state(request: Request) -> NodeState:
+# async, so that FastAPI calls them on the event loop: a sync dependency costs a hop to
+# the thread pool and back (bench/issue_http.py).
+async def get_state(request: Request) -> NodeState:
     state: NodeState = request.app.state.node
     return state
 
 
-def get_session(state: Annotated[NodeState, Depends(get_state)]) -> Iterator[Session]:
-    with Session(state.engine) as session:
+async def get_session(state: Annotated[NodeState, Depends(get_state)]) -> AsyncIterator[Session]:
+    """A session for the request, used by sync routes and services in the thread pool.
+
+    Opening one touches no database (the connection is taken at first use), so this
+    runs on the event loop. Closing one whose transaction ended (a service that
+    committed) touches none either; only a session still holding a connection is
+    closed in the thread pool, where its rollback may wait for the database.
+    """
+    session = Session(state.engine)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-def get_now(state: Annotated[NodeState, Depends(get_state)]) -> int:
+async def get_now(state: Annotated[NodeState, Depends(get_state)]) -> int:
     return int(state.extra["now"]())
 
 

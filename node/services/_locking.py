@@ -17,12 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
+from node.db import take_sqlite_writer
+
 __all__ = ["hold_lock"]
 
 # A write that matches no row still opens SQLite's write transaction (and waits for
 # the lock up to the busy timeout): SQLite has no other way to upgrade a deferred
-# transaction on demand. Any table does; the lock is database-wide.
-_SQLITE_TAKE_WRITE_LOCK = text("UPDATE auditentry SET seq = seq WHERE 0 = 1")
+# transaction on demand. Any table does; the lock is database-wide. The primary-key
+# lookup keeps it one B-tree probe (``WHERE 0 = 1`` is planned as a scan of the table).
+_SQLITE_TAKE_WRITE_LOCK = text("UPDATE auditentry SET seq = seq WHERE seq = -1")
 _PG_ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 # The locks each transaction holds, forgotten with the transaction object: a second
 # request costs no round trip (SQLite's one lock covers every name).
@@ -48,6 +51,7 @@ def hold_lock(session: Session, name: str) -> None:
     dialect = connection.dialect.name
     if dialect == "sqlite":
         if not held:
+            take_sqlite_writer(connection)  # this process's threads queue without polling
             connection.execute(_SQLITE_TAKE_WRITE_LOCK)
     elif dialect == "postgresql" and name not in held:
         connection.execute(_PG_ADVISORY_XACT_LOCK, {"key": _advisory_key(name)})

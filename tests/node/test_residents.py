@@ -8,6 +8,8 @@ calls made to them.
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -867,3 +869,22 @@ def test_bad_admin_queries_are_invalid_requests(client: TestClient, query: str) 
     response = client.get(f"/v1/admin/objections?{query}", headers=ADMIN)
     assert response.status_code == 422
     assert error_code(response) == "invalid_request"
+
+
+@pytest.mark.parametrize("kid", [["a"], {"kid": "a"}, 7], ids=["list", "object", "number"])
+def test_a_token_whose_kid_is_not_a_string_is_refused(client: TestClient, kid: Any) -> None:
+    provider: DevIdentityProvider = client.app.state.node.extra["dev_idp"]  # type: ignore[attr-defined]
+    claims: dict[str, Any] = {"iss": provider.issuer, "aud": provider.audience, "sub": "alice"}
+    claims |= {"iat": NOW, "exp": NOW + 900}
+    signed = jwt.encode(claims, provider.key, algorithm="ES256", headers={"kid": provider.kid})
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "ES256", "kid": kid}).encode())
+    token = header.rstrip(b"=").decode() + signed[signed.index(".") :]  # PyJWT won't write it
+    response = client.get("/v1/me/score", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert error_code(response) == "unauthorized"
+
+
+def test_a_failing_request_is_counted_with_its_status(client: TestClient) -> None:
+    client.get("/v1/me/score", headers={"Authorization": "Bearer not-a-jwt"})
+    text = client.get("/metrics").text
+    assert 'ccx_http_requests_total{method="GET",route="/v1/me/score",status="401"} 1.0' in text
