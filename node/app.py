@@ -26,7 +26,7 @@ from node.errors import error_body, install_error_handlers
 from node.scoring import ScoringModel, load_model
 from node.settings import Settings
 
-__all__ = ["NodeState", "create_app", "initialize_node", "load_keyring"]
+__all__ = ["NodeState", "create_app", "initialize_node", "load_keyring", "save_keyring"]
 
 log = logging.getLogger("ccx.node")
 
@@ -67,6 +67,9 @@ class Metrics:
         )
 
 
+KEYRING_RECHECK_SECONDS = 5.0
+
+
 @dataclass
 class NodeState:
     """What the routes and services share, built once per app."""
@@ -78,6 +81,29 @@ class NodeState:
     metrics: Metrics
     started_at: float = field(default_factory=time.time)
     extra: dict[str, Any] = field(default_factory=dict)
+    _keyring_seen: tuple[float, int | None] = (0.0, None)  # (checked at, file mtime)
+
+    def signing_keys(self) -> Keyring:
+        """The node's keyring, current within a few seconds of a rotation.
+
+        A rotation (``POST /v1/admin/keys/rotate`` or ``ccx node rotate-keys``) rewrites
+        the keyring file; every worker process sees the new file here, checking its
+        modification time at most every ``KEYRING_RECHECK_SECONDS``, so that N workers
+        agree without a restart. Use this, not ``keyring``, wherever a key is used.
+        """
+        checked, mtime = self._keyring_seen
+        moment = time.monotonic()
+        if moment - checked < KEYRING_RECHECK_SECONDS:
+            return self.keyring
+        try:
+            current = self.settings.keyring_path.stat().st_mtime_ns
+        except OSError:  # the file went away: keep signing with what was loaded
+            current = mtime
+        if mtime is not None and current != mtime:
+            self.keyring = load_keyring(self.settings)
+            log.info(json.dumps({"event": "keyring_reloaded", "active": self.keyring.active.kid}))
+        self._keyring_seen = (moment, current)
+        return self.keyring
 
 
 def load_keyring(settings: Settings) -> Keyring:
@@ -90,6 +116,15 @@ def load_keyring(settings: Settings) -> Keyring:
     return Keyring.load(path.read_bytes(), settings.keyring_passphrase.get_secret_value().encode())
 
 
+def save_keyring(settings: Settings, ring: Keyring) -> None:
+    """Write the keyring file atomically (a temporary file, mode 0600, then a rename)."""
+    data = ring.dump(settings.keyring_passphrase.get_secret_value().encode())
+    tmp = settings.keyring_path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    tmp.replace(settings.keyring_path)
+
+
 def initialize_node(settings: Settings, *, now: int | None = None) -> Keyring:
     """Create the data folder, the database schema and the keyring (if absent)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,11 +132,7 @@ def initialize_node(settings: Settings, *, now: int | None = None) -> Keyring:
     if settings.keyring_path.exists():
         return load_keyring(settings)
     ring = Keyring.create(now=int(time.time()) if now is None else now)
-    data = ring.dump(settings.keyring_passphrase.get_secret_value().encode())
-    tmp = settings.keyring_path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    tmp.replace(settings.keyring_path)
+    save_keyring(settings, ring)
     return ring
 
 
@@ -207,6 +238,7 @@ def create_app(
         model=load_model(settings.scoring_model),
         metrics=Metrics(),
     )
+    state.signing_keys()  # remember the file's modification time
     state.extra["now"] = now or (lambda: int(time.time()))
     if settings.dev_idp:
         from node.dev_idp import DevIdentityProvider

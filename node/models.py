@@ -114,6 +114,9 @@ class Attestation(SQLModel, table=True):
     status_idx: int
     holder_kid: str = Field(max_length=64)
     band: str = Field(max_length=32)
+    # The attested score on the alliance scale (null before migration 0002): a fall
+    # across one of the scale's thresholds revokes, as a fall of band does.
+    alliance_score: int | None = None
     issued_at: int = Field(sa_type=BigInteger)
     expires_at: int = Field(sa_type=BigInteger)
     status: str = Field(default="valid", max_length=16)  # valid | revoked | suspended

@@ -57,3 +57,43 @@ def serve(
     uvicorn.run(
         "node.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
     )
+
+
+@node_app.command("rotate-keys")
+def rotate_keys(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where the database and keyring live (CCX_DATA_DIR)")
+    ] = None,
+) -> None:
+    """Rotate the signing key: the next key signs from now on, the active key is retired
+    (it verifies until its last attestation has expired), a new next key is made.
+    Audit-logged. Running workers pick the new keyring up within seconds. Rotate only
+    once the next key is in the alliance registry version in effect."""
+    import time
+
+    from sqlmodel import Session
+
+    from keys import KeyringError
+    from node.app import load_keyring
+    from node.db import make_engine
+    from node.services.keys import rotate_signing_key
+
+    settings = _settings(None, data_dir, None)
+    if not settings.keyring_path.exists():
+        raise typer.BadParameter(f"no keyring at {settings.keyring_path}: run `ccx node init`")
+    try:
+        before = load_keyring(settings).next
+    except KeyringError as exc:  # a wrong passphrase, a damaged file: say which, change nothing
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            _, done = rotate_signing_key(session, settings, actor="admin", now=int(time.time()))
+    finally:
+        engine.dispose()
+    if before is not None and before.kid != done.active_kid:  # another rotation came between
+        typer.echo("note: the keyring changed while this ran; showing the final state")
+    typer.echo(f"active key:  {done.active_kid}")
+    typer.echo(f"next key:    {done.next_kid}")
+    typer.echo(f"retired key: {done.retired_kid} (verifies until {done.retired_until})")

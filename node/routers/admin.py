@@ -1,4 +1,4 @@
-"""Admin routes: the audit log (hash-chained) and its check."""
+"""Admin routes: the audit log (hash-chained) and its check; key rotation."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from node.auth import AdminDep
-from node.deps import SessionDep
-from node.services import audit
+from node.deps import NowDep, SessionDep, StateDep
+from node.services import audit, keys
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -61,3 +61,31 @@ def list_audit(
     rows = audit.entries_after(session, after=after, limit=limit + 1)
     page = [AuditEntryPublic.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return AuditPage(entries=page, next_after=page[-1].seq if len(rows) > limit else None)
+
+
+class RotationPublic(BaseModel):
+    active_kid: str = Field(description="signs from now on (it was the next key)")
+    next_kid: str = Field(description="the new next key, published ahead of the next rotation")
+    retired_kid: str = Field(description="signed until now; still verifies until retired_until")
+    retired_until: int = Field(description="NumericDate after which the retired key is dropped")
+
+
+@router.post(
+    "/keys/rotate",
+    summary="Rotate the signing key: next becomes active, active is retired",
+)
+def rotate_keys(
+    actor: AdminDep, session: SessionDep, state: StateDep, now: NowDep
+) -> RotationPublic:
+    """Rotate only once the next key (see /.well-known/jwks.json) is in the alliance
+    registry version in effect: verifiers take issuer keys from the registry alone, so
+    an attestation signed by a key it does not list is refused (docs/PROTOCOL.md,
+    "Key rotation"). The retired key stays in the JWKS until its last attestation has
+    expired. Audit-logged (kids only)."""
+    done = keys.rotate_node_key(session, state, actor=actor, now=now)
+    return RotationPublic(
+        active_kid=done.active_kid,
+        next_kid=done.next_kid,
+        retired_kid=done.retired_kid,
+        retired_until=done.retired_until,
+    )

@@ -17,14 +17,14 @@ router = APIRouter(tags=["federation"])
 def jwks(state: StateDep, now: NowDep) -> dict[str, Any]:
     """Every key that verifies now: the active key, the next key (published ahead of a
     rotation) and retired keys until their last attestation has expired."""
-    return state.keyring.jwks(now)
+    return state.signing_keys().jwks(now)
 
 
 @router.get("/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata")
 def issuer_metadata(state: StateDep, now: NowDep) -> dict[str, Any]:
     """draft-ietf-oauth-sd-jwt-vc section 5: the issuer and its keys. Verifiers in the
     alliance take keys only from the registry; this is for everyone else."""
-    return {"issuer": state.settings.node_id, "jwks": state.keyring.jwks(now)}
+    return {"issuer": state.settings.node_id, "jwks": state.signing_keys().jwks(now)}
 
 
 @router.get("/healthz", summary="Liveness")
@@ -34,7 +34,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness: the database answers and the keys are loaded")
 def readyz(state: StateDep, response: Response) -> dict[str, Any]:
-    checks: dict[str, Any] = {"keys": bool(state.keyring.active)}
+    checks: dict[str, Any] = {"keys": bool(state.signing_keys().active)}
     try:
         with state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -95,6 +95,7 @@ _STATUS_VALUES = {
 _MAPPING_CACHE = "issuing.city_mapping"
 _FIRST_IDS = "issuing.first_id_of_list"
 _CURRENT_LIST = "issuing.current_status_list"
+_SIGNED_LISTS = "issuing.signed_status_lists"
 _IN_CHUNK = 500  # ids per IN (...) list
 
 
@@ -344,6 +345,7 @@ _OUTSTANDING_WITH_SCORES = (
         _ATTESTATIONS.c.status_idx,
         _ATTESTATIONS.c.resident_id,
         _ATTESTATIONS.c.band,
+        _ATTESTATIONS.c.alliance_score,
         _SCORES.c.score,
     )
     .select_from(
@@ -607,6 +609,7 @@ def issue(
             "status_list_id": list_id,
             "holder_kid": holder_kid,
             "band": band,
+            "alliance_score": alliance_score,
             "issued_at": now,
             "expires_at": expires_at,
             "status": "valid",
@@ -614,7 +617,7 @@ def issue(
         size,
     )
     uri = status_list_uri(settings.node_id, list_id)
-    key = state.keyring.active
+    key = state.signing_keys().active
     token = P.issue_attestation(
         {
             "iss": settings.node_id,
@@ -669,8 +672,20 @@ def status_list_token(session: Session, state: NodeState, list_id: int, *, now: 
     row = session.connection().execute(_LIST_ROW, {"list_id": list_id}).first()
     if row is None:
         raise NodeError("status_list_not_found", f"there is no status list {list_id}", status=404)
-    settings, key = state.settings, state.keyring.active
-    return P.sign_status_list(
+    settings, key = state.settings, state.signing_keys().active
+    # Signing compresses the whole list (2^17 entries or more); a token is reused while
+    # the list is unchanged, the signing key the same, and less than half its lifetime
+    # has passed, so a verifier's copy always has at least half a lifetime left.
+    cache: dict[int, _SignedList] = state.extra.setdefault(_SIGNED_LISTS, {})
+    signed = cache.get(list_id)
+    if (
+        signed is not None
+        and signed.data == row.data  # not updated_at: two changes may share a second
+        and signed.kid == key.kid
+        and signed.iat <= now < signed.iat + settings.status_list_lifetime // 2
+    ):
+        return signed.token
+    token = P.sign_status_list(
         P.StatusList(row.size, row.bits, data=row.data),
         uri=status_list_uri(settings.node_id, list_id),
         issuer=settings.node_id,
@@ -680,6 +695,15 @@ def status_list_token(session: Session, state: NodeState, list_id: int, *, now: 
         exp=now + settings.status_list_lifetime,
         ttl=settings.status_list_ttl,
     )
+    cache[list_id] = _SignedList(token, row.data, key.kid, now)
+    return token
+
+
+class _SignedList(NamedTuple):
+    token: str
+    data: bytes  # the list's bytes as signed
+    kid: str
+    iat: int
 
 
 class _StatusRef(NamedTuple):
@@ -761,14 +785,15 @@ class BandChanges(NamedTuple):
 
 def apply_band_changes(session: Session, state: NodeState, now: int) -> BandChanges:
     """After a rescore, revoke every outstanding attestation that now overstates its
-    holder's standing (docs/PROTOCOL.md section 6, "Status after a rescore").
+    holder's standing (docs/PROTOCOL.md section 6, "When an issuer changes a status").
 
-    For each valid or suspended attestation not yet expired, the holder's current band
-    comes from her current score through the city's mapping table. Lower than the
-    attested band: revoked. The same or higher: left as it is (an understatement harms
-    no verifier; she may ask for a new one). No score any more, or a band the scale no
-    longer has: revoked, since her standing can't be confirmed. Runs in the caller's
-    transaction and commits nothing.
+    For each valid or suspended attestation not yet expired, the holder's current
+    alliance score and band come from her current score through the city's mapping
+    table. A lower band, or a fall below one of the scale's thresholds the attested
+    score reached (its ``score_at_least.<t>`` is now false): revoked. Otherwise left as
+    it is (an understatement harms no verifier; she may ask for a new one). No score
+    any more, or a band the scale no longer has: revoked, since her standing can't be
+    confirmed. Runs in the caller's transaction and commits nothing.
     """
     mapping = city_mapping(state)
     session.flush()
@@ -776,13 +801,10 @@ def apply_band_changes(session: Session, state: NodeState, now: int) -> BandChan
     rows = connection.execute(_OUTSTANDING_WITH_SCORES, {"now": now}).all()
     scored = {row.resident_id: row.score for row in rows if row.score is not None}
     residents = list(scored)
-    current = dict(
-        zip(
-            residents,
-            mapping.bands_of(mapping.alliance_scores([scored[r] for r in residents])),
-            strict=True,
-        )
-    )
+    alliance_now = mapping.alliance_scores([scored[r] for r in residents])
+    current = dict(zip(residents, mapping.bands_of(alliance_now), strict=True))
+    current_score = dict(zip(residents, alliance_now.tolist(), strict=True))
+    thresholds = mapping.scale.thresholds
     rank = {band.name: i for i, band in enumerate(mapping.scale.bands)}
     revoke: dict[str, tuple[str, str | None, list[_StatusRef]]] = {}
     for row in rows:
@@ -793,6 +815,10 @@ def apply_band_changes(session: Session, state: NodeState, now: int) -> BandChan
             reason = "band_unknown"
         elif rank[now_band] < rank[row.band]:
             reason = "band_lowered"
+        elif row.alliance_score is not None and any(
+            current_score[row.resident_id] < t <= row.alliance_score for t in thresholds
+        ):
+            reason = "threshold_crossed"  # a score_at_least.<t> it discloses is now false
         else:
             continue
         entry = revoke.setdefault(row.resident_id, (reason, now_band, []))

@@ -620,6 +620,30 @@ def test_status_list_is_signed_cacheable_and_verifies(
     assert len(verified.status_list) == 2**17
 
 
+def test_a_signed_status_list_is_reused_until_it_changes_or_half_its_lifetime_passes(
+    client: TestClient, headers: dict[str, str], clock: Clock
+) -> None:
+    issued(client, headers, ec_key(78))
+
+    def fetch() -> str:
+        return client.get("/v1/status-lists/1").text
+
+    first = fetch()
+    clock.now += 60
+    assert fetch() == first  # unchanged, signed a minute ago: the same token
+    clock.now = NOW + 86400 // 2
+    halfway = fetch()
+    assert halfway != first  # half the lifetime gone: signed afresh
+    iat = json.loads(P.b64url_decode(halfway.split(".")[1]))["iat"]
+    assert iat == clock.now
+    with session(client) as db:  # a change in the same second as the last signature
+        issuing.revoke_outstanding(db, node_state(client), RESIDENT, now=clock.now, reason="test")
+        db.commit()
+    assert fetch() != halfway
+    [row] = attestation_rows(client)
+    assert status_of(client, 1, row.status_idx, now=clock.now) == P.STATUS_REVOKED
+
+
 def test_status_list_served_for_another_uri_is_refused(
     client: TestClient, headers: dict[str, str]
 ) -> None:
@@ -765,6 +789,38 @@ def test_a_lower_band_revokes_and_a_higher_band_keeps(client: TestClient) -> Non
         }
     assert reasons == {"falls": "band_lowered", "gone": "score_removed"}
     assert "ccx_attestations_revoked_total 2.0" in client.get("/metrics").text
+
+
+def test_a_fall_across_a_threshold_inside_the_band_revokes(client: TestClient) -> None:
+    # Local 736 -> alliance 656 and 728 -> 644, 740 -> 662: all "good" (600..699).
+    people = {
+        "crosses_650": (736, 728),  # score_at_least.650 was true, is false now: revoked
+        "stays_above": (740, 736),  # 662 -> 656: every disclosed fact still holds
+        "old_row": (736, 728),  # issued before migration 0002: no score kept, band rule only
+    }
+    for n, (resident, (before, _)) in enumerate(people.items()):
+        seed_resident(client, resident, score=before)
+        issued(client, bearer(client, resident), ec_key(90 + n))
+    assert [expected_standing(s)[0] for s in (736, 728, 740)] == [656, 644, 662]
+    assert {expected_standing(s)[1] for s in (736, 728, 740)} == {"good"}
+    with session(client) as db:
+        [old] = db.exec(select(Attestation).where(Attestation.resident_id == "old_row")).all()
+        assert old.alliance_score == 656  # what issuing keeps
+        old.alliance_score = None
+        db.add(old)
+        db.commit()
+    for resident, (_, after) in people.items():
+        set_score(client, resident, after)
+
+    with session(client) as db:
+        changes = issuing.apply_band_changes(db, node_state(client), NOW + 60)
+        db.commit()
+    assert changes == issuing.BandChanges(checked=3, revoked=1)
+    statuses = {r: attestation_rows(client, r)[0].status for r in people}
+    assert statuses == {"crosses_650": "revoked", "stays_above": "valid", "old_row": "valid"}
+    with session(client) as db:
+        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "attestations.revoked")).one()
+    assert (entry.subject, entry.details["reason"]) == ("crosses_650", "threshold_crossed")
 
 
 def test_band_changes_leave_expired_and_revoked_attestations_alone(
