@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from keys import Keyring
 from node.db import make_engine, migrate
 from node.errors import error_body, install_error_handlers
+from node.files import write_atomically
 from node.scoring import ScoringModel, load_model
 from node.settings import Settings
 
@@ -117,12 +118,9 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def save_keyring(settings: Settings, ring: Keyring) -> None:
-    """Write the keyring file atomically (a temporary file, mode 0600, then a rename)."""
+    """Write the keyring file atomically, readable by the node's user alone (0600)."""
     data = ring.dump(settings.keyring_passphrase.get_secret_value().encode())
-    tmp = settings.keyring_path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    tmp.replace(settings.keyring_path)
+    write_atomically(settings.keyring_path, data, mode=0o600)
 
 
 def initialize_node(settings: Settings, *, now: int | None = None) -> Keyring:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import typer
 
+from node.alliance_cli import alliance_app
 from node.audit_cli import audit_app
 from node.mapping_cli import mapping_app
 from node.node_cli import node_app
+from node.wallet_cli import wallet_app
 
 app = typer.Typer(
     help="City Credit Exchange: a federated inter-city credit exchange node.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(alliance_app, name="alliance")
 app.add_typer(audit_app, name="audit")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(node_app, name="node")
+app.add_typer(wallet_app, name="wallet")
 
 
 @app.command()

@@ -13,16 +13,19 @@ __all__ = ["pretty_json", "write_atomically"]
 _WIDTH = 88  # wrap long lists of numbers at about this many characters
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o666) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    ``mode`` (less the umask) is the file's from its creation: ``0o600`` for secrets,
+    so that no moment exists in which others could read them.
 
     The bytes go to a new temporary file in the same folder (``os.replace`` is atomic only
     within one file system), are flushed to disk, then renamed over ``path``. On any
     error the temporary file is removed and ``path`` is left as it was. Raises OSError.
     """
     temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # O_EXCL: never follow or reuse someone else's file; 0o666 less the umask, like open().
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # O_EXCL: never follow or reuse someone else's file; ``mode`` less the umask.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)

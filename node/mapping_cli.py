@@ -12,22 +12,20 @@ from __future__ import annotations
 import calendar
 import csv
 import datetime as dt
-import functools
 import os
 import sys
 import time
-import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
 import protocol as P
-from keys import Keyring, KeyringError, WrongPassphrase
+from keys import Keyring, KeyringError
 from mappings import (
     AllianceScale,
     DistributionSummary,
@@ -37,11 +35,20 @@ from mappings import (
     build_table,
     compose,
 )
+from node.cli_support import (
+    EXIT_BAD_INPUT,
+    InputError,
+    as_input_error,
+    columns,
+    format_time,
+    mapping_message,
+    read_bytes,
+    reports_errors,
+)
 from node.files import pretty_json, write_atomically
 
 __all__ = ["EXIT_BAD_INPUT", "PASSPHRASE_ENV", "InputError", "mapping_app"]
 
-EXIT_BAD_INPUT = 2
 PASSPHRASE_ENV = "CCX_KEYRING_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_REPLICATIONS = 200
@@ -62,83 +69,21 @@ mapping_app = typer.Typer(
 # --- errors: one line, exit 2 --------------------------------------------------------------
 
 
-class InputError(Exception):
-    """A bad file, option or value: ``code`` is stable, ``field`` names what to fix."""
-
-    def __init__(self, code: str, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.code = code
-        self.field = field
-        self.message = message
-
-
-def _mapping_message(exc: MappingError) -> str:
-    return str(exc).removeprefix(f"{exc.field}: ")
-
-
-def _as_input_error(exc: Exception, field: str) -> InputError:
-    """The one place that turns library errors into the line the user sees."""
-    if isinstance(exc, InputError):
-        return exc
-    if isinstance(exc, MappingError):
-        return InputError(exc.code, exc.field, _mapping_message(exc))
-    if isinstance(exc, P.ProtocolError):
-        return InputError(exc.code, field, exc.message)
-    if isinstance(exc, WrongPassphrase):
-        return InputError("wrong_passphrase", field, str(exc))
-    if isinstance(exc, KeyringError):
-        return InputError("keyring_error", field, str(exc))
-    raise exc
-
-
-P_ = ParamSpec("P_")
-R = TypeVar("R")
-
-
-def _reports_errors(command: Callable[P_, R]) -> Callable[P_, R]:
-    """Run a command; print any user-fixable error as one line and exit 2."""
-
-    @functools.wraps(command)
-    def run(*args: P_.args, **kwargs: P_.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (InputError, MappingError, P.ProtocolError, KeyringError) as exc:
-            _fail(_as_input_error(exc, "input"))
-
-    return run
-
-
-def _fail(error: InputError) -> NoReturn:
-    typer.echo(f"error [{error.code}] {error.field}: {error.message}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
-
-
 @contextmanager
 def _reading(path: Path, field: str) -> Iterator[None]:
     """Name the file in errors raised while its content is checked."""
     try:
         yield
     except (MappingError, P.ProtocolError) as exc:
-        error = _as_input_error(exc, field)
+        error = as_input_error(exc, field)
         raise InputError(error.code, error.field, f"{error.message} (in {path})") from exc
 
 
 # --- reading files ---------------------------------------------------------------------------
 
 
-def _read_bytes(path: Path, field: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError("file_not_found", field, f"no such file: {path}") from exc
-    except IsADirectoryError as exc:
-        raise InputError("file_error", field, f"{path} is a folder, not a file") from exc
-    except OSError as exc:
-        raise InputError("file_error", field, f"cannot read {path}: {exc.strerror}") from exc
-
-
 def _read_json(path: Path, field: str) -> Any:
-    return _parse_json(_read_bytes(path, field), path, field)
+    return _parse_json(read_bytes(path, field), path, field)
 
 
 def _parse_json(data: bytes, path: Path, field: str) -> Any:
@@ -174,14 +119,14 @@ def _load_scale(path: Path | None) -> AllianceScale:
 
 
 def _load_signing_key(path: Path) -> Any:
-    data = _read_bytes(path, "--keyring")
+    data = read_bytes(path, "--keyring")
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
         passphrase = typer.prompt(f"Passphrase for {path}", hide_input=True)
     try:
         ring = Keyring.load(data, passphrase.encode("utf-8"))
     except KeyringError as exc:
-        raise _as_input_error(exc, "--keyring") from exc
+        raise as_input_error(exc, "--keyring") from exc
     except (KeyError, TypeError, ValueError) as exc:
         # Keyring.load lets a malformed key entry through as a bare KeyError/ValueError.
         raise InputError("keyring_error", "--keyring", f"malformed keyring entry: {exc}") from exc
@@ -255,7 +200,7 @@ def _token_claims(token: str) -> dict[str, Any]:
 
 def _load_table(path: Path, field: str, trust: Trust) -> LoadedTable:
     """A table from a claims file (JSON) or a signed token, verified when a key is given."""
-    data = _read_bytes(path, field)
+    data = read_bytes(path, field)
     try:
         text = data.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
@@ -309,13 +254,6 @@ def _parse_date(text: str, field: str) -> int:
     return calendar.timegm(day.timetuple())
 
 
-def _format_time(numeric_date: int) -> str:
-    moment = dt.datetime.fromtimestamp(numeric_date, dt.UTC)
-    if moment.time() == dt.time(0):
-        return moment.date().isoformat()
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _parse_smoothing(text: str) -> Smoothing:
     """``none``, ``bump``, ``loglinear:K`` or ``loglinear:aic``."""
     if text == "none":
@@ -363,25 +301,6 @@ def _parse_score(text: str, table: MappingTable) -> Any:
         return float(text)
     except ValueError:
         raise MappingError("score", f"{text!r} is not a number") from None
-
-
-def _width(text: str) -> int:
-    """Terminal columns of ``text``: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _columns(rows: Sequence[Sequence[str]], left: Sequence[int] = ()) -> list[str]:
-    """Rows aligned in columns (the first row is the header): numbers to the right,
-    the columns listed in ``left`` to the left."""
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = []
-        for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
-            padding = " " * (width - _width(cell))
-            cells.append(cell + padding if i in left else padding + cell)
-        lines.append("  " + "  ".join(cells).rstrip())
-    return lines
 
 
 # --- building ------------------------------------------------------------------------------
@@ -453,7 +372,7 @@ AllianceOption = Annotated[
 
 
 @mapping_app.command()
-@_reports_errors
+@reports_errors
 def build(
     summary_path: SummaryArgument,
     version: Annotated[
@@ -610,7 +529,7 @@ def _describe_scale(table: MappingTable) -> str:
 
 def _describe_signature(loaded: LoadedTable, trust: Trust) -> str:
     signed = (
-        f"signed by {loaded.issuer} at {_format_time(loaded.issued_at)}"
+        f"signed by {loaded.issuer} at {format_time(loaded.issued_at)}"
         if loaded.issued_at is not None
         else ""
     )
@@ -624,7 +543,7 @@ def _describe_signature(loaded: LoadedTable, trust: Trust) -> str:
 
 
 @mapping_app.command()
-@_reports_errors
+@reports_errors
 def show(
     table_path: Annotated[
         Path,
@@ -663,7 +582,7 @@ def show(
         ("snapshot", table.snapshot),
         ("model version", table.model_version),
         ("version", str(table.version)),
-        ("valid", f"{_format_time(table.valid_from)} to {_format_time(table.valid_to)}"),
+        ("valid", f"{format_time(table.valid_from)} to {format_time(table.valid_to)}"),
         ("content hash", table.sha256),
         ("built for", scale_note),
         ("signature", _describe_signature(loaded, trust)),
@@ -685,7 +604,7 @@ def show(
                 "n/a" if se is None else f"{se:.2f}",
             ]
         )
-    for line in _columns(rows, left=(3,)):
+    for line in columns(rows, left=(3,)):
         typer.echo(line)
 
 
@@ -767,7 +686,7 @@ def _raise_for_first_bad_row(chunk: list[tuple[int, str]], table: MappingTable) 
         try:
             table.local_scale.index_of(_parse_score(cell, table))
         except MappingError as exc:
-            raise InputError(exc.code, f"--csv line {line}", _mapping_message(exc)) from exc
+            raise InputError(exc.code, f"--csv line {line}", mapping_message(exc)) from exc
 
 
 def _is_score(cell: str, table: MappingTable) -> bool:
@@ -779,7 +698,7 @@ def _is_score(cell: str, table: MappingTable) -> bool:
 
 
 @mapping_app.command()
-@_reports_errors
+@reports_errors
 def apply(
     table_path: Annotated[
         Path,
@@ -853,7 +772,7 @@ def apply(
         header.append(f"{other.local_scale.name} ({other.city})")
         for row, score in zip(rows, parsed, strict=True):
             row.append(str(compose(table, other, score)))
-    for line in _columns([header, *rows], left=(2,)):
+    for line in columns([header, *rows], left=(2,)):
         typer.echo(line)
 
 
@@ -861,7 +780,7 @@ def apply(
 
 
 @mapping_app.command()
-@_reports_errors
+@reports_errors
 def plot(
     tables: Annotated[
         list[Path],
@@ -895,7 +814,7 @@ def plot(
 
 
 @mapping_app.command("demo-tables")
-@_reports_errors
+@reports_errors
 def demo_tables(
     out: Annotated[
         Path,

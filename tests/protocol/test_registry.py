@@ -37,7 +37,7 @@ def claims(version: int, prev: str | None, **overrides: Any) -> dict[str, Any]:
             }
         ],
         "mapping_tables": [],
-        "policy": {"status_list_max_stale": 86400},
+        "policy": {"status_stale_limit": 86400},
     }
     base.update(overrides)
     return base

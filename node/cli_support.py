@@ -1,0 +1,119 @@
+"""What the ``ccx`` commands share: one-line errors with a stable code and the field
+to fix (exit status 2), reading files, aligned columns, times for people."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, ParamSpec, TypeVar
+
+import typer
+
+import protocol as P
+from keys import KeyringError, WrongPassphrase
+from mappings import MappingError
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "InputError",
+    "as_input_error",
+    "columns",
+    "fail",
+    "format_time",
+    "mapping_message",
+    "read_bytes",
+    "reports_errors",
+]
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """A bad file, option or value: ``code`` is stable, ``field`` names what to fix."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+def mapping_message(exc: MappingError) -> str:
+    return str(exc).removeprefix(f"{exc.field}: ")
+
+
+def as_input_error(exc: Exception, field: str) -> InputError:
+    """The one place that turns library errors into the line the user sees."""
+    if isinstance(exc, InputError):
+        return exc
+    if isinstance(exc, MappingError):
+        return InputError(exc.code, exc.field, mapping_message(exc))
+    if isinstance(exc, P.ProtocolError):
+        return InputError(exc.code, field, exc.message)
+    if isinstance(exc, WrongPassphrase):
+        return InputError("wrong_passphrase", field, str(exc))
+    if isinstance(exc, KeyringError):
+        return InputError("keyring_error", field, str(exc))
+    raise exc
+
+
+P_ = ParamSpec("P_")
+R = TypeVar("R")
+
+
+def reports_errors(command: Callable[P_, R]) -> Callable[P_, R]:
+    """Run a command; print any user-fixable error as one line and exit 2."""
+
+    @functools.wraps(command)
+    def run(*args: P_.args, **kwargs: P_.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (InputError, MappingError, P.ProtocolError, KeyringError) as exc:
+            fail(as_input_error(exc, "input"))
+
+    return run
+
+
+def fail(error: InputError) -> NoReturn:
+    typer.echo(f"error [{error.code}] {error.field}: {error.message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def read_bytes(path: Path, field: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError("file_not_found", field, f"no such file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise InputError("file_error", field, f"{path} is a folder, not a file") from exc
+    except OSError as exc:
+        raise InputError("file_error", field, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def format_time(numeric_date: int) -> str:
+    moment = dt.datetime.fromtimestamp(numeric_date, dt.UTC)
+    if moment.time() == dt.time(0):
+        return moment.date().isoformat()
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _width(text: str) -> int:
+    """Terminal columns of ``text``: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def columns(rows: Sequence[Sequence[str]], left: Sequence[int] = ()) -> list[str]:
+    """Rows aligned in columns (the first row is the header): numbers to the right,
+    the columns listed in ``left`` to the left."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = []
+        for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            padding = " " * (width - _width(cell))
+            cells.append(cell + padding if i in left else padding + cell)
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines

@@ -1,0 +1,704 @@
+"""`ccx wallet`: a resident's wallet on the command line (issue 5; docs/WALLET.md).
+
+Makes the holder key, fetches attestations from the home node (docs/ISSUING.md, "A
+resident gets an attestation"), lists them, and makes presentations (PROTOCOL.md
+section 4), as text or as a QR code. The wallet is one JSON file, written atomically
+with mode 0600; its private key is an encrypted PKCS#8 PEM, the passphrase stretched
+with scrypt as the node's keyring does. Every failure the user can fix prints one line
+``error [code] field: message`` to stderr and exits with status 2; the wallet file is
+then unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+import protocol as P
+from keys import KeyringError, generate_key
+from keys._keyring import _SCRYPT_N, MIN_PASSPHRASE, _stretch
+from node.cli_support import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors
+from node.files import write_atomically
+from protocol._jws import sign_jws
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "NOW_ENV",
+    "PASSPHRASE_ENV",
+    "QR_MAX_BYTES",
+    "WALLET_ENV",
+    "wallet_app",
+]
+
+WALLET_ENV = "CCX_WALLET"
+PASSPHRASE_ENV = "CCX_WALLET_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
+NOW_ENV = "CCX_WALLET_NOW"
+DEFAULT_WALLET = Path("~/.ccx/wallet.json")
+NODE_TIMEOUT = 10.0  # seconds for each request to the home node
+# A version 40 QR code at error level L holds 2,953 bytes (ISO/IEC 18004 table 7).
+QR_MAX_BYTES = 2953
+_FORMAT = "ccx-wallet/1"
+
+wallet_app = typer.Typer(
+    name="wallet",
+    help=(
+        "A resident's wallet: make the holder key, fetch attestations of your credit "
+        "standing from your home node, and present them to a verifier (as text or as a "
+        "QR code), disclosing only what the verifier asks for."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+# --- the wallet file ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldAttestation:
+    """An attestation as the wallet keeps it: the token and what ``list`` shows of it."""
+
+    token: str
+    issuer: str
+    node: str
+    band: str
+    expires_at: int
+    fetched_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attestation": self.token,
+            "format": P.ATTESTATION_TYP,
+            "issuer": self.issuer,
+            "node": self.node,
+            "band": self.band,
+            "expires_at": self.expires_at,
+            "fetched_at": self.fetched_at,
+        }
+
+    @classmethod
+    def from_json(cls, entry: Any) -> HeldAttestation:
+        return cls(
+            token=entry["attestation"],
+            issuer=entry["issuer"],
+            node=entry["node"],
+            band=entry["band"],
+            expires_at=int(entry["expires_at"]),
+            fetched_at=int(entry["fetched_at"]),
+        )
+
+
+@dataclass
+class Wallet:
+    """The file's content: the holder key (still encrypted) and the attestations."""
+
+    key: dict[str, Any] | None = None  # {"alg", "thumbprint", "public_jwk", "kdf", "pem"}
+    attestations: list[HeldAttestation] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        document = {
+            "format": _FORMAT,
+            "holder_key": self.key,
+            "attestations": [held.to_json() for held in self.attestations],
+        }
+        return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _wallet_path(path: Path | None) -> Path:
+    if path is not None:
+        return path.expanduser()
+    return Path(os.environ.get(WALLET_ENV) or DEFAULT_WALLET).expanduser()
+
+
+def _load(path: Path) -> Wallet:
+    """The wallet at ``path``; an empty one if there is no file yet."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Wallet()
+    except OSError as exc:
+        raise InputError("file_error", "--wallet", f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        document = P.strict_json_loads(data, what=str(path))
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            raise InputError("invalid_wallet", "--wallet", f"{path} is not a {_FORMAT} file")
+        return Wallet(
+            key=document.get("holder_key"),
+            attestations=[HeldAttestation.from_json(e) for e in document["attestations"]],
+        )
+    except P.ProtocolError as exc:
+        raise InputError("invalid_wallet", "--wallet", exc.message) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("invalid_wallet", "--wallet", f"{path} is damaged ({exc!r})") from exc
+
+
+def _save(path: Path, wallet: Wallet) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomically(path, wallet.to_bytes(), mode=0o600)
+    except OSError as exc:
+        raise InputError("file_error", "--wallet", f"cannot write {path}: {exc.strerror}") from exc
+
+
+# --- the holder key -------------------------------------------------------------------------
+
+
+def _passphrase(*, confirm: bool) -> bytes:
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if passphrase is None:
+        passphrase = typer.prompt(
+            "Wallet passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+    return passphrase.encode("utf-8")
+
+
+def _seal(key: P.PrivateKey, passphrase: bytes) -> dict[str, Any]:
+    """The key as the wallet stores it (the keyring's scheme: scrypt, then PKCS#8 PEM)."""
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise InputError(
+            "weak_passphrase", PASSPHRASE_ENV, f"must be at least {MIN_PASSPHRASE} bytes"
+        )
+    kdf = {
+        "name": "scrypt",
+        "n": _SCRYPT_N,
+        "r": 8,
+        "p": 1,
+        "salt": P.b64url_encode(secrets.token_bytes(16)),
+    }
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(_stretch(passphrase, kdf)),
+    )
+    jwk = P.public_jwk(key)
+    return {
+        "alg": P.alg_for_key(key),
+        "thumbprint": P.jwk_thumbprint(jwk),
+        "public_jwk": jwk,
+        "kdf": kdf,
+        "pem": pem.decode("ascii"),
+    }
+
+
+def _require_key(wallet: Wallet, path: Path) -> dict[str, Any]:
+    if wallet.key is None:
+        raise InputError(
+            "no_holder_key", "--wallet", f"{path} has no holder key; run `ccx wallet keygen`"
+        )
+    return wallet.key
+
+
+def _unseal(sealed: dict[str, Any]) -> P.PrivateKey:
+    try:
+        password = _stretch(_passphrase(confirm=False), sealed["kdf"])
+        pem = sealed["pem"].encode("ascii")
+    except (KeyError, TypeError, AttributeError, KeyringError) as exc:
+        raise InputError("invalid_wallet", "--wallet", "the holder key entry is damaged") from exc
+    try:
+        key = serialization.load_pem_private_key(pem, password)
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            "wrong_passphrase", PASSPHRASE_ENV, "the passphrase does not decrypt the holder key"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise InputError("invalid_wallet", "--wallet", "the holder key is of an unsupported type")
+    return key
+
+
+# --- reading tokens -------------------------------------------------------------------------
+
+
+def _issuer_claims(attestation: str) -> dict[str, Any]:
+    """The issuer JWT's payload, unverified: the wallet only files the token by it."""
+    try:
+        parts = attestation.split("~", 1)[0].split(".")
+        if len(parts) != 3:
+            raise P.MalformedToken("the issuer JWT has three parts separated by '.'")
+        claims = P.strict_json_loads(P.b64url_decode(parts[1], what="payload"), what="payload")
+    except P.ProtocolError as exc:
+        raise InputError(
+            exc.code, "--node", f"the node sent a malformed attestation: {exc}"
+        ) from exc
+    if not isinstance(claims, dict):
+        raise InputError("malformed_token", "--node", "the attestation's payload is not an object")
+    return claims
+
+
+# --- the home node --------------------------------------------------------------------------
+
+
+def _node_error(response: httpx.Response, url: str) -> InputError:
+    """A refusal from the node as the user's error line: its code and message."""
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+        details = error.get("details")
+    except (ValueError, KeyError, TypeError):
+        code = f"http_{response.status_code}"
+        message = f"{url} answered {response.status_code} {response.reason_phrase}"
+        details = None
+    if isinstance(details, dict) and isinstance(details.get("missing"), list):
+        message += f" (missing: {', '.join(map(str, details['missing']))})"
+    return InputError(code, "--node", message)
+
+
+def _call(client: httpx.Client, path: str, body: Any = None, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    url = f"{client.base_url}{path.lstrip('/')}"
+    try:
+        response = client.post(path, json=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise InputError(
+            "node_unreachable", "--node", f"cannot reach {url}: {exc or type(exc).__name__}"
+        ) from exc
+    if response.status_code == 404 and path.startswith("/dev-idp"):
+        raise InputError(
+            "no_dev_idp",
+            "--dev-subject",
+            f"{client.base_url} has no development identity provider (CCX_DEV_IDP is off); "
+            "log in with --token",
+        )
+    if not response.is_success:
+        raise _node_error(response, url)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise InputError("invalid_response", "--node", f"{url} did not answer JSON") from exc
+
+
+def _fetch(node: str, token: str | None, subject: str | None, key: P.PrivateKey, now: int) -> Any:
+    """ISSUING.md "A resident gets an attestation": nonce, proof of possession, attestation."""
+    try:
+        client = httpx.Client(base_url=node, timeout=NODE_TIMEOUT)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise InputError("invalid_url", "--node", f"{node!r} is not a URL: {exc}") from exc
+    with client:
+        if token is None:
+            assert subject is not None
+            token = str(_call(client, "/dev-idp/token", {"subject": subject})["access_token"])
+        challenge = _call(client, "/v1/me/attestations/nonce", token=token)
+        try:
+            payload = {"nonce": challenge["nonce"], "aud": challenge["aud"], "iat": now}
+        except (KeyError, TypeError) as exc:
+            raise InputError("invalid_response", "--node", f"the nonce answer lacks {exc}") from exc
+        proof = sign_jws(
+            {"typ": challenge.get("typ", "pop+jwt")}, json.dumps(payload).encode("utf-8"), key
+        )
+        return _call(
+            client,
+            "/v1/me/attestations",
+            {"holder_jwk": P.public_jwk(key), "proof": proof},
+            token=token,
+        )
+
+
+# --- choosing and presenting ----------------------------------------------------------------
+
+
+def _choose(wallet: Wallet, number: int | None, now: int) -> HeldAttestation:
+    """Attestation ``number`` as ``list`` numbers them; by default the newest unexpired."""
+    if not wallet.attestations:
+        raise InputError(
+            "no_attestation", "--wallet", "holds no attestation; run `ccx wallet fetch`"
+        )
+    if number is not None:
+        if not 1 <= number <= len(wallet.attestations):
+            raise InputError(
+                "no_attestation",
+                "--attestation",
+                f"no attestation {number}; the wallet holds 1..{len(wallet.attestations)}",
+            )
+        held = wallet.attestations[number - 1]
+        if held.expires_at <= now:
+            typer.echo(
+                f"warning: attestation {number} expired at {format_time(held.expires_at)}; "
+                "a verifier will refuse it",
+                err=True,
+            )
+        return held
+    valid = [held for held in wallet.attestations if held.expires_at > now]
+    if not valid:
+        raise InputError(
+            "attestation_expired",
+            "--wallet",
+            "every attestation has expired; run `ccx wallet fetch`",
+        )
+    return max(valid, key=lambda held: held.fetched_at)
+
+
+def _make_presentation(
+    wallet_path: Path | None,
+    attestation: int | None,
+    aud: str | None,
+    nonce: str | None,
+    disclose: list[str] | None,
+    now: int | None,
+) -> str:
+    if aud is None:
+        raise InputError("missing_option", "--aud", "is required: the verifier's node id")
+    if nonce is None:
+        raise InputError("missing_option", "--nonce", "is required: the verifier's challenge")
+    if not disclose:
+        raise InputError(
+            "missing_option", "--disclose", "name at least one claim, e.g. score_at_least.650"
+        )
+    path = _wallet_path(wallet_path)
+    wallet = _load(path)
+    sealed = _require_key(wallet, path)
+    moment = _now(now)
+    held = _choose(wallet, attestation, moment)
+    key = _unseal(sealed)
+    try:
+        return P.present(
+            held.token, disclose=disclose, holder_key=key, aud=aud, nonce=nonce, now=moment
+        )
+    except P.ProtocolError as exc:
+        raise InputError(exc.code, "--disclose", exc.message) from exc
+
+
+def _now(now: int | None) -> int:
+    return int(time.time()) if now is None else now
+
+
+# --- options --------------------------------------------------------------------------------
+
+WalletOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--wallet",
+        metavar="PATH",
+        help=f"The wallet file (default: ${WALLET_ENV}, else {DEFAULT_WALLET}).",
+        show_default=False,
+    ),
+]
+NowOption = Annotated[
+    int | None,
+    typer.Option(
+        "--now",
+        envvar=NOW_ENV,
+        hidden=True,
+        help="The current time as a NumericDate (tests: the node's clock).",
+    ),
+]
+AttestationOption = Annotated[
+    int | None,
+    typer.Option(
+        "--attestation",
+        metavar="N",
+        help="Which attestation, numbered as `ccx wallet list` shows them "
+        "(default: the newest that has not expired).",
+        show_default=False,
+    ),
+]
+AudOption = Annotated[
+    str | None,
+    typer.Option(
+        "--aud",
+        metavar="VERIFIER",
+        help="The verifier's node id, from its challenge (the Key Binding JWT's aud).",
+        show_default=False,
+    ),
+]
+NonceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--nonce",
+        metavar="NONCE",
+        help="The verifier's single-use nonce, from its challenge.",
+        show_default=False,
+    ),
+]
+DiscloseOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--disclose",
+        metavar="CLAIM",
+        help="A claim to reveal; repeat for more. One of alliance_score, band, "
+        "score_at_least.<threshold> (e.g. score_at_least.650), local_score, local_scale, "
+        "score_date. Everything else stays hidden.",
+        show_default=False,
+    ),
+]
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@wallet_app.command()
+@reports_errors
+def keygen(
+    alg: Annotated[
+        str,
+        typer.Option(
+            "--alg", metavar="ES256|EdDSA", help="The key type: ES256 (P-256) or EdDSA (Ed25519)."
+        ),
+    ] = "ES256",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing key. The attestations bound to it are dropped: "
+            "nobody can present them without the old key.",
+        ),
+    ] = False,
+    wallet_path: WalletOption = None,
+) -> None:
+    """Make the holder key that attestations are bound to, and print its thumbprint.
+
+    The private key is stored encrypted with a passphrase (at least 12 bytes), read
+    from $CCX_WALLET_PASSPHRASE or asked for. Refuses to replace a key without --force.
+    """
+    if alg not in ("ES256", "EdDSA"):
+        raise InputError("unsupported_alg", "--alg", f"{alg!r}; use ES256 or EdDSA")
+    path = _wallet_path(wallet_path)
+    wallet = _load(path)
+    if wallet.key is not None and not force:
+        raise InputError(
+            "key_exists",
+            "--wallet",
+            f"{path} already holds key {wallet.key.get('thumbprint')}; "
+            "pass --force to replace it (its attestations are dropped)",
+        )
+    dropped = len(wallet.attestations)
+    sealed = _seal(generate_key(alg), _passphrase(confirm=True))
+    _save(path, Wallet(key=sealed, attestations=[]))
+    if dropped:
+        typer.echo(f"dropped {dropped} attestation(s) bound to the old key", err=True)
+    typer.echo(sealed["thumbprint"])
+
+
+@wallet_app.command()
+@reports_errors
+def fetch(
+    node: Annotated[
+        str,
+        typer.Option(
+            "--node",
+            metavar="URL",
+            help="Your home node's base URL, e.g. https://xiamen.ccx.example.",
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            envvar="CCX_WALLET_TOKEN",
+            help="A bearer token from your city's identity provider (or $CCX_WALLET_TOKEN).",
+            show_default=False,
+            show_envvar=False,
+        ),
+    ] = None,
+    dev_subject: Annotated[
+        str | None,
+        typer.Option(
+            "--dev-subject",
+            metavar="RESIDENT_ID",
+            help="Development only: log in as this resident through the node's development "
+            "identity provider (CCX_DEV_IDP=true) instead of giving --token.",
+            show_default=False,
+        ),
+    ] = None,
+    wallet_path: WalletOption = None,
+    now: NowOption = None,
+) -> None:
+    """Get an attestation of your credit standing from your home node and keep it.
+
+    Asks the node for a nonce, proves possession of the holder key, and stores the
+    attestation it issues. The node needs both of your consents (open_score,
+    share_alliance) and a score.
+    """
+    if (token is None) == (dev_subject is None):
+        raise InputError("missing_option", "--token", "give --token or --dev-subject (one of them)")
+    path = _wallet_path(wallet_path)
+    wallet = _load(path)
+    sealed = _require_key(wallet, path)
+    key = _unseal(sealed)
+    moment = _now(now)
+    answer = _fetch(node, token, dev_subject, key, moment)
+    try:
+        attestation, band, expires_at = answer["attestation"], answer["band"], answer["expires_at"]
+    except (KeyError, TypeError) as exc:
+        raise InputError("invalid_response", "--node", f"the answer lacks {exc}") from exc
+    claims = _issuer_claims(attestation)
+    bound = claims.get("cnf", {}).get("jwk") if isinstance(claims.get("cnf"), dict) else None
+    if not isinstance(bound, dict) or P.jwk_thumbprint(bound) != sealed["thumbprint"]:
+        raise InputError(
+            "key_mismatch", "--node", "the attestation is not bound to this wallet's key"
+        )
+    held = HeldAttestation(
+        token=attestation,
+        issuer=str(claims.get("iss")),
+        node=node,
+        band=str(band),
+        expires_at=int(expires_at),
+        fetched_at=moment,
+    )
+    _save(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
+    typer.echo(
+        f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
+        f"expires {format_time(held.expires_at)}"
+    )
+
+
+@wallet_app.command("list")
+@reports_errors
+def list_attestations(wallet_path: WalletOption = None, now: NowOption = None) -> None:
+    """Show the attestations held: number, issuer, band, expiry, and whether expired."""
+    path = _wallet_path(wallet_path)
+    wallet = _load(path)
+    if not wallet.attestations:
+        typer.echo(f"no attestations in {path}", err=True)
+        return
+    moment = _now(now)
+    rows = [["#", "issuer", "band", "expires", "state"]]
+    for number, held in enumerate(wallet.attestations, start=1):
+        state = "expired" if held.expires_at <= moment else "valid"
+        rows.append([str(number), held.issuer, held.band, format_time(held.expires_at), state])
+    for line in columns(rows, left=(1, 2, 3, 4)):
+        typer.echo(line)
+
+
+@wallet_app.command()
+@reports_errors
+def present(
+    aud: AudOption = None,
+    nonce: NonceOption = None,
+    disclose: DiscloseOption = None,
+    attestation: AttestationOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="Write the presentation here instead of printing it."
+        ),
+    ] = None,
+    wallet_path: WalletOption = None,
+    now: NowOption = None,
+) -> None:
+    """Make a presentation for a verifier: the attestation, only the claims you disclose,
+    and a Key Binding JWT over its aud and nonce.
+
+    Example: ccx wallet present --aud https://fuzhou.ccx.example --nonce N
+    --disclose score_at_least.650
+    """
+    presentation = _make_presentation(wallet_path, attestation, aud, nonce, disclose, now)
+    if out is None:
+        typer.echo(presentation)
+        return
+    _write_out(out, (presentation + "\n").encode("ascii"))
+    typer.echo(f"wrote {out}", err=True)
+
+
+@wallet_app.command()
+@reports_errors
+def qr(
+    aud: AudOption = None,
+    nonce: NonceOption = None,
+    disclose: DiscloseOption = None,
+    attestation: AttestationOption = None,
+    presentation_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--presentation",
+            metavar="FILE",
+            help="Render this presentation (from `present --out`) instead of making one.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE.png|FILE.svg",
+            help="Write the QR code as PNG or SVG (by the file's suffix).",
+            show_default=False,
+        ),
+    ] = None,
+    terminal: Annotated[
+        bool,
+        typer.Option(
+            "--terminal", help="Draw the QR code in the terminal (the default without --out)."
+        ),
+    ] = False,
+    wallet_path: WalletOption = None,
+    now: NowOption = None,
+) -> None:
+    """Show a presentation as a QR code, for a verifier's scanner.
+
+    Takes the same options as `present`, or --presentation FILE. Presentations are
+    large: one disclosed claim makes about 2.3 KB, a version 36 code (161 modules a side)
+    at error level L; every claim makes about 2.9 KB, close to the 2,953 bytes one QR
+    code holds. Show it full screen; scanners need every module.
+    """
+    import segno  # only this command needs it
+
+    kind = None
+    if out is not None:
+        kind = out.suffix.lower().lstrip(".")
+        if kind not in ("png", "svg"):
+            raise InputError("unsupported_format", "--out", f"{out.name}: use a .png or .svg file")
+    if presentation_path is not None:
+        if aud or nonce or disclose or attestation is not None:
+            raise InputError(
+                "conflicting_options",
+                "--presentation",
+                "give a presentation file or --aud/--nonce/--disclose, not both",
+            )
+        text = _read_presentation(presentation_path)
+    else:
+        text = _make_presentation(wallet_path, attestation, aud, nonce, disclose, now)
+    size = len(text.encode("utf-8"))
+    try:
+        # Error level L is the floor: segno raises it to M or Q when the same version has room.
+        code = segno.make(text, error="l", micro=False, boost_error=True)
+    except segno.DataOverflowError as exc:
+        raise InputError(
+            "presentation_too_long",
+            "--disclose" if presentation_path is None else "--presentation",
+            f"the presentation is {size} bytes; one QR code holds at most {QR_MAX_BYTES}. "
+            "Disclose fewer claims, or send it as text",
+        ) from exc
+    typer.echo(
+        f"QR code version {code.designator} ({code.symbol_size(border=0)[0]} modules a side, {size} bytes)",
+        err=True,
+    )
+    if out is not None:
+        buffer = io.BytesIO()
+        code.save(buffer, kind=kind, scale=4, border=4)
+        _write_out(out, buffer.getvalue())
+        typer.echo(f"wrote {out}", err=True)
+    if terminal or out is None:
+        code.terminal(out=sys.stdout, compact=True)
+
+
+def _read_presentation(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError as exc:
+        raise InputError("file_not_found", "--presentation", f"no such file: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("file_error", "--presentation", f"cannot read {path}: {exc}") from exc
+    if text.count("~") < 2 or text.endswith("~"):
+        raise InputError(
+            "malformed_token", "--presentation", f"{path} does not hold a presentation"
+        )
+    return text
+
+
+def _write_out(path: Path, data: bytes) -> None:
+    try:
+        write_atomically(path, data)
+    except OSError as exc:
+        raise InputError("file_error", "--out", f"cannot write {path}: {exc.strerror}") from exc
