@@ -7,6 +7,7 @@ in-process scheduler in development). Routes stay thin: parse, call a service, r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,6 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.engine import Engine
@@ -60,6 +63,16 @@ class Metrics:
         )
         self.records = Counter(
             "ccx_records_total", "records pushed, by outcome", ["outcome"], registry=self.registry
+        )
+        self.registry_version = Gauge(
+            "ccx_registry_version",
+            "the alliance registry version in effect (0: none)",
+            registry=self.registry,
+        )
+        self.registry_stale_seconds = Gauge(
+            "ccx_registry_stale_seconds",
+            "seconds since the alliance registry was last fetched successfully (-1: never)",
+            registry=self.registry,
         )
         self.rescore_seconds = Gauge(
             "ccx_last_full_rescore_seconds",
@@ -222,6 +235,21 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+HTTP_CLIENT = "http.client"  # NodeState.extra: the node's outgoing HTTP client (lifespan)
+
+
+async def _follow_registry(state: NodeState, url: str) -> None:
+    from node.services.registry import FOLLOWER
+
+    follower = state.extra[FOLLOWER]
+    while True:
+        await anyio.to_thread.run_sync(
+            lambda: follower.refresh(state.extra[HTTP_CLIENT], url, now=state.extra["now"]())
+        )
+        await asyncio.sleep(state.settings.registry_refresh)
+
+
 def create_app(
     settings: Settings | None = None, *, now: Callable[[], int] | None = None
 ) -> FastAPI:
@@ -238,6 +266,18 @@ def create_app(
     )
     state.signing_keys()  # remember the file's modification time
     state.extra["now"] = now or (lambda: int(time.time()))
+    from node.services.registry import FOLLOWER, follower_for
+
+    follower = follower_for(settings, now=state.extra["now"]())
+    state.extra[FOLLOWER] = follower
+    if follower is not None:
+        clock = state.extra["now"]
+        state.metrics.registry_version.set_function(
+            lambda: float(getattr(follower.in_effect(clock()), "version", 0))
+        )
+        state.metrics.registry_stale_seconds.set_function(
+            lambda: float(follower.staleness(clock()) if follower.last_success else -1)
+        )
     if settings.dev_idp:
         from node.dev_idp import DevIdentityProvider
 
@@ -250,6 +290,13 @@ def create_app(
         log.info(
             json.dumps({"event": "node_started", "node": settings.node_id, "city": settings.city})
         )
+        http = httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        state.extra[HTTP_CLIENT] = http
+        following = None
+        if follower is not None and settings.registry_url:
+            # Every worker follows the registry itself (a conditional GET every few
+            # minutes): it is this process's memory that must be current.
+            following = asyncio.create_task(_follow_registry(state, settings.registry_url))
         scheduler = None
         if settings.scheduler:  # development: the jobs run in this process
             from node.jobs import build_scheduler
@@ -257,8 +304,11 @@ def create_app(
             scheduler = build_scheduler(state)
             scheduler.start()
         yield
+        if following is not None:
+            following.cancel()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        http.close()
         engine.dispose()
 
     app = FastAPI(
@@ -273,9 +323,17 @@ def create_app(
     from node.routers import federation
 
     app.include_router(federation.router)
-    from node.routers import admin, attestations, departments, dev_idp, residents, status
+    from node.routers import (
+        admin,
+        alliance,
+        attestations,
+        departments,
+        dev_idp,
+        residents,
+        status,
+    )
 
-    for module in (departments, residents, attestations, status, admin):
+    for module in (departments, residents, attestations, status, alliance, admin):
         app.include_router(module.router)
     if settings.dev_idp:
         app.include_router(dev_idp.router)

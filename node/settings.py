@@ -73,6 +73,23 @@ class Settings(BaseSettings):
         True, description="run jobs in this process (development); production runs `ccx scheduler`"
     )
     admin_token_hash: str | None = Field(None, description="SHA-256 hex of the admin bearer token")
+    alliance_root_jwk: str | None = Field(
+        None,
+        description="the alliance root PUBLIC key every registry must be signed by: JWK JSON "
+        "text, or the path of a file holding it (`ccx alliance init` writes root.jwk)",
+    )
+    registry_url: str | None = Field(
+        None,
+        description="where to fetch the alliance registry (an alliance host's "
+        "/v1/alliance/registry, or a static file); needs alliance_root_jwk",
+    )
+    registry_refresh: int = Field(300, ge=5, description="seconds between registry fetches")
+    registry_refetch_cooldown: int = Field(
+        60, ge=1, description="least seconds between fetches asked for by an unknown key"
+    )
+    alliance_dir: Path | None = Field(
+        None, description="serve this alliance folder's registry and tables (the alliance host)"
+    )
 
     @field_validator("node_id", "alliance")
     @classmethod
@@ -80,6 +97,13 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("registry_url")
+    @classmethod
+    def _registry_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from node.deps import NowDep, StateDep
+from node.services.registry import FOLLOWER, RegistryFollower
 
 router = APIRouter(tags=["federation"])
 
@@ -32,9 +33,26 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers and the keys are loaded")
-def readyz(state: StateDep, response: Response) -> dict[str, Any]:
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers, the keys are loaded, a registry is in effect",
+)
+def readyz(state: StateDep, now: NowDep, response: Response) -> dict[str, Any]:
+    """Not ready (503) when the database does not answer, or when the node pins an
+    alliance root key and holds no registry version in effect (it would refuse every
+    visitor). ``registry`` says which version is in effect and how stale it is."""
     checks: dict[str, Any] = {"keys": bool(state.signing_keys().active)}
+    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
+    registry: dict[str, Any] | None = None
+    if follower is not None:
+        in_effect = follower.in_effect(now)
+        checks["registry"] = in_effect is not None and now <= in_effect.expires_at
+        registry = {
+            "version": in_effect.version if in_effect else None,
+            "newest_held": follower.newest.version if follower.newest else None,
+            "stale_seconds": follower.staleness(now),
+            "last_error": follower.last_error[0] if follower.last_error else None,
+        }
     try:
         with state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -43,7 +61,10 @@ def readyz(state: StateDep, response: Response) -> dict[str, Any]:
         checks["database"] = False
     ready = all(checks.values())
     response.status_code = 200 if ready else 503
-    return {"status": "ready" if ready else "not_ready", "checks": checks}
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if registry is not None:
+        body["registry"] = registry
+    return body
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

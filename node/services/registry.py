@@ -22,19 +22,34 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 import protocol as P
+from node.errors import NodeError
 from node.files import write_atomically
+from node.settings import Settings
 
-__all__ = ["REGISTRY_MEDIA_TYPE", "FetchResult", "RegistryFollower"]
+if TYPE_CHECKING:
+    from node.app import NodeState
+
+__all__ = [
+    "FOLLOWER",
+    "REGISTRY_MEDIA_TYPE",
+    "FetchResult",
+    "RegistryFollower",
+    "follower_for",
+    "registry_in_effect",
+    "version_url",
+]
 
 log = logging.getLogger("ccx.node")
 
 REGISTRY_MEDIA_TYPE = "application/alliance-registry+jwt"
 MAX_REGISTRY_BYTES = 1024 * 1024
 MAX_INTERMEDIATES = 64  # versions fetched one by one to bridge a gap
+FOLLOWER = "registry.follower"  # its key in NodeState.extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +71,7 @@ class RegistryFollower:
     versions: list[P.Registry] = field(default_factory=list)  # accepted, oldest first
     last_success: int | None = None  # when a fetch last succeeded (node clock)
     last_error: tuple[str, str] | None = None
+    last_attempt: int | None = None  # when a fetch was last tried (node clock)
     etag: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -144,11 +160,24 @@ class RegistryFollower:
 
     # --- fetching ----------------------------------------------------------------------
 
+    def refresh_unless_recent(
+        self, client: httpx.Client, url: str, *, now: int, cooldown: int
+    ) -> FetchResult | None:
+        """:meth:`refresh`, unless a fetch was tried less than ``cooldown`` seconds ago
+        (then None): what a verifier does on meeting a key or member it doesn't know, so
+        that a flood of such presentations costs the alliance host one fetch a cooldown."""
+        with self._lock:
+            if self.last_attempt is not None and now - self.last_attempt < cooldown:
+                return None
+            self.last_attempt = now
+        return self.refresh(client, url, now=now)
+
     def refresh(self, client: httpx.Client, url: str, *, now: int) -> FetchResult:
         """Fetch ``url`` (the registry's current version; ETag honoured) and take it if
         it is new and verifies, fetching ``<url>/versions/<n>`` for any skipped versions.
         Never raises for a network or protocol failure: the result says what happened
         and the held versions stay as they were."""
+        self.last_attempt = now
         try:
             fetched = _get(client, url, {"If-None-Match": self.etag} if self.etag else None)
             if fetched.status == 304:
@@ -161,7 +190,6 @@ class RegistryFollower:
             if newest is not None and peek.version == newest.version and token == newest.token:
                 self.etag = fetched.etag
                 return self._succeeded(now, FetchResult(unchanged=True))
-            base = url.rstrip("/")
             if newest is not None:  # bridge the gap from the newest held version
                 first_missing = newest.version + 1
                 if peek.version - first_missing > MAX_INTERMEDIATES:
@@ -170,7 +198,7 @@ class RegistryFollower:
                         f"{MAX_INTERMEDIATES} fetched to bridge a gap"
                     )
                 intermediates = [
-                    _get(client, f"{base}/versions/{n}").text
+                    _get(client, version_url(url, n)).text
                     for n in range(first_missing, peek.version)
                 ]
             else:  # a first fetch: back to the version in effect now, if this one is ahead
@@ -178,7 +206,7 @@ class RegistryFollower:
                 while oldest.valid_from > now and oldest.version > 1:
                     if len(intermediates) >= MAX_INTERMEDIATES:
                         raise P.RegistryChainBroken("no version in effect within reach")
-                    older = _get(client, f"{base}/versions/{oldest.version - 1}").text
+                    older = _get(client, version_url(url, oldest.version - 1)).text
                     oldest = P.verify_registry(
                         older, root_key=self.root_key, now=now, check_expiry=False
                     )
@@ -204,6 +232,15 @@ class RegistryFollower:
         self.last_error = (code, message)
         log.warning("registry fetch failed [%s]: %s", code, message)
         return FetchResult(error=(code, message))
+
+
+def version_url(url: str, version: int) -> str:
+    """Where version ``version`` is, next to the current one at ``url``: a static alliance
+    folder has ``registry/current.jwt`` beside ``registry/v<N>.jwt``; a node serving the
+    registry has ``/v1/alliance/registry`` and ``/v1/alliance/registry/versions/<N>``."""
+    if url.endswith("/current.jwt"):
+        return f"{url.removesuffix('current.jwt')}v{version}.jwt"
+    return f"{url.rstrip('/')}/versions/{version}"
 
 
 class _BadResponse(Exception):
@@ -237,3 +274,45 @@ def _get(client: httpx.Client, url: str, headers: dict[str, str] | None = None) 
         except UnicodeDecodeError as exc:
             raise _BadResponse(f"{url} sent non-ASCII bytes, not a compact JWS") from exc
         return _Fetched(200, text, response.headers.get("ETag"))
+
+
+def follower_for(settings: Settings, *, now: int) -> RegistryFollower | None:
+    """The node's follower, if it pins an alliance root key (``CCX_ALLIANCE_ROOT_JWK``):
+    with the versions saved in ``<data_dir>/registry`` taken again. Raises ValueError
+    when the setting is not a public JWK (a private one included)."""
+    if not settings.alliance_root_jwk:
+        return None
+    text = settings.alliance_root_jwk.strip()
+    if not text.startswith("{"):
+        text = Path(text).read_text(encoding="utf-8")
+    try:
+        root_key = P.public_key_from_jwk(P.strict_json_loads(text.encode(), what="root JWK"))
+    except P.ProtocolError as exc:
+        raise ValueError(f"CCX_ALLIANCE_ROOT_JWK is not a public JWK: {exc.message}") from exc
+    follower = RegistryFollower(root_key=root_key, folder=settings.data_dir / "registry")
+    follower.load(now=now)
+    return follower
+
+
+def registry_in_effect(state: NodeState, now: int) -> P.Registry:
+    """The registry version in effect for this node, or NodeError 503
+    ``registry_unavailable`` (fail closed: no registry, no visitors)."""
+    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
+    registry = follower.in_effect(now) if follower is not None else None
+    if registry is None:
+        reason = (
+            "this node pins no alliance root key (CCX_ALLIANCE_ROOT_JWK)"
+            if follower is None
+            else "no registry version is in effect yet"
+        )
+        raise NodeError(
+            "registry_unavailable", f"the alliance registry is unavailable: {reason}", status=503
+        )
+    if now > registry.expires_at:
+        raise NodeError(
+            "registry_unavailable",
+            f"the newest registry in effect (version {registry.version}) expired at "
+            f"{registry.expires_at}; the alliance host has not been reached since",
+            status=503,
+        )
+    return registry

@@ -203,3 +203,10 @@ def test_a_tampered_saved_version_stops_the_load_there(tmp_path: Path) -> None:
     again = follower(tmp_path)
     assert again.load(now=NOW + 20) == 1
     assert [r.version for r in again.versions] == [1]
+
+
+def test_versions_are_looked_for_beside_a_static_current_file() -> None:
+    from node.services.registry import version_url
+
+    assert version_url("https://a.test/registry/current.jwt", 3) == "https://a.test/registry/v3.jwt"
+    assert version_url(URL, 3) == f"{URL}/versions/3"

@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner, Result
 
 import protocol as P
@@ -34,6 +31,7 @@ from tests.node.issuing_helpers import (
     expected_standing,
     seed_resident,
 )
+from tests.node.servers import RunningNode
 
 PASSPHRASE = "a wallet passphrase for tests"
 VERIFIER = "https://fuzhou.ccx.example"
@@ -41,33 +39,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --- a real node on a real port ----------------------------------------------------------------
-
-
-class RunningNode:
-    """A node app served by uvicorn in a thread; ``url`` is its base URL."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> RunningNode:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the node did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 class _AppAsClient:

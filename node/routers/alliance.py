@@ -1,0 +1,112 @@
+"""The alliance registry, as this node serves it (DESIGN section 10): the copy it follows,
+or, on the alliance host (``CCX_ALLIANCE_DIR``), the alliance folder's published versions
+and mapping tables. Public: a registry is signed and meant to be copied."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi import Path as PathParam
+
+from node.deps import StateDep
+from node.errors import NodeError
+from node.services.registry import FOLLOWER, REGISTRY_MEDIA_TYPE, RegistryFollower
+
+router = APIRouter(prefix="/v1/alliance", tags=["alliance"])
+
+TABLE_MEDIA_TYPE = "application/mapping-table+jwt"
+_TABLE_NAME = re.compile(r"[a-z0-9_-]{1,64}\.v[0-9]{1,9}\.table\.jwt")
+_JWT = {200: {"content": {REGISTRY_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}}
+IfNoneMatch = Annotated[str | None, Header(include_in_schema=False)]
+
+
+def _not_found(what: str) -> NodeError:
+    return NodeError("registry_not_found", f"this node has no {what}", status=404)
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _not_found(what) from exc
+
+
+def _signed(token: str, media_type: str, if_none_match: str | None) -> Response:
+    etag = '"' + hashlib.sha256(token.encode("ascii")).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "max-age=60"}
+    if if_none_match == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(token, media_type=media_type, headers=headers)
+
+
+def _held(state: StateDep, version: int | None) -> str:
+    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
+    versions = follower.versions if follower is not None else []
+    if version is None:
+        if not versions:
+            raise _not_found("alliance registry yet")
+        return versions[-1].token
+    for registry in versions:
+        if registry.version == version:
+            return registry.token
+    raise _not_found(f"registry version {version}")
+
+
+@router.get(
+    "/registry",
+    summary="The newest alliance registry version (signed; ETag)",
+    response_class=Response,
+    responses=_JWT,
+)
+def registry(state: StateDep, if_none_match: IfNoneMatch = None) -> Response:
+    """On the alliance host, the newest version published; on any other node, the newest
+    version it has accepted (possibly not yet in effect: see its ``valid_from``)."""
+    folder = state.settings.alliance_dir
+    if folder is not None:
+        token = _read(folder / "registry" / "current.jwt", "published alliance registry")
+    else:
+        token = _held(state, None)
+    return _signed(token, REGISTRY_MEDIA_TYPE, if_none_match)
+
+
+@router.get(
+    "/registry/versions/{version}",
+    summary="One alliance registry version, for nodes bridging skipped versions",
+    response_class=Response,
+    responses=_JWT,
+)
+def registry_version(
+    state: StateDep,
+    version: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    folder = state.settings.alliance_dir
+    if folder is not None:
+        token = _read(folder / "registry" / f"v{version}.jwt", f"registry version {version}")
+    else:
+        token = _held(state, version)
+    return _signed(token, REGISTRY_MEDIA_TYPE, if_none_match)
+
+
+@router.get(
+    "/tables/{name}",
+    summary="A signed mapping table attached to the alliance (alliance host only)",
+    response_class=Response,
+    responses={200: {"content": {TABLE_MEDIA_TYPE: {}}}},
+)
+def mapping_table(
+    state: StateDep,
+    name: Annotated[str, PathParam(max_length=90)],
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """``<city>.v<N>.table.jwt``, as ``ccx alliance table`` copied it into the folder."""
+    folder = state.settings.alliance_dir
+    if folder is None or not _TABLE_NAME.fullmatch(name):
+        raise _not_found(f"mapping table {name!r}")
+    return _signed(
+        _read(folder / "tables" / name, f"mapping table {name!r}"), TABLE_MEDIA_TYPE, if_none_match
+    )
