@@ -76,15 +76,26 @@ def rotate_keys(
     from keys import KeyringError
     from node.app import load_keyring
     from node.db import make_engine
-    from node.services.keys import rotate_signing_key
+    from node.errors import NodeError
+    from node.services.keys import require_next_key_in_registry, rotate_signing_key
+    from node.services.registry import follower_for
 
     settings = _settings(None, data_dir, None)
     if not settings.keyring_path.exists():
         raise typer.BadParameter(f"no keyring at {settings.keyring_path}: run `ccx node init`")
     try:
         before = load_keyring(settings).next
+        require_next_key_in_registry(
+            follower_for(settings, now=int(time.time())),
+            settings.node_id,
+            before.kid if before else None,
+            now=int(time.time()),
+        )
     except KeyringError as exc:  # a wrong passphrase, a damaged file: say which, change nothing
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except NodeError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
         raise typer.Exit(2) from None
     engine = make_engine(settings.effective_database_url)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
@@ -20,7 +20,10 @@ router = APIRouter(prefix="/v1/alliance", tags=["alliance"])
 
 TABLE_MEDIA_TYPE = "application/mapping-table+jwt"
 _TABLE_NAME = re.compile(r"[a-z0-9_-]{1,64}\.v[0-9]{1,9}\.table\.jwt")
-_JWT = {200: {"content": {REGISTRY_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}}
+_JWT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {REGISTRY_MEDIA_TYPE: {}}},
+    304: {"description": "not modified"},
+}
 IfNoneMatch = Annotated[str | None, Header(include_in_schema=False)]
 
 

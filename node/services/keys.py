@@ -23,11 +23,13 @@ from sqlmodel import Session
 
 from keys import DEFAULT_OVERLAP, Keyring
 from node.app import NodeState, load_keyring, save_keyring
+from node.errors import NodeError
 from node.services import audit
 from node.services._locking import hold_lock
+from node.services.registry import FOLLOWER, RegistryFollower
 from node.settings import Settings
 
-__all__ = ["Rotation", "rotate_node_key", "rotate_signing_key"]
+__all__ = ["Rotation", "require_next_key_in_registry", "rotate_node_key", "rotate_signing_key"]
 
 log = logging.getLogger("ccx.node")
 
@@ -81,8 +83,41 @@ def rotate_signing_key(
     return rotated, done
 
 
+def require_next_key_in_registry(
+    follower: RegistryFollower | None, node_id: str, next_kid: str | None, *, now: int
+) -> None:
+    """Refuse a rotation (409 ``next_key_not_in_registry``) while the registry in effect
+    does not list this node's next key: verifiers take issuer keys from the registry
+    alone, so attestations signed by an unlisted key would be refused everywhere. A node
+    that follows no registry (``follower`` None: no pinned root key) is not checked."""
+    if follower is None:
+        return
+    registry = follower.in_effect(now)
+    if registry is None:
+        raise NodeError(
+            "registry_unavailable", "no alliance registry is in effect to check against", status=503
+        )
+    member = registry.members.get(node_id)
+    if member is None or next_kid is None or next_kid not in member.keys:
+        missing = "this node" if member is None else f"the next key {next_kid}"
+        raise NodeError(
+            "next_key_not_in_registry",
+            f"{missing} is not in registry version {registry.version}: have the alliance "
+            "publish it first (ccx alliance keys, then publish), then rotate",
+            status=409,
+        )
+
+
 def rotate_node_key(session: Session, state: NodeState, *, actor: str, now: int) -> Rotation:
     """Rotate the running node's key (:func:`rotate_signing_key`) and sign with the new
-    keyring in this process at once; other workers follow within seconds."""
+    keyring in this process at once; other workers follow within seconds. Refused while
+    the registry in effect does not list the next key (:func:`require_next_key_in_registry`)."""
+    upcoming = state.signing_keys().next
+    require_next_key_in_registry(
+        state.extra.get(FOLLOWER),
+        state.settings.node_id,
+        upcoming.kid if upcoming else None,
+        now=now,
+    )
     state.keyring, done = rotate_signing_key(session, state.settings, actor=actor, now=now)
     return done

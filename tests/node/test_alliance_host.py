@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from node.alliance_cli import alliance_app
 from node.app import create_app, initialize_node, load_keyring
+from node.auth import hash_token
 from node.mapping_cli import PASSPHRASE_ENV
 from node.services.registry import FOLLOWER, RegistryFollower
 from node.settings import Settings
@@ -25,6 +26,8 @@ from tests.node.servers import RunningNode, free_port
 
 ALLIANCE_ID = "https://alliance.ccx.example"
 ENV = {PASSPHRASE_ENV: "an alliance passphrase for tests"}
+ADMIN_TOKEN = "an admin token for tests only"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def alliance(folder: Path, *args: str | Path) -> None:
@@ -51,7 +54,9 @@ def settings(folder: Path, port: int, **overrides: Any) -> Settings:
 def federation(tmp_path: Path) -> Iterator[dict[str, Any]]:
     host_port, member_port = free_port(), free_port()
     folder = tmp_path / "alliance"
-    member_settings = settings(tmp_path / "xiamen", member_port)
+    member_settings = settings(
+        tmp_path / "xiamen", member_port, admin_token_hash=hash_token(ADMIN_TOKEN)
+    )
     ring = initialize_node(member_settings)
     jwks = tmp_path / "xiamen.jwks.json"
     jwks.write_text(json.dumps(ring.jwks(int(time.time()))))
@@ -173,3 +178,25 @@ def test_a_private_root_jwk_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a public JWK"):
         create_app(bad)
     assert load_keyring(bad).active  # the node's own keys are untouched
+
+
+def test_a_rotation_waits_for_the_registry_to_list_the_next_key(
+    federation: dict[str, Any], tmp_path: Path
+) -> None:
+    host, member, folder = federation["host"], federation["member"], federation["folder"]
+    wait_for_version(member, 1)
+    first = httpx.post(f"{member.url}/v1/admin/keys/rotate", headers=ADMIN)
+    assert first.status_code == 200, first.text  # admitted with active + next listed
+    second = httpx.post(f"{member.url}/v1/admin/keys/rotate", headers=ADMIN)
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "next_key_not_in_registry"
+    jwks = tmp_path / "after.jwks.json"  # the alliance lists the new next key, publishes
+    jwks.write_text(httpx.get(f"{member.url}/.well-known/jwks.json").text)
+    member_id = federation["settings"].node_id
+    alliance(folder, "keys", "--member-id", member_id, "--jwks", jwks)
+    alliance(folder, "publish")
+    follower(member).refresh(
+        httpx.Client(), f"{host.url}/v1/alliance/registry", now=int(time.time())
+    )
+    third = httpx.post(f"{member.url}/v1/admin/keys/rotate", headers=ADMIN)
+    assert third.status_code == 200, third.text
