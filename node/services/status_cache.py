@@ -185,11 +185,13 @@ class _CachedList:
         ttl = min(max(self.copy.ttl or 0, min_ttl), max_ttl)
         return min(self.fetched_at + ttl, self.copy.expires_at)
 
-    def usable_until(self, min_ttl: int, max_ttl: int, stale_limit: int) -> int | None:
+    def serves_stale(self, now: int, min_ttl: int, max_ttl: int, stale_limit: int) -> bool:
+        """Whether the copy may still serve at ``now`` while its issuer is down: less
+        than ``stale_limit`` seconds past its ttl, and its ``exp`` not passed."""
         fresh = self.fresh_until(min_ttl, max_ttl)
         if fresh is None or self.copy is None:
-            return None
-        return min(fresh + stale_limit, self.copy.expires_at)
+            return False
+        return now < fresh + stale_limit and now <= self.copy.expires_at
 
     def took(self, fetched: P.VerifiedStatusList, now: int) -> None:
         self.copy, self.fetched_at = fetched, now
@@ -315,8 +317,7 @@ class StatusListCache:
                     self._entries.popitem(last=False)
                 if fresh or self._is_fresh(entry, now):
                     return self._read(entry, ref)
-                usable = entry.usable_until(self.min_ttl, self.max_ttl, stale_limit)
-                if usable is not None and now <= usable:
+                if entry.serves_stale(now, self.min_ttl, self.max_ttl, stale_limit):
                     self._counts["stale_served"] += 1
                     return self._read(entry, ref)
                 self._counts["unavailable"] += 1
@@ -429,7 +430,7 @@ class StatusListCache:
             if declared.isdigit() and int(declared) > self.max_token_bytes:
                 raise self._too_large(url)
             body = bytearray()
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes():  # identity only: checked above
                 body += chunk
                 if len(body) > self.max_token_bytes:
                     raise self._too_large(url)
