@@ -331,9 +331,10 @@ def create_app(
         dev_idp,
         residents,
         status,
+        verifications,
     )
 
-    for module in (departments, residents, attestations, status, alliance, admin):
+    for module in (departments, residents, attestations, status, alliance, admin, verifications):
         app.include_router(module.router)
     if settings.dev_idp:
         app.include_router(dev_idp.router)

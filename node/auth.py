@@ -22,7 +22,14 @@ from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError
 from node.models import Client
 
-__all__ = ["AdminDep", "ClientIdentity", "ResidentDep", "client_with", "hash_token"]
+__all__ = [
+    "AdminDep",
+    "ClientDep",
+    "ClientIdentity",
+    "ResidentDep",
+    "client_with",
+    "hash_token",
+]
 
 RESIDENT_ALGORITHMS = ["ES256", "EdDSA", "RS256"]  # what an identity provider may sign with
 LEEWAY = 30
@@ -130,6 +137,11 @@ def _client(session: SessionDep, authorization: AuthorizationHeader = None) -> C
     if row is None or row.revoked_at is not None:
         raise NodeError("unauthorized", "unknown or revoked client credentials", status=401)
     return ClientIdentity(row.id, row.department, frozenset(row.scopes))
+
+
+ClientDep = Annotated[ClientIdentity, Depends(_client)]
+"""The calling client, whatever its scopes: for routes whose scope depends on the request
+(``verify:<scenario>``); the route's service checks the scope."""
 
 
 def client_with(scope: str) -> Any:

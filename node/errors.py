@@ -25,12 +25,21 @@ log = logging.getLogger("ccx.node")
 class NodeError(Exception):
     """A refusal by the node's own rules: ``code`` stable, ``message`` for people."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400, details: Any = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 400,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.details = details
+        self.headers = headers  # e.g. Retry-After on a 429
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -54,7 +63,11 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NodeError)
     async def _node_error(_: Request, exc: NodeError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(ProtocolError)
     async def _protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:

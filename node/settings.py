@@ -90,6 +90,18 @@ class Settings(BaseSettings):
     alliance_dir: Path | None = Field(
         None, description="serve this alliance folder's registry and tables (the alliance host)"
     )
+    scenarios: Path | None = Field(
+        None, description="the service-point scenario catalogue (TOML); default: the demo one"
+    )
+    challenge_lifetime: int = Field(
+        120, gt=0, description="seconds a verification challenge's nonce is valid"
+    )
+    verify_rate: float = Field(
+        5.0, gt=0, description="verification requests per second per service-point client"
+    )
+    verify_burst: int = Field(
+        20, ge=1, description="verification requests a client may make at once (bucket size)"
+    )
 
     @field_validator("node_id", "alliance")
     @classmethod

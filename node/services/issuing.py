@@ -295,9 +295,9 @@ _USE_NONCE = (
 _NONCE_STATE = select(_NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at).where(
     _NONCES.c.value == bindparam("nonce")
 )
-_PURGE_NONCES = delete(_NONCES).where(
-    _NONCES.c.purpose == POP_PURPOSE, _NONCES.c.expires_at < bindparam("before")
-)
+# Every nonce has an expiry, whatever its purpose (proofs of possession, verification
+# challenges): all of them are purged the same way.
+_PURGE_NONCES = delete(_NONCES).where(_NONCES.c.expires_at < bindparam("before"))
 _GRANTED_CONSENTS = select(_CONSENTS.c.kind).where(
     _CONSENTS.c.resident_id == bindparam("resident"),
     _CONSENTS.c.withdrawn_at.is_(None),
@@ -404,8 +404,9 @@ def create_pop_nonce(session: Session, state: NodeState, resident_id: str, *, no
 
 
 def purge_expired_nonces(session: Session, *, now: int) -> int:
-    """Delete proof-of-possession nonces expired for more than the leeway (a job for the
-    scheduler); returns how many. A replay of a purged nonce still fails, as unknown."""
+    """Delete nonces (proofs of possession, verification challenges) expired for more
+    than the leeway (a job for the scheduler); returns how many. A replay of a purged
+    nonce still fails, as unknown."""
     result = session.connection().execute(_PURGE_NONCES, {"before": now - LEEWAY})
     session.commit()
     return int(result.rowcount)

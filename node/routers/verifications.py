@@ -1,0 +1,137 @@
+"""Service points: a challenge for a scenario, then the decision on a presentation
+(docs/PROTOCOL.md "Service points: challenges and verifications")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.auth import ClientDep, ClientIdentity
+from node.deps import NowDep, SessionDep, StateDep
+from node.scenarios import SCENARIO_PATTERN, Requirement
+from node.services import verifying
+
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+
+
+def _rate_limited(client: ClientDep, state: StateDep, now: NowDep) -> ClientIdentity:
+    verifying.check_rate(state, client, now)
+    return client
+
+
+ServicePoint = Annotated[ClientIdentity, Depends(_rate_limited)]
+
+
+class ChallengeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scenario: str = Field(pattern=SCENARIO_PATTERN, description="a scenario of the catalogue")
+
+
+class TierOut(BaseModel):
+    name: str
+    benefit: str
+    benefit_zh: str | None = None
+    credit_limit_cny: int | None = None
+    alliance_min: int = Field(description="the least alliance score this tier needs")
+    disclose: str = Field(description="the disclosure that proves it")
+
+
+def _tier_out(req: Requirement) -> TierOut:
+    tier = req.tier
+    return TierOut(
+        name=tier.name,
+        benefit=tier.benefit,
+        benefit_zh=tier.benefit_zh,
+        credit_limit_cny=tier.credit_limit_cny,
+        alliance_min=req.alliance_min,
+        disclose=req.disclose,
+    )
+
+
+class ChallengeOut(BaseModel):
+    nonce: str = Field(description="single use: the KB-JWT's nonce")
+    aud: str = Field(description="this node's id: the KB-JWT's aud")
+    expires_at: int = Field(description="NumericDate after which the nonce is refused")
+    scenario: str
+    name_zh: str
+    name_en: str
+    disclose: list[str] = Field(
+        description="claim paths that decide the scenario; the holder discloses those she "
+        "chooses (usually one score_at_least boolean)"
+    )
+    tiers: list[TierOut] = Field(description="lowest first")
+
+
+class VerificationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    nonce: str = Field(min_length=1, max_length=verifying.MAX_NONCE_LENGTH)
+    presentation: str = Field(
+        min_length=1,
+        max_length=16384,
+        description="<issuer-signed JWT>~<disclosures>~<KB-JWT> (docs/PROTOCOL.md section 4)",
+    )
+
+
+class ReasonOut(BaseModel):
+    code: str
+    message: str
+
+
+class VerificationOut(BaseModel):
+    decision: Literal["granted", "denied"]
+    scenario: str
+    tier: TierOut | None = Field(description="the benefit tier granted, or null")
+    reasons: list[ReasonOut]
+    issuer: str
+    issuer_city: str | None
+    band: str | None = Field(None, description="only when the scenario must see it")
+    alliance_score: int | None = Field(None, description="only when the scenario must see it")
+
+
+@router.post("/challenge", status_code=201, summary="A single-use challenge for one scenario")
+def create_challenge(
+    body: ChallengeIn, client: ServicePoint, state: StateDep, session: SessionDep, now: NowDep
+) -> ChallengeOut:
+    challenge = verifying.create_challenge(session, state, client, body.scenario, now=now)
+    scenario = challenge.scenario
+    return ChallengeOut(
+        nonce=challenge.nonce,
+        aud=challenge.aud,
+        expires_at=challenge.expires_at,
+        scenario=scenario.kind,
+        name_zh=scenario.name_zh,
+        name_en=scenario.name_en,
+        disclose=challenge.disclose,
+        tiers=[_tier_out(req) for req in challenge.requirements],
+    )
+
+
+@router.post(
+    "",
+    summary="Decide a presentation made for a challenge",
+    response_model_exclude_unset=True,
+)
+def verify_presentation(
+    body: VerificationIn, client: ServicePoint, state: StateDep, session: SessionDep, now: NowDep
+) -> VerificationOut:
+    decision = verifying.verify(
+        session, state, client, nonce=body.nonce, presentation=body.presentation, now=now
+    )
+    shown = {
+        name: value
+        for name, value in (("band", decision.band), ("alliance_score", decision.alliance_score))
+        if value is not None
+    }  # set only when the scenario must see it: absent from the answer otherwise
+    return VerificationOut(
+        decision="granted" if decision.granted else "denied",
+        scenario=decision.scenario.kind,
+        tier=_tier_out(decision.tier) if decision.tier is not None else None,
+        reasons=[ReasonOut(code=r.code, message=r.message) for r in decision.reasons],
+        issuer=decision.issuer,
+        issuer_city=decision.issuer_city,
+        **shown,
+    )

@@ -1,0 +1,548 @@
+"""Service points: challenges and verifications (issue 5; DESIGN sections 5 and 10,
+docs/PROTOCOL.md "Service points", operators' guide in docs/VERIFYING.md).
+
+A service point (client credentials with the scope ``verify:<scenario>``) asks for a
+challenge for one scenario and gets a single-use nonce, this node's id as ``aud`` and
+the disclosures that decide the scenario. The holder presents her attestation with a
+KB-JWT over that nonce and aud; the service point sends the presentation back. The node
+
+1. uses the nonce up, atomically, whatever the outcome (unknown, used or expired: 401);
+2. verifies the presentation (docs/PROTOCOL.md section 5) with issuer keys from the
+   registry in effect only; on an unknown key or member it asks the alliance host for
+   a newer registry once (at most one fetch per cooldown) and tries again;
+3. refuses an attestation of another alliance, one older than the policy's
+   ``max_attestation_age`` (denied), one revoked or suspended (denied); a status that
+   can't be read fails closed (503 ``status_unavailable``);
+4. decides on the alliance scale (:mod:`node.scenarios`), for locals and visitors alike;
+5. writes the decision (or the refusal's code) to the audit log: never the
+   presentation, nor any token.
+
+One flow, one scale: a resident of this city presents the attestation this node
+issued her and is decided by the same alliance-scale rule as a visitor, so a service
+point can't treat visitors differently from locals with the same standing, and it
+learns no more about a local (one boolean) than about a visitor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlmodel import Session
+
+import protocol as P
+from node.app import HTTP_CLIENT, NodeState
+from node.auth import ClientIdentity
+from node.errors import NodeError
+from node.models import Nonce, StatusListRow
+from node.scenarios import (
+    CatalogueError,
+    Requirement,
+    Scenario,
+    ScenarioCatalogue,
+    disclosures_for,
+    load_catalogue,
+    requirements,
+)
+from node.services import audit
+from node.services.issuing import city_mapping, status_list_uri
+from node.services.registry import FOLLOWER, RegistryFollower, registry_in_effect
+from node.services.status_cache import StatusListCache
+
+__all__ = [
+    "MAX_NONCE_LENGTH",
+    "STATUS_CACHE",
+    "VERIFY_PURPOSE",
+    "Challenge",
+    "Decision",
+    "RateLimiter",
+    "Reason",
+    "catalogue",
+    "check_rate",
+    "create_challenge",
+    "decide",
+    "scenario_requirements",
+    "verify",
+]
+
+log = logging.getLogger("ccx.node")
+
+VERIFY_PURPOSE = "verify"  # Nonce.purpose of a challenge
+STATUS_CACHE = "status.cache"  # NodeState.extra: other cities' status lists
+MAX_NONCE_LENGTH = 64
+_CATALOGUE = "verifying.catalogue"
+_LIMITER = "verifying.rate_limiter"
+_SHARED = threading.Lock()  # guards the lazy creation of the per-app objects above
+
+_NONCES = cast(Table, Nonce.__table__)  # type: ignore[attr-defined]
+_INSERT_CHALLENGE = insert(_NONCES)
+_CHALLENGE = select(
+    _NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at, _NONCES.c.expires_at
+).where(_NONCES.c.value == bindparam("digest"))
+_USE_CHALLENGE = (
+    update(_NONCES)
+    .where(
+        _NONCES.c.value == bindparam("digest"),
+        _NONCES.c.purpose == VERIFY_PURPOSE,
+        _NONCES.c.used_at.is_(None),
+        _NONCES.c.expires_at >= bindparam("now"),
+    )
+    .values(used_at=bindparam("used_now"))
+)
+
+
+# --- the catalogue, scopes, rates ------------------------------------------------------
+
+
+def catalogue(state: NodeState) -> ScenarioCatalogue:
+    """The node's scenario catalogue (``CCX_SCENARIOS`` or the demo one), read at first
+    use and kept. Raises NodeError 503 ``scenarios_unavailable`` naming the bad field."""
+    cached: ScenarioCatalogue | None = state.extra.get(_CATALOGUE)
+    if cached is None:
+        try:
+            cached = load_catalogue(state.settings.scenarios)
+        except CatalogueError as exc:
+            raise NodeError(
+                "scenarios_unavailable",
+                f"the scenario catalogue can't be used: {exc}",
+                status=503,
+                details={"field": exc.field},
+            ) from exc
+        state.extra[_CATALOGUE] = cached
+    return cached
+
+
+def _scenario(state: NodeState, client: ClientIdentity, kind: str) -> Scenario:
+    if f"verify:{kind}" not in client.scopes:
+        raise NodeError(
+            "forbidden", f"these credentials lack the 'verify:{kind}' scope", status=403
+        )
+    scenario = catalogue(state).get(kind)
+    if scenario is None:
+        raise NodeError("unknown_scenario", f"this node has no scenario {kind!r}", status=404)
+    return scenario
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per client, in this process's memory: ``burst`` requests at once,
+    refilled at ``rate`` a second. ``take`` returns None, or the seconds to wait."""
+
+    rate: float
+    burst: int
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, key: str, now: float) -> float | None:
+        with self._lock:
+            tokens, at = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return None
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+def check_rate(state: NodeState, client: ClientIdentity, now: int) -> None:
+    """Count one verification request of ``client``; raises NodeError 429
+    ``rate_limited`` with a ``Retry-After`` header when its bucket is empty."""
+    limiter: RateLimiter | None = state.extra.get(_LIMITER)
+    if limiter is None:
+        with _SHARED:
+            limiter = state.extra.setdefault(
+                _LIMITER, RateLimiter(state.settings.verify_rate, state.settings.verify_burst)
+            )
+    wait = limiter.take(client.id, float(now))
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise NodeError(
+            "rate_limited",
+            f"too many verification requests from {client.id!r}: try again in {seconds} s",
+            status=429,
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+# --- the rule on this node ---------------------------------------------------------------
+
+
+def _policy_min(registry: P.Registry, kind: str) -> int | None:
+    rules = registry.policy.get("scenarios")
+    rule = rules.get(kind) if isinstance(rules, Mapping) else None
+    value = rule.get("min_alliance_score") if isinstance(rule, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _thresholds(registry: P.Registry) -> list[int]:
+    raw = registry.scale.get("thresholds")
+    if not isinstance(raw, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) for t in raw
+    ):
+        from mappings import AllianceScale
+
+        return list(AllianceScale().thresholds)  # the default scale's (DESIGN section 4)
+    return list(raw)
+
+
+def scenario_requirements(
+    state: NodeState, registry: P.Registry, scenario: Scenario
+) -> tuple[Requirement, ...]:
+    """Each tier's alliance minimum on this node under ``registry`` (node.scenarios)."""
+    return requirements(
+        scenario,
+        thresholds=_thresholds(registry),
+        policy_min=_policy_min(registry, scenario.kind),
+        to_alliance=city_mapping(state).alliance_score,
+    )
+
+
+# --- challenges ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    nonce: str
+    aud: str
+    expires_at: int
+    scenario: Scenario
+    disclose: list[str]
+    requirements: tuple[Requirement, ...]
+
+
+def _digest(nonce: str) -> str:
+    # The table keeps the nonce's SHA-256: a copy of the database holds no live nonce.
+    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
+
+
+def _subject(kind: str, client_id: str) -> str:
+    return f"{kind} {client_id}"  # neither holds a space (SCENARIO_PATTERN, NAME_PATTERN)
+
+
+def create_challenge(
+    session: Session, state: NodeState, client: ClientIdentity, kind: str, *, now: int
+) -> Challenge:
+    """A single-use challenge for scenario ``kind`` (committed).
+
+    Raises NodeError 403 ``forbidden`` (no ``verify:<kind>`` scope), 404
+    ``unknown_scenario``, 503 ``registry_unavailable`` / ``mapping_table_unavailable`` /
+    ``scenarios_unavailable`` (the node can't decide, so it asks for nothing)."""
+    scenario = _scenario(state, client, kind)
+    registry = registry_in_effect(state, now)
+    reqs = scenario_requirements(state, registry, scenario)
+    nonce = secrets.token_urlsafe(32)
+    expires_at = now + state.settings.challenge_lifetime
+    session.connection().execute(
+        _INSERT_CHALLENGE,
+        {
+            "value": _digest(nonce),
+            "purpose": VERIFY_PURPOSE,
+            "subject": _subject(kind, client.id),
+            "expires_at": expires_at,
+            "used_at": None,
+        },
+    )
+    session.commit()
+    return Challenge(
+        nonce=nonce,
+        aud=state.settings.node_id,
+        expires_at=expires_at,
+        scenario=scenario,
+        disclose=disclosures_for(scenario, reqs),
+        requirements=reqs,
+    )
+
+
+def _use_challenge(session: Session, client: ClientIdentity, nonce: str, now: int) -> str:
+    """Use the challenge's nonce up (committed) and return its scenario kind."""
+    digest = _digest(nonce)
+    connection = session.connection()
+    row = connection.execute(_CHALLENGE, {"digest": digest}).first()
+    kind, _, owner = (row.subject or "").partition(" ") if row is not None else ("", "", "")
+    if row is None or row.purpose != VERIFY_PURPOSE or owner != client.id:
+        session.rollback()
+        raise NodeError(
+            "nonce_unknown", "this node gave no such challenge to these credentials", status=401
+        )
+    # Single use, atomically: of two requests with one nonce only one UPDATE matches.
+    used = connection.execute(_USE_CHALLENGE, {"digest": digest, "now": now, "used_now": now})
+    session.commit()
+    if used.rowcount == 1:
+        return kind
+    if row.used_at is not None or row.expires_at >= now:  # used, maybe a moment ago
+        raise NodeError(
+            "nonce_used", "the challenge was used already: ask for a new one", status=401
+        )
+    raise NodeError("nonce_expired", "the challenge has expired: ask for a new one", status=401)
+
+
+# --- verifications -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    scenario: Scenario
+    granted: bool
+    tier: Requirement | None
+    reasons: tuple[Reason, ...]
+    issuer: str
+    issuer_city: str | None
+    band: str | None = None  # only when the scenario must see it
+    alliance_score: int | None = None  # only when the scenario must see it
+
+
+def _meets(verified: P.VerifiedPresentation, alliance_min: int) -> bool | None:
+    """Whether the disclosed claims prove ``alliance_score >= alliance_min`` (True), prove
+    the opposite (False), or can't tell (None)."""
+    score = verified.alliance_score
+    if score is not None:
+        return score >= alliance_min
+    for threshold, reached in verified.score_at_least.items():
+        if reached and threshold >= alliance_min:
+            return True
+        if not reached and threshold <= alliance_min:
+            return False
+    return None
+
+
+def decide(
+    scenario: Scenario, reqs: Sequence[Requirement], verified: P.VerifiedPresentation
+) -> tuple[Requirement | None, tuple[Reason, ...]]:
+    """The highest tier the disclosed claims prove, and why (pure). No tier: denied,
+    ``below_threshold`` when the lowest tier is disproved, else ``disclosure_missing``."""
+    if scenario.discloses == "band" and verified.band is None:
+        return None, (Reason("disclosure_missing", "this scenario must see the band"),)
+    if scenario.discloses == "score" and verified.alliance_score is None:
+        return None, (Reason("disclosure_missing", "this scenario must see the alliance score"),)
+    for req in reversed(reqs):
+        if _meets(verified, req.alliance_min):
+            return req, (
+                Reason(
+                    "threshold_met",
+                    f"alliance score at least {req.alliance_min}: tier {req.tier.name!r}",
+                ),
+            )
+    lowest = reqs[0]
+    if _meets(verified, lowest.alliance_min) is False:
+        return None, (Reason("below_threshold", f"alliance score below {lowest.alliance_min}"),)
+    return None, (
+        Reason(
+            "disclosure_missing",
+            f"the presentation discloses nothing that decides alliance score "
+            f">= {lowest.alliance_min} (disclose {lowest.disclose})",
+        ),
+    )
+
+
+def _resolver(registry: P.Registry, now: int) -> P.IssuerKeyResolver:
+    def resolve(iss: str, kid: str | None, alg: str) -> P.PublicKey:
+        return registry.resolve_issuer_key(iss, kid, alg, now=now)
+
+    return resolve
+
+
+def _refresh_registry(state: NodeState, now: int) -> bool:
+    """Ask the alliance host for a newer registry (at most once a cooldown); whether a
+    new version was taken."""
+    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
+    http = state.extra.get(HTTP_CLIENT)
+    url = state.settings.registry_url
+    if follower is None or http is None or not url:
+        return False
+    result = follower.refresh_unless_recent(
+        http, url, now=now, cooldown=state.settings.registry_refetch_cooldown
+    )
+    return result is not None and bool(result.accepted)
+
+
+def _verified(
+    state: NodeState, presentation: str, nonce: str, now: int
+) -> tuple[P.Registry, P.VerifiedPresentation]:
+    aud = state.settings.node_id
+    registry = registry_in_effect(state, now)
+
+    def attempt(reg: P.Registry) -> P.VerifiedPresentation:
+        return P.verify_presentation(
+            presentation, resolve_issuer_key=_resolver(reg, now), aud=aud, nonce=nonce, now=now
+        )
+
+    try:
+        return registry, attempt(registry)
+    except (P.UnknownKid, P.IssuerNotMember):
+        if not _refresh_registry(state, now):
+            raise
+    registry = registry_in_effect(state, now)
+    return registry, attempt(registry)
+
+
+def _local_status(session: Session, state: NodeState, ref: P.StatusReference) -> int:
+    node_id = state.settings.node_id
+    number = ref.uri.removeprefix(status_list_uri(node_id, 0)[:-1])
+    if not number.isdigit() or status_list_uri(node_id, int(number)) != ref.uri:
+        raise NodeError(
+            "status_uri_not_allowed",
+            f"status list uri {ref.uri[:200]!r} is not one of this node's lists",
+            status=422,
+        )
+    row = session.get(StatusListRow, int(number))
+    if row is None:
+        raise NodeError(
+            "status_unavailable", f"this node holds no status list {number}", status=503
+        )
+    try:
+        return P.status_at(P.StatusList(row.size, row.bits, data=row.data), ref.idx)
+    except P.StatusIndexOutOfRange as exc:
+        raise NodeError(exc.code, exc.message, status=exc.http_status) from exc
+
+
+def _status_of(
+    session: Session,
+    state: NodeState,
+    registry: P.Registry,
+    verified: P.VerifiedPresentation,
+    now: int,
+) -> int:
+    """The attestation's status value: this node's own list (its database) for a local
+    resident, else the issuer's list through the status cache (fail closed: 503)."""
+    if verified.issuer == state.settings.node_id:
+        return _local_status(session, state, verified.status)
+    cache = state.extra.get(STATUS_CACHE)
+    if cache is None:
+        with _SHARED:
+            cache = state.extra.setdefault(STATUS_CACHE, StatusListCache())
+    http = state.extra.get(HTTP_CLIENT)
+    if http is None:  # only an app whose lifespan never ran
+        raise NodeError(
+            "status_unavailable", "this node has no HTTP client to fetch status lists", status=503
+        )
+    value: int = cache.status_of(http, registry, verified.status, verified.issuer, now=now)
+    return value
+
+
+_STATUS_REASONS = {
+    P.STATUS_REVOKED: Reason("attestation_revoked", "the issuer has revoked this attestation"),
+    P.STATUS_SUSPENDED: Reason(
+        "attestation_suspended", "the issuer has suspended this attestation"
+    ),
+}
+
+
+def _decide_verified(
+    session: Session,
+    state: NodeState,
+    registry: P.Registry,
+    scenario: Scenario,
+    verified: P.VerifiedPresentation,
+    now: int,
+) -> tuple[Requirement | None, tuple[Reason, ...]]:
+    if verified.alliance != registry.alliance:
+        raise NodeError(
+            "alliance_mismatch",
+            f"the attestation is of alliance {verified.alliance!r}, this node follows "
+            f"{registry.alliance!r}",
+            status=401,
+        )
+    max_age = registry.policy.get("max_attestation_age")
+    has_max_age = isinstance(max_age, int) and not isinstance(max_age, bool)
+    if has_max_age and now - verified.issued_at > max_age:
+        return None, (
+            Reason(
+                "attestation_too_old",
+                f"issued {now - verified.issued_at} s ago; the alliance accepts at most "
+                f"{max_age} s: ask the home city for a fresh one",
+            ),
+        )
+    status = _status_of(session, state, registry, verified, now)
+    if status != P.STATUS_VALID:
+        return None, (
+            _STATUS_REASONS.get(
+                status, Reason("attestation_status_unknown", f"status value {status}")
+            ),
+        )
+    return decide(scenario, scenario_requirements(state, registry, scenario), verified)
+
+
+def _audit(
+    session: Session,
+    client: ClientIdentity,
+    action: str,
+    kind: str,
+    details: dict[str, Any],
+    now: int,
+) -> None:
+    audit.append(
+        session,
+        actor=f"client:{client.id}",
+        action=action,
+        subject=kind,
+        details={"scenario": kind, "client": client.id, **details},
+        now=now,
+    )
+    session.commit()
+
+
+def verify(
+    session: Session,
+    state: NodeState,
+    client: ClientIdentity,
+    *,
+    nonce: str,
+    presentation: str,
+    now: int,
+) -> Decision:
+    """Decide a presentation made for the challenge ``nonce`` (steps in the module
+    docstring); the decision is audited and committed.
+
+    Raises NodeError 401 ``nonce_unknown`` / ``nonce_used`` / ``nonce_expired`` /
+    ``alliance_mismatch``, 403 ``forbidden`` (the scope was withdrawn since the
+    challenge), 503 ``registry_unavailable`` / ``status_unavailable``; every protocol
+    error of the presentation with its code and HTTP hint (docs/PROTOCOL.md section 8).
+    A refusal after the nonce is used is audited with its code."""
+    kind = _use_challenge(session, client, nonce, now)
+    try:
+        scenario = _scenario(state, client, kind)
+        registry, verified = _verified(state, presentation, nonce, now)
+        tier, reasons = _decide_verified(session, state, registry, scenario, verified, now)
+    except (P.ProtocolError, NodeError) as exc:
+        session.rollback()
+        _audit(session, client, "verification.refused", kind, {"code": exc.code}, now)
+        raise
+    member = registry.members.get(verified.issuer)
+    decision = Decision(
+        scenario=scenario,
+        granted=tier is not None,
+        tier=tier,
+        reasons=reasons,
+        issuer=verified.issuer,
+        issuer_city=member.city if member is not None else None,
+        band=verified.band if scenario.discloses == "band" else None,
+        alliance_score=verified.alliance_score if scenario.discloses == "score" else None,
+    )
+    _audit(
+        session,
+        client,
+        "verification.decided",
+        kind,
+        {
+            "issuer": verified.issuer,
+            "kid": verified.kid,
+            "decision": "granted" if decision.granted else "denied",
+            "tier": tier.tier.name if tier is not None else None,
+            "reasons": [reason.code for reason in reasons],
+        },
+        now,
+    )
+    return decision
