@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,8 @@ import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,6 +65,13 @@ class Metrics:
         )
         self.records = Counter(
             "ccx_records_total", "records pushed, by outcome", ["outcome"], registry=self.registry
+        )
+        self.verifications = Counter(
+            "ccx_verifications_total",
+            "service-point verifications by scenario and outcome (granted, denied, or the "
+            "refusal's error code)",
+            ["scenario", "outcome"],
+            registry=self.registry,
         )
         self.registry_version = Gauge(
             "ccx_registry_version",
@@ -235,6 +244,41 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+class _StatusCacheCollector(Collector):
+    """Exports the counters of the cache of other cities' status lists, read at scrape
+    time (the cache counts; Prometheus only looks)."""
+
+    def __init__(self, state: NodeState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        from node.services.verifying import STATUS_CACHE
+
+        cache = self.state.extra.get(STATUS_CACHE)
+        if cache is None:
+            return
+        stats = cache.snapshot()
+        counters = CounterMetricFamily(
+            "ccx_status_cache_events",
+            "other cities' status lists: hits, fetches, fetch_failures, stale_served, "
+            "refused, unavailable (failed closed)",
+            labels=["event"],
+        )
+        for event in (
+            "hits",
+            "fetches",
+            "fetch_failures",
+            "stale_served",
+            "refused",
+            "unavailable",
+        ):
+            counters.add_metric([event], getattr(stats, event))
+        yield counters
+        yield GaugeMetricFamily(
+            "ccx_status_cache_entries", "status lists held in the cache", value=stats.entries
+        )
+
+
 HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 HTTP_CLIENT = "http.client"  # NodeState.extra: the node's outgoing HTTP client (lifespan)
 
@@ -270,6 +314,7 @@ def create_app(
 
     follower = follower_for(settings, now=state.extra["now"]())
     state.extra[FOLLOWER] = follower
+    state.metrics.registry.register(_StatusCacheCollector(state))
     if follower is not None:
         clock = state.extra["now"]
         state.metrics.registry_version.set_function(

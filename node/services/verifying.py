@@ -519,6 +519,7 @@ def verify(
     except (P.ProtocolError, NodeError) as exc:
         session.rollback()
         _audit(session, client, "verification.refused", kind, {"code": exc.code}, now)
+        state.metrics.verifications.labels(kind, exc.code).inc()
         raise
     member = registry.members.get(verified.issuer)
     decision = Decision(
@@ -545,4 +546,5 @@ def verify(
         },
         now,
     )
+    state.metrics.verifications.labels(kind, "granted" if decision.granted else "denied").inc()
     return decision

@@ -487,6 +487,23 @@ def test_a_replayed_presentation_is_refused(alliance: Alliance) -> None:
     assert error_code(again) == "nonce_used"
 
 
+def test_outcomes_and_the_status_cache_show_in_the_metrics(alliance: Alliance) -> None:
+    headers = service_point(alliance.xiamen, "library_deposit_free")
+    for resident, score in (("visitor-m1", 600), ("visitor-m2", 520)):
+        attestation, holder = attest(alliance.fuzhou, FUZHOU, resident, score)
+        challenge = alliance.challenge(headers, "library_deposit_free")
+        alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
+    again = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
+    assert error_code(again) == "nonce_used"  # refused before any outcome is counted
+    text = alliance.xiamen.get("/metrics").text
+    for outcome in ("granted", "denied"):
+        line = f'ccx_verifications_total{{outcome="{outcome}",scenario="library_deposit_free"}} 1.0'
+        assert line in text
+    assert 'ccx_status_cache_events_total{event="fetches"} 1.0' in text  # one list, one fetch
+    assert 'ccx_status_cache_events_total{event="hits"} 1.0' in text
+    assert "ccx_status_cache_entries 1.0" in text
+
+
 def test_a_nonce_this_node_never_gave_is_unknown(alliance: Alliance) -> None:
     attestation, holder = attest(alliance.xiamen, XIAMEN, "local-4", 720)
     headers = service_point(alliance.xiamen, "library_deposit_free")
