@@ -54,6 +54,15 @@ def serve(
     """Serve the node's HTTP API with uvicorn (settings from CCX_* variables and .env)."""
     import uvicorn
 
+    settings = Settings()
+    if not settings.keyring_path.exists():  # say so in one line, not in a traceback
+        typer.echo(
+            f"error: no keyring at {settings.keyring_path}: run `ccx node init --city "
+            f"{settings.city} --data-dir {settings.data_dir}` first",
+            err=True,
+        )
+        raise typer.Exit(2)
+
     uvicorn.run(
         "node.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
     )

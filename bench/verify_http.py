@@ -1,0 +1,530 @@
+"""Service-point verification through HTTP, beside a bare FastAPI echo of the same body.
+
+Run from the repository root::
+
+    .venv/bin/python bench/verify_http.py [--seconds S] [--rounds N] [--clients C] [--json]
+    .venv/bin/python bench/verify_http.py --quick      # a smoke run of a few seconds
+
+Three servers run under uvicorn on loopback, each in a process of its own with one
+worker, on SQLite (WAL) in a temporary folder:
+
+- a Fuzhou node (the visitors' home city) that issues, before timing, one ES256
+  attestation to each of 64 visitors, each bound to a holder key of her own; its status
+  lists carry ``ttl`` 3600 (``CCX_STATUS_LIST_TTL``);
+- a Xiamen node (the verifier): its alliance registry (both nodes and their JWKS,
+  signed by a root key made for the run) is written to ``<data_dir>/registry/v1.jwt``
+  before it starts and pinned with ``CCX_ALLIANCE_ROOT_JWK`` (no registry URL: nothing
+  is fetched); a service-point client with ``verify:library_deposit_free`` is written
+  into its database; its rate limit is raised out of the way (``CCX_VERIFY_RATE``,
+  ``CCX_VERIFY_BURST``). It fetches Fuzhou's status list once, before timing, and
+  serves it from its cache from then on (the Fuzhou node's CPU time while timing shows
+  that it was not asked again);
+- a bare echo: a FastAPI app whose sync route parses the same ``VerificationIn`` body
+  as ``POST /v1/verifications`` and returns it; nothing else.
+
+C concurrent httpx clients (asyncio, keep-alive) time three rows:
+
+a. the echo of the verification body (the same bytes and headers as row b);
+b. ``POST /v1/verifications`` alone: challenge nonces minted before the turn straight
+   into the Xiamen database (as ``POST /v1/verifications/challenge`` writes them: the
+   nonce's SHA-256, bound to the scenario and the client), presentations (SD-JWT with
+   one disclosure and an ES256 KB-JWT) made before the turn; every answer must be 200
+   ``granted`` (the whole check: nonce used up, issuer signature, holder binding,
+   registry keys, status from the cache, the rule, the audit log);
+c. the whole service-point flow: a challenge over HTTP, the wallet's presentation (in
+   the client), the verification, in flows per second.
+
+Each round gives every row ``--seconds`` of time, in turn, after a warm-up round. Rates
+are the median of the rounds, the ratio verification / echo the median of the
+per-round ratios (target >= 0.6), p99 latencies are over all requests of a row (target
+for row b <= 50 ms). The server's CPU time per request (from /proc) says where the time
+goes. Figures are for one machine in one run; the client shares it. This is a script,
+not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+# The repository root, so that the script runs from anywhere without an installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _machine import cpu_model  # bench/ is on sys.path as the script's folder
+from issue_http import Row, Server, clock_offset_for, free_port, run_turn
+
+import protocol as P
+from keys import generate_key
+from node.routers.verifications import VerificationIn  # the body both servers parse
+from protocol._jws import sign_jws
+
+HOME, VERIFIER = "fuzhou", "xiamen"
+SCENARIO = "library_deposit_free"
+CLIENT_ID = "library-desk"
+VISITORS = 64
+TARGET_RATIO = 0.6
+TARGET_P99_MS = 50.0
+PASSPHRASE = "benchmark passphrase, not a secret"  # noqa: S105
+CHALLENGE_LIFETIME = 900  # seconds a minted challenge stays valid (made just before its turn)
+WARM_UP_POOL = 2000  # presentations for the warm-up turn of row b
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the servers (``--serve node|echo`` runs one in this process) --------------------------
+
+
+def serve(kind: str, port: int, clock_offset: int) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    if kind == "node":
+        from node.app import create_app
+
+        app = create_app(now=lambda: int(time.time()) + clock_offset)
+    else:
+        app = FastAPI(title="echo")
+
+        @app.post("/echo")
+        def echo(body: VerificationIn) -> VerificationIn:
+            return body
+
+        @app.get("/healthz")
+        def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def start_server(name: str, kind: str, port: int, env: dict[str, str], offset: int) -> Server:
+    process = subprocess.Popen(  # noqa: S603  (our own script, fixed arguments)
+        [
+            *(sys.executable, __file__, "--serve", kind),
+            *("--port", str(port), "--clock-offset", str(offset)),
+        ],
+        env={**os.environ, **env},
+    )
+    server = Server(name, port, process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the {name} server exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise SystemExit(f"the {name} server did not start within 60 s")
+
+
+def stop_quietly(server: Server) -> None:
+    try:
+        server.stop()
+    except ProcessLookupError:
+        pass
+
+
+# --- preparing the nodes' data ------------------------------------------------------------
+
+
+def node_environment(data_dir: Path, port: int, city: str) -> dict[str, str]:
+    return {
+        "CCX_DATA_DIR": str(data_dir),
+        "CCX_NODE_ID": f"http://127.0.0.1:{port}",
+        "CCX_CITY": city,
+        "CCX_SCHEDULER": "false",
+        "CCX_KEYRING_PASSPHRASE": PASSPHRASE,
+    }
+
+
+def node_settings(data_dir: Path, port: int, city: str) -> Any:
+    from node.settings import Settings
+
+    return Settings(
+        data_dir=data_dir,
+        node_id=f"http://127.0.0.1:{port}",
+        city=city,
+        scheduler=False,
+        keyring_passphrase=PASSPHRASE,  # type: ignore[arg-type]
+    )
+
+
+def prepare_home(settings: Any, now: int) -> dict[str, Any]:
+    """The Fuzhou node's keyring and schema, and VISITORS residents with scores that an
+    alliance minimum of 600 grants, and both consents. Returns its JWKS."""
+    from sqlmodel import Session
+
+    from node.app import initialize_node
+    from node.db import make_engine
+    from node.models import Consent, Score
+
+    ring = initialize_node(settings, now=now)
+    engine = make_engine(settings.effective_database_url)
+    with Session(engine) as session:
+        for n in range(VISITORS):
+            visitor = f"visitor-{n}"
+            session.add(
+                Score(
+                    resident_id=visitor,
+                    score=620 + (n * 7) % 180,
+                    by_dimension={},
+                    computed_at=now - 3600,
+                    model_version="demo-2026.11",
+                )
+            )
+            for kind in ("open_score", "share_alliance"):
+                session.add(Consent(resident_id=visitor, kind=kind, granted_at=now - 60))
+        session.commit()
+    engine.dispose()
+    jwks: dict[str, Any] = ring.jwks(now)
+    return jwks
+
+
+def prepare_verifier(
+    settings: Any, now: int, home: tuple[str, dict[str, Any]]
+) -> tuple[str, str]:
+    """The Xiamen node's keyring and schema, a registry version 1 (both nodes, signed by
+    a root key made here) in ``<data_dir>/registry/v1.jwt``, and a service-point client.
+    Returns the root public JWK (JSON) and the client's bearer token."""
+    from sqlmodel import Session
+
+    from mappings import AllianceScale
+    from node.alliance import DEFAULT_POLICY
+    from node.app import initialize_node
+    from node.db import make_engine
+    from node.services import clients
+
+    ring = initialize_node(settings, now=now)
+    root = generate_key("EdDSA")
+    members = [(settings.node_id, VERIFIER, ring.jwks(now)), (home[0], HOME, home[1])]
+    claims = {
+        "iss": settings.alliance,
+        "exp": now + 30 * 86400,
+        "version": 1,
+        "prev": None,
+        "scale": {"min": 0, "max": 1000, "thresholds": list(AllianceScale().thresholds)},
+        "members": [
+            {"id": mid, "name": city.title(), "city": city, "status": "active", "jwks": jwks}
+            for mid, city, jwks in members
+        ],
+        "mapping_tables": [],
+        "policy": DEFAULT_POLICY,
+    }
+    folder = settings.data_dir / "registry"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "v1.jwt").write_text(P.sign_registry(claims, root_key=root, now=now))
+    engine = make_engine(settings.effective_database_url)
+    with Session(engine) as session:
+        _, token = clients.create_client(
+            session,
+            client_id=CLIENT_ID,
+            department="culture",
+            scopes=[f"verify:{SCENARIO}"],
+            actor="admin",
+            now=now,
+        )
+    engine.dispose()
+    return json.dumps(P.public_jwk(root)), token
+
+
+def mint_challenges(data_dir: Path, count: int, now: int) -> list[str]:
+    """``count`` unused challenge nonces for SCENARIO and CLIENT_ID, written straight
+    into the Xiamen database the way ``POST /v1/verifications/challenge`` writes them
+    (the nonce's SHA-256, purpose ``verify``, subject ``<scenario> <client>``)."""
+    from sqlmodel import Session
+
+    from node.db import make_engine
+    from node.models import Nonce
+
+    engine = make_engine(f"sqlite:///{data_dir / 'node.db'}")
+    nonces = [secrets.token_urlsafe(32) for _ in range(count)]
+    with Session(engine) as session:
+        session.add_all(
+            Nonce(
+                value=hashlib.sha256(nonce.encode()).hexdigest(),
+                purpose="verify",
+                subject=f"{SCENARIO} {CLIENT_ID}",
+                expires_at=now + CHALLENGE_LIFETIME,
+            )
+            for nonce in nonces
+        )
+        session.commit()
+    engine.dispose()
+    return nonces
+
+
+@dataclass(frozen=True)
+class Visitor:
+    attestation: str
+    holder: Any
+
+
+async def issue_attestations(home: Server, now: int) -> list[Visitor]:
+    """One attestation per visitor from the Fuzhou node, over HTTP, as a wallet asks."""
+    visitors = []
+    async with httpx.AsyncClient(base_url=home.url, timeout=30) as client:
+        for n in range(VISITORS):
+            token = (
+                await client.post("/dev-idp/token", json={"subject": f"visitor-{n}"})
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            nonce = (await client.post("/v1/me/attestations/nonce", headers=headers)).json()[
+                "nonce"
+            ]
+            holder = generate_key("ES256")
+            proof = sign_jws(
+                {"typ": "pop+jwt"},
+                json.dumps({"nonce": nonce, "aud": home.url, "iat": now}).encode(),
+                holder,
+            )
+            response = await client.post(
+                "/v1/me/attestations",
+                json={"holder_jwk": P.public_jwk(holder), "proof": proof},
+                headers=headers,
+            )
+            if response.status_code != 201:
+                raise SystemExit(f"issuing an attestation failed: {response.text}")
+            visitors.append(Visitor(response.json()["attestation"], holder))
+    return visitors
+
+
+def presentation_body(visitor: Visitor, disclose: list[str], aud: str, nonce: str, now: int) -> bytes:
+    presentation = P.present(
+        visitor.attestation, disclose=disclose, holder_key=visitor.holder, aud=aud, nonce=nonce, now=now
+    )
+    return json.dumps({"nonce": nonce, "presentation": presentation}).encode()
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    offset = clock_offset_for(ROOT / "mappings" / "tables" / f"{HOME}.table.json")
+
+    def now() -> int:
+        return int(time.time()) + offset
+
+    with tempfile.TemporaryDirectory(prefix="ccx-bench-") as folder:
+        home_dir, verifier_dir = Path(folder) / HOME, Path(folder) / VERIFIER
+        home_port, verifier_port = free_port(), free_port()
+        home_settings = node_settings(home_dir, home_port, HOME)
+        verifier_settings = node_settings(verifier_dir, verifier_port, VERIFIER)
+        home_jwks = prepare_home(home_settings, now())
+        root_jwk, token = prepare_verifier(
+            verifier_settings, now(), (home_settings.node_id, home_jwks)
+        )
+        home_env = {
+            **node_environment(home_dir, home_port, HOME),
+            "CCX_DEV_IDP": "true",
+            "CCX_STATUS_LIST_TTL": "3600",
+        }
+        verifier_env = {
+            **node_environment(verifier_dir, verifier_port, VERIFIER),
+            "CCX_ALLIANCE_ROOT_JWK": root_jwk,
+            "CCX_VERIFY_RATE": "1000000",
+            "CCX_VERIFY_BURST": "1000000",
+        }
+        servers: list[Server] = []
+        try:
+            servers.append(start_server("fuzhou", "node", home_port, home_env, offset))
+            servers.append(start_server("xiamen", "node", verifier_port, verifier_env, offset))
+            servers.append(start_server("echo", "echo", free_port(), {}, 0))
+            return await _measure(args, verifier_dir, *servers, token, now)
+        finally:
+            for server in servers:
+                stop_quietly(server)
+
+
+async def _measure(
+    args: argparse.Namespace,
+    verifier_dir: Path,
+    home: Server,
+    verifier: Server,
+    echo: Server,
+    token: str,
+    now: Callable[[], int],
+) -> dict[str, Any]:
+    visitors = await issue_attestations(home, now())
+    auth = {"Authorization": f"Bearer {token}"}
+    headers = {**auth, "Content-Type": "application/json"}
+
+    # One flow by hand: checks the set-up and fills the status cache before timing.
+    async with httpx.AsyncClient(base_url=verifier.url, headers=auth, timeout=30) as client:
+        answer = await client.post("/v1/verifications/challenge", json={"scenario": SCENARIO})
+        if answer.status_code != 201:
+            raise SystemExit(f"the challenge failed: {answer.text}")
+        challenge = answer.json()
+        body = presentation_body(
+            visitors[0], challenge["disclose"], challenge["aud"], challenge["nonce"], now()
+        )
+        answer = await client.post("/v1/verifications", content=body, headers=headers)
+        if answer.status_code != 200 or answer.json()["decision"] != "granted":
+            raise SystemExit(f"the first verification was not granted: {answer.text}")
+    disclose, aud = challenge["disclose"], challenge["aud"]
+
+    def prepare(count: int) -> list[bytes]:
+        """``count`` verification bodies, each for a fresh minted challenge (untimed)."""
+        at = now()
+        return [
+            presentation_body(visitors[n % VISITORS], disclose, aud, nonce, at)
+            for n, nonce in enumerate(mint_challenges(verifier_dir, count, at))
+        ]
+
+    echo_bodies = itertools.cycle(prepare(500))
+    pool: dict[str, Any] = {"bodies": iter(()), "exhausted": 0}
+    counter = itertools.count()
+
+    async def send_echo(client: httpx.AsyncClient) -> bool:
+        response = await client.post("/echo", content=next(echo_bodies), headers=headers)
+        return response.status_code == 200
+
+    def granted(response: httpx.Response) -> bool:
+        return response.status_code == 200 and b'"decision":"granted"' in response.content
+
+    async def send_verify(client: httpx.AsyncClient) -> bool | None:
+        body = next(pool["bodies"], None)
+        if body is None:
+            pool["exhausted"] += 1
+            return None
+        return granted(await client.post("/v1/verifications", content=body, headers=headers))
+
+    async def send_flow(client: httpx.AsyncClient) -> bool:
+        visitor = visitors[next(counter) % VISITORS]
+        answer = await client.post(
+            "/v1/verifications/challenge", json={"scenario": SCENARIO}, headers=auth
+        )
+        if answer.status_code != 201:
+            return False
+        got = answer.json()
+        body = presentation_body(visitor, got["disclose"], got["aud"], got["nonce"], now())
+        return granted(await client.post("/v1/verifications", content=body, headers=headers))
+
+    rows = {name: Row(name) for name in ("echo", "verify", "flow")}
+    schedule = [("echo", echo, send_echo), ("verify", verifier, send_verify), ("flow", verifier, send_flow)]
+    rate_guess = 0.0
+    exhausted_turns = 0
+    home_cpu_before = None
+    for warm_up in (True, *([False] * args.rounds)):
+        seconds = min(args.seconds, 1.0) if warm_up else args.seconds
+        if not warm_up and home_cpu_before is None:
+            home_cpu_before = home.cpu_seconds()
+        for name, server, send in schedule:
+            if name == "verify":  # enough bodies for the turn, made before it
+                count = WARM_UP_POOL if warm_up else math.ceil(2 * rate_guess * seconds) + 200
+                pool["bodies"], pool["exhausted"] = iter(prepare(count)), 0
+            row = None if warm_up else rows[name]
+            rate = await run_turn(row, server, seconds, args.clients, send)
+            if name == "verify":
+                rate_guess = max(rate_guess, rate)
+                exhausted_turns += bool(pool["exhausted"]) and not warm_up
+    home_cpu = home.cpu_seconds() - (home_cpu_before or 0.0)
+    ratios = [v / e for v, e in zip(rows["verify"].rates, rows["echo"].rates, strict=True)]
+    return {
+        "rows": {
+            name: {
+                "per_second": statistics.median(row.rates),
+                "p99_ms": row.p99_ms(),
+                "median_ms": 1000 * statistics.median(row.latencies),
+                "server_cpu_ms": 1000 * statistics.median(row.cpu_per_request),
+                "requests": len(row.latencies),
+                "failures": row.failures,
+            }
+            for name, row in rows.items()
+        },
+        "ratio_verify_to_echo": statistics.median(ratios),
+        "target_ratio": TARGET_RATIO,
+        "target_p99_ms": TARGET_P99_MS,
+        "verify_turns_out_of_bodies": exhausted_turns,
+        "home_node_cpu_seconds_while_timing": home_cpu,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "environment": {
+            "python": platform.python_version(),
+            "cpu_model": cpu_model(),
+            "logical_cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    labels = {
+        "echo": "bare FastAPI echo of the same body",
+        "verify": "POST /v1/verifications (challenge made before)",
+        "flow": "whole flow: challenge + present + verify (flows)",
+    }
+    env = result["environment"]
+    print(
+        f"{env['cpu_model']}, {env['logical_cpus']} CPUs, Python {env['python']}; "
+        f"{result['clients']} clients, {result['rounds']} rounds of {result['seconds']} s; "
+        f"load average {', '.join(f'{x:.1f}' for x in env['load_average'])}"
+    )
+    print(f"{'':52} {'per s':>8} {'median ms':>10} {'p99 ms':>8} {'server CPU ms':>14}")
+    for name, row in result["rows"].items():
+        failures = f"  ({row['failures']} failed)" if row["failures"] else ""
+        print(
+            f"{labels[name]:52} {row['per_second']:8.0f} {row['median_ms']:10.1f} "
+            f"{row['p99_ms']:8.1f} {row['server_cpu_ms']:14.2f}{failures}"
+        )
+    ratio, p99 = result["ratio_verify_to_echo"], result["rows"]["verify"]["p99_ms"]
+    ratio_ok = ratio >= result["target_ratio"]
+    p99_ok = p99 <= result["target_p99_ms"]
+    print(
+        f"verification / echo: {ratio:.2f} (target >= {result['target_ratio']}, "
+        f"{'MET' if ratio_ok else 'MISSED'}); verification p99 {p99:.1f} ms "
+        f"(target <= {result['target_p99_ms']:.0f} ms, {'MET' if p99_ok else 'MISSED'})"
+    )
+    print(
+        f"Fuzhou node CPU while timing: {result['home_node_cpu_seconds_while_timing']:.2f} s "
+        "(status list served from the Xiamen cache)"
+    )
+    if result["verify_turns_out_of_bodies"]:
+        print(f"note: {result['verify_turns_out_of_bodies']} verification turns ran out of bodies")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per row and round")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP connections")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds of 0.5 s")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--serve", choices=["node", "echo"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--clock-offset", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.clock_offset)
+        return
+    if args.quick:
+        args.seconds, args.rounds = 0.5, 2
+    result = asyncio.run(measure(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report(result)
+
+
+if __name__ == "__main__":
+    main()
