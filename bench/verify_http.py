@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -53,7 +54,6 @@ import math
 import os
 import platform
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -70,7 +70,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _machine import cpu_model  # bench/ is on sys.path as the script's folder
-from issue_http import Row, Server, clock_offset_for, free_port, run_turn
+from issue_http import Row, Server, clock_offset_for, free_port
 
 import protocol as P
 from keys import generate_key
@@ -138,10 +138,8 @@ def start_server(name: str, kind: str, port: int, env: dict[str, str], offset: i
 
 
 def stop_quietly(server: Server) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         server.stop()
-    except ProcessLookupError:
-        pass
 
 
 # --- preparing the nodes' data ------------------------------------------------------------
@@ -200,9 +198,7 @@ def prepare_home(settings: Any, now: int) -> dict[str, Any]:
     return jwks
 
 
-def prepare_verifier(
-    settings: Any, now: int, home: tuple[str, dict[str, Any]]
-) -> tuple[str, str]:
+def prepare_verifier(settings: Any, now: int, home: tuple[str, dict[str, Any]]) -> tuple[str, str]:
     """The Xiamen node's keyring and schema, a registry version 1 (both nodes, signed by
     a root key made here) in ``<data_dir>/registry/v1.jwt``, and a service-point client.
     Returns the root public JWK (JSON) and the client's bearer token."""
@@ -284,9 +280,9 @@ async def issue_attestations(home: Server, now: int) -> list[Visitor]:
     visitors = []
     async with httpx.AsyncClient(base_url=home.url, timeout=30) as client:
         for n in range(VISITORS):
-            token = (
-                await client.post("/dev-idp/token", json={"subject": f"visitor-{n}"})
-            ).json()["access_token"]
+            token = (await client.post("/dev-idp/token", json={"subject": f"visitor-{n}"})).json()[
+                "access_token"
+            ]
             headers = {"Authorization": f"Bearer {token}"}
             nonce = (await client.post("/v1/me/attestations/nonce", headers=headers)).json()[
                 "nonce"
@@ -308,11 +304,129 @@ async def issue_attestations(home: Server, now: int) -> list[Visitor]:
     return visitors
 
 
-def presentation_body(visitor: Visitor, disclose: list[str], aud: str, nonce: str, now: int) -> bytes:
+def presentation_body(
+    visitor: Visitor, disclose: list[str], aud: str, nonce: str, now: int
+) -> bytes:
     presentation = P.present(
-        visitor.attestation, disclose=disclose, holder_key=visitor.holder, aud=aud, nonce=nonce, now=now
+        visitor.attestation,
+        disclose=disclose,
+        holder_key=visitor.holder,
+        aud=aud,
+        nonce=nonce,
+        now=now,
     )
     return json.dumps({"nonce": nonce, "presentation": presentation}).encode()
+
+
+# --- the load: one keep-alive connection per concurrent client -------------------------
+
+
+class RawConnection:
+    """A bare HTTP/1.1 keep-alive connection (asyncio streams): the request bytes out, the
+    status line, headers and a Content-Length body in. About 0.1 ms of client CPU a
+    request here, where an httpx AsyncClient takes 3 to 10 ms (h11, anyio, its pool), so
+    that the load generator, sharing the machine, does not cap the rows it measures."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.host = f"127.0.0.1:{port}".encode()
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.streams
+        head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+        head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        writer.write("\r\n".join(head).encode() + b"\r\n\r\n" + body)
+        try:
+            answer = await reader.readuntil(b"\r\n\r\n")
+            length, close = 0, False
+            for line in answer.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            content = await reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await self.close()
+            return 0, b""
+        if close:
+            await self.close()
+        return int(answer[9:12]), content
+
+    async def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+class HttpxConnection:
+    """The same through an httpx AsyncClient of one connection (``--client httpx``)."""
+
+    def __init__(self, port: int) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            timeout=30,
+        )
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        response = await self.client.request(method, path, content=body, headers=headers)
+        return response.status_code, response.content
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def run_turn(
+    row: Row | None, server: Server, seconds: float, clients: int, send: Any, kind: str
+) -> tuple[float, bool]:
+    """Run ``send(connection)`` from ``clients`` tasks, each on a connection of its own,
+    for ``seconds``; return requests/s and whether ``send`` ran out of prepared bodies."""
+    done = 0
+    latencies: list[float] = []
+    failures = 0
+    ran_out = False
+    connections = [
+        (RawConnection if kind == "raw" else HttpxConnection)(server.port) for _ in range(clients)
+    ]
+    for connection in connections:  # connect before timing: keep-alive from the start
+        await connection.request("GET", "/healthz")
+    cpu_before = server.cpu_seconds()
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(connection: Any) -> None:
+        nonlocal done, failures, ran_out
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            ok = await send(connection)
+            if ok is None:  # out of prepared requests
+                ran_out = True
+                return
+            latencies.append(time.perf_counter() - started)
+            done += 1
+            failures += not ok
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(connection) for connection in connections))
+    elapsed = time.perf_counter() - started
+    cpu = server.cpu_seconds() - cpu_before
+    for connection in connections:
+        await connection.close()
+    rate = done / elapsed
+    if row is not None:
+        row.rates.append(rate)
+        row.latencies.extend(latencies)
+        row.cpu_per_request.append(cpu / done if done else 0)
+        row.failures += failures
+    return rate, ran_out
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -391,36 +505,41 @@ async def _measure(
         ]
 
     echo_bodies = itertools.cycle(prepare(500))
-    pool: dict[str, Any] = {"bodies": iter(()), "exhausted": 0}
+    pool: Iterator[bytes] = iter(())
     counter = itertools.count()
 
-    async def send_echo(client: httpx.AsyncClient) -> bool:
-        response = await client.post("/echo", content=next(echo_bodies), headers=headers)
-        return response.status_code == 200
+    async def send_echo(connection: Any) -> bool:
+        status, _ = await connection.request("POST", "/echo", next(echo_bodies), headers)
+        return status == 200
 
-    def granted(response: httpx.Response) -> bool:
-        return response.status_code == 200 and b'"decision":"granted"' in response.content
+    def granted(answer: tuple[int, bytes]) -> bool:
+        return answer[0] == 200 and b'"decision":"granted"' in answer[1]
 
-    async def send_verify(client: httpx.AsyncClient) -> bool | None:
-        body = next(pool["bodies"], None)
+    async def send_verify(connection: Any) -> bool | None:
+        body = next(pool, None)
         if body is None:
-            pool["exhausted"] += 1
             return None
-        return granted(await client.post("/v1/verifications", content=body, headers=headers))
+        return granted(await connection.request("POST", "/v1/verifications", body, headers))
 
-    async def send_flow(client: httpx.AsyncClient) -> bool:
+    challenge_body = json.dumps({"scenario": SCENARIO}).encode()
+
+    async def send_flow(connection: Any) -> bool:
         visitor = visitors[next(counter) % VISITORS]
-        answer = await client.post(
-            "/v1/verifications/challenge", json={"scenario": SCENARIO}, headers=auth
+        status, content = await connection.request(
+            "POST", "/v1/verifications/challenge", challenge_body, headers
         )
-        if answer.status_code != 201:
+        if status != 201:
             return False
-        got = answer.json()
+        got = json.loads(content)
         body = presentation_body(visitor, got["disclose"], got["aud"], got["nonce"], now())
-        return granted(await client.post("/v1/verifications", content=body, headers=headers))
+        return granted(await connection.request("POST", "/v1/verifications", body, headers))
 
     rows = {name: Row(name) for name in ("echo", "verify", "flow")}
-    schedule = [("echo", echo, send_echo), ("verify", verifier, send_verify), ("flow", verifier, send_flow)]
+    schedule = [
+        ("echo", echo, send_echo),
+        ("verify", verifier, send_verify),
+        ("flow", verifier, send_flow),
+    ]
     rate_guess = 0.0
     exhausted_turns = 0
     home_cpu_before = None
@@ -431,12 +550,12 @@ async def _measure(
         for name, server, send in schedule:
             if name == "verify":  # enough bodies for the turn, made before it
                 count = WARM_UP_POOL if warm_up else math.ceil(2 * rate_guess * seconds) + 200
-                pool["bodies"], pool["exhausted"] = iter(prepare(count)), 0
+                pool = iter(prepare(count))
             row = None if warm_up else rows[name]
-            rate = await run_turn(row, server, seconds, args.clients, send)
+            rate, ran_out = await run_turn(row, server, seconds, args.clients, send, args.client)
             if name == "verify":
                 rate_guess = max(rate_guess, rate)
-                exhausted_turns += bool(pool["exhausted"]) and not warm_up
+                exhausted_turns += ran_out and not warm_up
     home_cpu = home.cpu_seconds() - (home_cpu_before or 0.0)
     ratios = [v / e for v, e in zip(rows["verify"].rates, rows["echo"].rates, strict=True)]
     return {
@@ -457,6 +576,7 @@ async def _measure(
         "verify_turns_out_of_bodies": exhausted_turns,
         "home_node_cpu_seconds_while_timing": home_cpu,
         "clients": args.clients,
+        "client": args.client,
         "seconds": args.seconds,
         "rounds": args.rounds,
         "environment": {
@@ -477,7 +597,7 @@ def report(result: dict[str, Any]) -> None:
     env = result["environment"]
     print(
         f"{env['cpu_model']}, {env['logical_cpus']} CPUs, Python {env['python']}; "
-        f"{result['clients']} clients, {result['rounds']} rounds of {result['seconds']} s; "
+        f"{result['clients']} connections ({result['client']} client), {result['rounds']} rounds of {result['seconds']} s; "
         f"load average {', '.join(f'{x:.1f}' for x in env['load_average'])}"
     )
     print(f"{'':52} {'per s':>8} {'median ms':>10} {'p99 ms':>8} {'server CPU ms':>14}")
@@ -508,6 +628,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per row and round")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP connections")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="load generator: bare asyncio HTTP/1.1 (default) or httpx.AsyncClient",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds of 0.5 s")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--serve", choices=["node", "echo"], help=argparse.SUPPRESS)
