@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Header
-from sqlmodel import select
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from node.app import NodeState
 from node.deps import NowDep, SessionDep, StateDep
@@ -28,6 +30,7 @@ __all__ = [
     "ClientIdentity",
     "ResidentDep",
     "client_with",
+    "forget_client",
     "hash_token",
 ]
 
@@ -131,12 +134,47 @@ class ClientIdentity:
     scopes: frozenset[str]
 
 
-def _client(session: SessionDep, authorization: AuthorizationHeader = None) -> ClientIdentity:
+CLIENT_CACHE_SECONDS = 10.0
+_CLIENT_CACHE = "auth.clients"  # NodeState.extra: token hash -> (identity, good until)
+_CLIENT_CACHE_MAX = 10_000
+
+
+def _lookup_client(state: NodeState, token_hash: str) -> ClientIdentity | None:
+    with Session(state.engine) as session:
+        row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return ClientIdentity(row.id, row.department, frozenset(row.scopes))
+
+
+async def _client(state: StateDep, authorization: AuthorizationHeader = None) -> ClientIdentity:
+    """The calling client, from its hashed token. A known client is remembered for
+    ``CLIENT_CACHE_SECONDS`` in this worker (service points call many times a second;
+    the look-up and its hop to the thread pool cost more than the verification's own
+    checks): a revocation takes effect at once in the worker that made it
+    (:func:`forget_client`) and within that time in the others. Unknown tokens are
+    never remembered."""
     token_hash = hash_token(_bearer(authorization))
-    row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
-    if row is None or row.revoked_at is not None:
+    cache: dict[str, tuple[ClientIdentity, float]] = state.extra.setdefault(_CLIENT_CACHE, {})
+    hit = cache.get(token_hash)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    identity = await run_in_threadpool(_lookup_client, state, token_hash)
+    if identity is None:
+        cache.pop(token_hash, None)
         raise NodeError("unauthorized", "unknown or revoked client credentials", status=401)
-    return ClientIdentity(row.id, row.department, frozenset(row.scopes))
+    if len(cache) >= _CLIENT_CACHE_MAX:
+        cache.clear()
+    cache[token_hash] = (identity, time.monotonic() + CLIENT_CACHE_SECONDS)
+    return identity
+
+
+def forget_client(state: NodeState, client_id: str) -> None:
+    """Drop ``client_id`` from this worker's cache (after revoking its credentials)."""
+    cache: dict[str, tuple[ClientIdentity, float]] = state.extra.get(_CLIENT_CACHE, {})
+    for token_hash, (identity, _) in list(cache.items()):
+        if identity.id == client_id:
+            cache.pop(token_hash, None)
 
 
 ClientDep = Annotated[ClientIdentity, Depends(_client)]
@@ -147,7 +185,7 @@ ClientDep = Annotated[ClientIdentity, Depends(_client)]
 def client_with(scope: str) -> Any:
     """A dependency: the calling client, which must hold ``scope``."""
 
-    def require(client: Annotated[ClientIdentity, Depends(_client)]) -> ClientIdentity:
+    async def require(client: Annotated[ClientIdentity, Depends(_client)]) -> ClientIdentity:
         if scope not in client.scopes:
             raise NodeError("forbidden", f"these credentials lack the {scope!r} scope", status=403)
         return client

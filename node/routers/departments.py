@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Path, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 
-from node.auth import AdminDep, ClientIdentity, client_with
+from node.auth import AdminDep, ClientIdentity, client_with, forget_client
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError
 from node.models import DistributionSnapshot
@@ -186,9 +186,11 @@ def revoke_client(
     client_id: Annotated[str, Path(pattern=NAME_PATTERN)],
     admin: AdminDep,
     session: SessionDep,
+    state: StateDep,
     now: NowDep,
 ) -> ClientOut:
     client = clients.revoke_client(session, client_id, actor=admin, now=now)
+    forget_client(state, client_id)
     return ClientOut(**client.model_dump(exclude={"token_hash"}))
 
 

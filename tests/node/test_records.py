@@ -508,6 +508,23 @@ def test_revoked_credentials_push_nothing(node: TestClient, tax: dict[str, str])
     assert stored_records(node) == []
 
 
+def test_a_revocation_reaches_the_worker_that_made_it_at_once_and_others_soon(
+    node: TestClient, tax: dict[str, str], make_client: Any
+) -> None:
+    other = make_client(**admin_settings())  # a second worker on the same database
+    assert other.post("/v1/records", json=record("t-1"), headers=tax).status_code == 200
+    assert node.post("/v1/records", json=record("t-2"), headers=tax).status_code == 200
+    assert node.delete("/v1/admin/clients/tax-client", headers=ADMIN).status_code == 200
+    assert node.post("/v1/records", json=record("t-3"), headers=tax).status_code == 401
+    # The other worker remembers the client for CLIENT_CACHE_SECONDS, then looks again.
+    cache = other.app.state.node.extra["auth.clients"]  # type: ignore[attr-defined]
+    assert len(cache) == 1
+    for token_hash, (identity, _) in list(cache.items()):
+        cache[token_hash] = (identity, 0.0)  # the time has passed
+    assert other.post("/v1/records", json=record("t-4"), headers=tax).status_code == 401
+    assert {r.record_id for r in stored_records(node)} == {"t-1", "t-2"}
+
+
 # --- refused requests ---------------------------------------------------------------------
 
 REQUEST_REFUSALS = {
