@@ -23,6 +23,7 @@ score that misses the other's record.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import threading
@@ -36,13 +37,14 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, bindparam, func
+from sqlalchemy import Connection, and_, bindparam, case, func
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from mappings import DistributionSummary, LocalScale
 from node.app import NodeState
+from node.db import take_sqlite_writer
 from node.models import DistributionSnapshot, Record, Resident, Score, ScoreSnapshot
 from node.scoring import DAY, BatchScores, RecordInput, ScoringModel
 from node.services import audit
@@ -458,25 +460,64 @@ class _Stopwatch:
 def _store_scores(
     state: NodeState, resident_ids: list[str], result: BatchScores, *, now: int
 ) -> None:
+    """Every score, in transactions of :data:`WRITE_CHUNK` rows: each holds SQLite's
+    write lock for some tens of milliseconds (bench/rescore.py), so pushes keep flowing
+    between them. The rows go to the driver as plain tuples with the breakdown already
+    JSON text (the JSON column would store the very same text): SQLAlchemy's
+    per-row parameter processing cost more than the writes themselves."""
     model = state.model
-    dimension_names = list(model.dimensions)
+    breakdown = _breakdown_json(list(model.dimensions))
+    scores = result.scores.tolist()
     for start in range(0, len(resident_ids), WRITE_CHUNK):
         stop = min(start + WRITE_CHUNK, len(resident_ids))
-        block = result.by_dimension[:, start:stop].T.tolist()
-        values = [
-            {
-                "resident_id": rid,
-                "score": score,
-                "by_dimension": dict(zip(dimension_names, dims, strict=True)),
-                "computed_at": now,
-                "model_version": model.version,
-            }
+        rows = [
+            (rid, score, breakdown % tuple(dims), now, model.version)
             for rid, score, dims in zip(
-                resident_ids[start:stop], result.scores[start:stop].tolist(), block, strict=True
+                resident_ids[start:stop],
+                scores[start:stop],
+                result.by_dimension[:, start:stop].T.tolist(),
+                strict=True,
             )
         ]
         with state.engine.begin() as connection:
-            _upsert_scores(connection, values)
+            take_sqlite_writer(connection)  # this process's pushes queue, not poll
+            _executemany(connection, _score_upsert(connection.dialect.name), _SCORE_COLUMNS, rows)
+
+
+_SCORE_COLUMNS = ("resident_id", "score", "by_dimension", "computed_at", "model_version")
+
+
+def _breakdown_json(dimensions: list[str]) -> str:
+    """A ``%`` template giving, for a tuple of floats (one per dimension), the text
+    ``json.dumps`` gives for ``dict(zip(dimensions, values))``: the same keys in the
+    same order and ``repr`` of each float (the scores are finite), at a fraction of
+    its cost."""
+    return (
+        "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %r" for name in dimensions) + "}"
+    )
+
+
+def _executemany(
+    connection: Connection, statement: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Run ``statement`` (an INSERT of ``columns``, compiled for the connection's
+    dialect) for every row through the driver's ``executemany``. ``rows`` hold values
+    the driver takes as they are (JSON columns as JSON text)."""
+    compiled = statement.compile(dialect=connection.dialect)
+    if compiled.positional:
+        order = [columns.index(name) for name in compiled.positiontup]
+        if order != list(range(len(columns))):
+            rows = [tuple(row[i] for i in order) for row in rows]
+        parameters: list[Any] = rows
+    else:
+        parameters = [dict(zip(columns, row, strict=True)) for row in rows]
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.executemany(compiled.string, parameters)
+    finally:
+        cursor.close()
 
 
 def _load_resident_ids(connection: Connection) -> list[str]:
@@ -546,11 +587,13 @@ def load_record_arrays(
     index; residents with records but no resident row are appended to it."""
     index = {rid: i for i, rid in enumerate(resident_ids)}
     order = model.kind_order
-    kind_index = {name: i for i, name in enumerate(order)}
     oldest = now - max(model.disclosure_days.values()) * DAY  # older ones can't count
+    # the kind as its index into model.kind_order: a small int (CPython caches those),
+    # not a new str per row (bench/rescore.py: the load runs about a quarter faster)
+    kind_idx = case({name: i for i, name in enumerate(order)}, value=col(Record.kind))
     statement = (
         select_columns(
-            col(Record.resident_id), col(Record.kind), col(Record.occurred_at), col(Record.points)
+            col(Record.resident_id), kind_idx, col(Record.occurred_at), col(Record.points)
         )
         .where(
             col(Record.id) <= up_to,
@@ -569,7 +612,7 @@ def load_record_arrays(
             record_arrays(
                 model,
                 _indices(residents, index, resident_ids),
-                np.fromiter(map(kind_index.__getitem__, kinds), dtype=np.int64, count=n),
+                np.fromiter(kinds, dtype=np.int64, count=n),
                 np.fromiter(occurred, dtype=np.int64, count=n),
                 np.array(own, dtype=np.float64),  # NULL -> NaN
             )
@@ -610,36 +653,48 @@ def _load_repairs(
     now: int,
     up_to: int,
 ) -> RecordArrays | None:
-    """Repairs are few: load them, then the records of their residents that they name
-    (by the resident index, a few per resident), link them per resident with
-    :func:`repair_links` (the very rule the single-resident path uses), and take each
-    repair's points and expiry from the record it repairs."""
+    """Repairs are few: load them with the records they name (one statement: a scan for
+    the repairs, an index lookup by resident for what each names), link them per
+    resident with :func:`repair_links` (the very rule the single-resident path uses),
+    and take each repair's points and expiry from the record it repairs."""
     repair_kinds = [k for k in model.kind_order if model.kinds[k].repair]
     if not repair_kinds:
         return None
-    repairs = select_columns(*SCORING_COLUMNS).where(
-        col(Record.id) <= up_to,
-        col(Record.status).in_(COUNTING_STATUSES),
-        col(Record.kind).in_(repair_kinds),
-        col(Record.occurred_at) <= now,
-    )
-    by_resident: dict[str, list[StoredRow]] = defaultdict(list)
-    named: dict[str, set[str]] = defaultdict(set)  # resident: the record ids her repairs name
-    for fix in map(StoredRow._make, connection.execute(repairs)):
-        by_resident[fix.resident_id].append(fix)
-        if fix.repairs is not None:
-            named[fix.resident_id].add(fix.repairs)
-    for chunk in _chunks(sorted(named), IN_CHUNK):
-        names = sorted(set().union(*(named[rid] for rid in chunk)))
-        candidates = connection.execute(
-            _NAMED_RECORDS, {"ids": list(chunk), "names": names, "up_to": up_to}
+    table = Record.__table__  # type: ignore[attr-defined]
+    fix, named = table.alias("fix"), table.alias("named")
+    names = [c.key for c in SCORING_COLUMNS]
+    statement = (
+        select_columns(*(fix.c[n] for n in names), *(named.c[n] for n in names))
+        .select_from(
+            fix.outerjoin(
+                named,
+                and_(
+                    named.c.resident_id == fix.c.resident_id,
+                    named.c.record_id == fix.c.repairs,
+                    named.c.status.in_(COUNTING_STATUSES),
+                    named.c.id <= up_to,
+                ),
+            )
         )
-        for original in map(StoredRow._make, candidates):
-            if original.record_id in named[original.resident_id]:
-                by_resident[original.resident_id].append(original)
+        .where(
+            fix.c.id <= up_to,
+            fix.c.status.in_(COUNTING_STATUSES),
+            fix.c.kind.in_(repair_kinds),
+            fix.c.occurred_at <= now,
+        )
+    )
+    width = len(names)
+    by_resident: dict[str, dict[int, StoredRow]] = defaultdict(dict)
+    for chunk in _stream(connection, statement, READ_CHUNK):
+        for row in chunk:
+            repair = StoredRow._make(row[:width])
+            rows = by_resident[repair.resident_id]
+            rows[repair.id] = repair
+            if row[width] is not None:  # a counting record it names (ids dedupe)
+                rows[row[width]] = StoredRow._make(row[width:])
     linked: list[tuple[StoredRow, StoredRow]] = []
-    for rows in by_resident.values():
-        rows.sort(key=lambda row: row.id)
+    for by_id in by_resident.values():
+        rows = [by_id[i] for i in sorted(by_id)]
         links = repair_links(model, rows)
         linked.extend((rows[i], rows[j]) for i, j in links.items())
     if not linked:
@@ -659,14 +714,6 @@ def _load_repairs(
         points,
         expires,
     )
-
-
-_NAMED_RECORDS = select_columns(*SCORING_COLUMNS).where(
-    col(Record.resident_id).in_(bindparam("ids", expanding=True)),
-    col(Record.record_id).in_(bindparam("names", expanding=True)),
-    col(Record.status).in_(COUNTING_STATUSES),
-    col(Record.id) <= bindparam("up_to"),
-)
 
 
 def _indices(
@@ -708,7 +755,7 @@ def _store_snapshot(
     values = scores.tolist()
     for start in range(0, len(resident_ids), WRITE_CHUNK):
         rows = [
-            {"month": month, "resident_id": rid, "score": score}
+            (month, rid, score)
             for rid, score in zip(
                 resident_ids[start : start + WRITE_CHUNK],
                 values[start : start + WRITE_CHUNK],
@@ -716,11 +763,12 @@ def _store_snapshot(
             )
         ]
         with state.engine.begin() as connection:
+            take_sqlite_writer(connection)
             statement = insert_for(connection, ScoreSnapshot)
             statement = statement.on_conflict_do_update(
                 index_elements=["month", "resident_id"], set_={"score": statement.excluded.score}
             )
-            connection.execute(statement, rows)
+            _executemany(connection, statement, ("month", "resident_id", "score"), rows)
     counts = histogram(model, scores)
     with state.engine.begin() as connection:
         statement = insert_for(connection, DistributionSnapshot).on_conflict_do_nothing(

@@ -536,6 +536,15 @@ def test_records_pushed_while_the_job_runs_are_rescored_after_it(
     assert score_of(node, "alice").score == 480  # type: ignore[union-attr]
 
 
+def test_the_monthly_job_stores_the_breakdown_as_json_dumps_would() -> None:
+    # the job writes the JSON text itself; the single-resident path lets SQLAlchemy
+    # serialise the dict: the two must store the same text
+    names = ["basic", 'we"ird', "100%", "usage"]
+    values = (60.0, -0.0, 1e-17, -250.0)
+    template = scoring_service._breakdown_json(names)
+    assert template % values == json.dumps(dict(zip(names, values, strict=True)))
+
+
 def test_the_monthly_job_lets_records_expire(node: TestClient, clock: Any) -> None:
     push_rows(node, "tax", [record("t-1", kind="late_utility_payment", occurred_at=NOW)])
     assert score_of(node, "alice").score == 480  # type: ignore[union-attr]
