@@ -10,7 +10,10 @@ KB-JWT over that nonce and aud; the service point sends the presentation back. T
 2. verifies the presentation (docs/PROTOCOL.md section 5) with issuer keys from the
    registry in effect only; on an unknown key or member it asks the alliance host for
    a newer registry once (at most one fetch per cooldown) and tries again;
-3. refuses an attestation of another alliance, one older than the policy's
+3. refuses an attestation of another alliance (401 ``alliance_mismatch``), one whose
+   ``mapping`` names a table the registry doesn't list for the issuer's city (401
+   ``mapping_table_unknown``; an issuer city without tables in the registry is
+   accepted: an alliance that publishes none), one older than the policy's
    ``max_attestation_age`` (denied), one revoked or suspended (denied); a status that
    can't be read fails closed (503 ``status_unavailable``);
 4. decides on the alliance scale (:mod:`node.scenarios`), for locals and visitors alike;
@@ -65,6 +68,7 @@ __all__ = [
     "RateLimiter",
     "Reason",
     "catalogue",
+    "check_mapping",
     "check_rate",
     "create_challenge",
     "decide",
@@ -193,14 +197,15 @@ def _thresholds(registry: P.Registry) -> list[int]:
 
 
 def scenario_requirements(
-    state: NodeState, registry: P.Registry, scenario: Scenario
+    state: NodeState, registry: P.Registry, scenario: Scenario, *, now: int | None = None
 ) -> tuple[Requirement, ...]:
-    """Each tier's alliance minimum on this node under ``registry`` (node.scenarios)."""
+    """Each tier's alliance minimum on this node under ``registry`` (node.scenarios),
+    through the city's mapping table in use at ``now`` (default: the node's clock)."""
     return requirements(
         scenario,
         thresholds=_thresholds(registry),
         policy_min=_policy_min(registry, scenario.kind),
-        to_alliance=city_mapping(state).alliance_score,
+        to_alliance=city_mapping(state, now=now).alliance_score,
     )
 
 
@@ -236,7 +241,7 @@ def create_challenge(
     ``scenarios_unavailable`` (the node can't decide, so it asks for nothing)."""
     scenario = _scenario(state, client, kind)
     registry = registry_in_effect(state, now)
-    reqs = scenario_requirements(state, registry, scenario)
+    reqs = scenario_requirements(state, registry, scenario, now=now)
     nonce = secrets.token_urlsafe(32)
     expires_at = now + state.settings.challenge_lifetime
     session.connection().execute(
@@ -440,6 +445,35 @@ _STATUS_REASONS = {
 }
 
 
+def check_mapping(registry: P.Registry, verified: P.VerifiedPresentation) -> None:
+    """The attestation's ``mapping`` (city, version, sha256) must name a table ``registry``
+    lists for the issuer member's city (same sha256), else NodeError 401
+    ``mapping_table_unknown``. A city for which the registry lists no table at all is
+    accepted (an alliance that doesn't publish tables for it)."""
+    member = registry.members.get(verified.issuer)
+    city = member.city if member is not None else None
+    listed = [
+        entry
+        for entry in registry.mapping_tables
+        if isinstance(entry, Mapping) and entry.get("city") == city
+    ]
+    if not listed:
+        return
+    ref = verified.mapping
+    if ref.city == city and any(
+        entry.get("sha256") == ref.sha256 and entry.get("version") == ref.version
+        for entry in listed
+    ):
+        return
+    raise NodeError(
+        "mapping_table_unknown",
+        f"the attestation was mapped with {ref.city!r} table version {ref.version} "
+        f"(sha256 {str(ref.sha256)[:16]}...), which registry version {registry.version} "
+        f"does not list for {city!r}: ask the home city for a fresh attestation",
+        status=401,
+    )
+
+
 def _decide_verified(
     session: Session,
     state: NodeState,
@@ -455,9 +489,13 @@ def _decide_verified(
             f"{registry.alliance!r}",
             status=401,
         )
+    check_mapping(registry, verified)
     max_age = registry.policy.get("max_attestation_age")
-    has_max_age = isinstance(max_age, int) and not isinstance(max_age, bool)
-    if has_max_age and now - verified.issued_at > max_age:
+    if (
+        isinstance(max_age, int)
+        and not isinstance(max_age, bool)
+        and now - verified.issued_at > max_age
+    ):
         return None, (
             Reason(
                 "attestation_too_old",
@@ -472,7 +510,7 @@ def _decide_verified(
                 status, Reason("attestation_status_unknown", f"status value {status}")
             ),
         )
-    return decide(scenario, scenario_requirements(state, registry, scenario), verified)
+    return decide(scenario, scenario_requirements(state, registry, scenario, now=now), verified)
 
 
 def _audit(
@@ -507,7 +545,7 @@ def verify(
     docstring); the decision is audited and committed.
 
     Raises NodeError 401 ``nonce_unknown`` / ``nonce_used`` / ``nonce_expired`` /
-    ``alliance_mismatch``, 403 ``forbidden`` (the scope was withdrawn since the
+    ``alliance_mismatch`` / ``mapping_table_unknown``, 403 ``forbidden`` (the scope was withdrawn since the
     challenge), 503 ``registry_unavailable`` / ``status_unavailable``; every protocol
     error of the presentation with its code and HTTP hint (docs/PROTOCOL.md section 8).
     A refusal after the nonce is used is audited with its code."""
