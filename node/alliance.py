@@ -461,8 +461,8 @@ class AllianceState:
 def attach_table(
     state: AllianceState, claims: Mapping[str, Any], *, uri: str, now: int
 ) -> tuple[AllianceState, dict[str, Any]]:
-    """Add a verified mapping table's registry entry; a newer version for the city replaces
-    the older entry. ``claims`` come from ``MappingTable.from_token`` checks (signature,
+    """Add a verified mapping table's registry entry; the city's older entries stay while
+    attestations made with them may be alive (:func:`retained_tables`). ``claims`` come from ``MappingTable.from_token`` checks (signature,
     alliance, scale) done by the caller. Returns the new state and the entry.
     """
     check_http_url(uri, "--uri")
@@ -479,18 +479,38 @@ def attach_table(
         "valid_to": claims["valid_to"],
         "uri": uri,
     }
-    kept = []
     for old in state.mapping_tables:
-        if old["city"] != city:
-            kept.append(dict(old))
-        elif old["version"] >= entry["version"]:
+        if old["city"] == city and old["version"] >= entry["version"]:
             raise AllianceError(
                 "stale_table",
                 "--file",
                 f"{city} already has table version {old['version']}; a replacement needs a "
                 "higher version",
             )
-    return replace(state, mapping_tables=(*kept, entry)), entry
+    tables = retained_tables([*(dict(old) for old in state.mapping_tables), entry], now=now)
+    return replace(state, mapping_tables=tuple(tables)), entry
+
+
+def retained_tables(entries: Sequence[Mapping[str, Any]], *, now: int) -> list[dict[str, Any]]:
+    """The table entries a registry keeps: every city's newest, and an older one for as
+    long as attestations issued with it may be alive, i.e. until a day after the longest
+    attestation life (``MAX_ATTESTATION_LIFETIME``) past the moment it stopped being used
+    (its ``valid_to``, or the ``valid_from`` of the newer one, whichever came first).
+    Verifiers accept an attestation only if its table is listed, so dropping the old
+    entry at once would refuse every attestation made with it."""
+    newest: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        if entry["city"] not in newest or entry["version"] > newest[entry["city"]]["version"]:
+            newest[entry["city"]] = entry
+    kept = []
+    for entry in entries:
+        latest = newest[entry["city"]]
+        if entry is not latest:
+            retired_at = min(entry["valid_to"], latest["valid_from"])
+            if now > retired_at + P.MAX_ATTESTATION_LIFETIME + 86400:
+                continue
+        kept.append(dict(entry))
+    return kept
 
 
 def registry_claims(
@@ -501,6 +521,7 @@ def registry_claims(
     policy = parse_policy(state.effective_policy, scale)
     return {
         **state.content(),
+        "mapping_tables": retained_tables(state.mapping_tables, now=valid_from),
         "policy": policy,
         "version": version,
         "prev": prev,

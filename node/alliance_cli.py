@@ -440,7 +440,7 @@ def table(
     """Attach a signed mapping table for an admitted member's city.
 
     Verified with the root key, for this alliance and its current scale; a newer
-    version for a city replaces the older entry. A copy goes to tables/ in the folder.
+    version for a city is added, and older ones stay while attestations made with them may be alive. A copy goes to tables/ in the folder.
     """
     state = _load_state(folder)
     key = _root_public_key(folder, state)

@@ -514,7 +514,11 @@ def test_table_is_attached_and_published(
     newer = signed_table(tmp_path, root_private, version=2)
     ok(ccx(alliance, "table", "--file", newer, "--uri", uri.replace("v1", "v2")))
     state = json.loads((alliance / "alliance.json").read_bytes())
-    assert [(t["city"], t["version"]) for t in state["mapping_tables"]] == [("xiamen", 2)]
+    # v1 stays listed: attestations made with it are alive until 36 days after v2 starts
+    assert [(t["city"], t["version"]) for t in state["mapping_tables"]] == [
+        ("xiamen", 1),
+        ("xiamen", 2),
+    ]
     assert_one_line_error(
         ccx(alliance, "table", "--file", path, "--uri", uri), "stale_table", "--file"
     )
@@ -700,3 +704,23 @@ def test_every_command_has_help(command: str | None) -> None:
     result = CliRunner().invoke(alliance_app, argv)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.stdout
+
+
+def test_an_older_table_stays_listed_while_its_attestations_may_live() -> None:
+    from node.alliance import retained_tables
+
+    day = 86400
+    v1 = {"city": "xiamen", "version": 1, "valid_from": 0, "valid_to": 400 * day}
+    v2 = {"city": "xiamen", "version": 2, "valid_from": 100 * day, "valid_to": 500 * day}
+    fz = {"city": "fuzhou", "version": 1, "valid_from": 0, "valid_to": 10 * day}
+    entries = [v1, v2, fz]
+    # v1 stopped being used when v2 began (day 100); attestations live 35 days at most
+    assert [(e["city"], e["version"]) for e in retained_tables(entries, now=136 * day)] == [
+        ("xiamen", 1),
+        ("xiamen", 2),
+        ("fuzhou", 1),
+    ]
+    assert [(e["city"], e["version"]) for e in retained_tables(entries, now=137 * day)] == [
+        ("xiamen", 2),
+        ("fuzhou", 1),  # a city's newest is kept even past its validity: nodes then refuse it
+    ]
