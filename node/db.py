@@ -79,6 +79,11 @@ def take_sqlite_writer(connection: Connection, timeout: float = SQLITE_BUSY_SECO
     writer = _SQLITE_WRITERS.get(connection.engine)
     if writer is None or connection.info.get(_HOLDS_WRITER):
         return False
+    if getattr(connection.connection.dbapi_connection, "in_transaction", False):
+        # This transaction has written already, so it holds SQLite's own write lock: to
+        # queue now could wait on a thread that holds this lock and waits for SQLite's
+        # (a deadlock until the busy timeout). SQLite's lock alone keeps it exclusive.
+        return False
     if not writer.acquire(timeout=timeout):
         raise TimeoutError("another writer held the database for too long")
     connection.info[_HOLDS_WRITER] = True

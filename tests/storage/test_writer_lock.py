@@ -84,3 +84,37 @@ def test_writers_in_threads_take_turns(sqlite_engine) -> None:  # type: ignore[n
     for thread in threads:
         thread.join()
     assert overlaps == 0
+
+
+def test_a_transaction_that_wrote_first_does_not_queue_behind_one_waiting_for_it(
+    sqlite_engine,  # type: ignore[no-untyped-def]
+) -> None:
+    """A push writes its records, then appends to the audit log (hold_lock); meanwhile an
+    issuance holds the in-process lock and waits for SQLite's. The push must not queue for
+    the in-process lock (both would wait until the busy timeout)."""
+    from sqlalchemy import text
+
+    pusher = Session(sqlite_engine)
+    pusher.connection().execute(text("UPDATE auditentry SET seq = seq WHERE seq = -1"))
+    pusher.connection().execute(
+        text("INSERT INTO nonce (value, purpose, subject, expires_at) VALUES ('n', 'pop', 's', 1)")
+    )
+    waited: list[float] = []
+
+    def issuer() -> None:
+        with Session(sqlite_engine) as session:
+            started = time.perf_counter()
+            hold_lock(session, "attestations:x")  # in-process lock, then SQLite's: waits
+            waited.append(time.perf_counter() - started)
+            session.rollback()
+
+    thread = threading.Thread(target=issuer)
+    thread.start()
+    time.sleep(0.2)  # the issuer now holds the in-process lock and waits for SQLite's
+    started = time.perf_counter()
+    hold_lock(pusher, "audit")  # must not wait for the in-process lock
+    assert time.perf_counter() - started < 1
+    pusher.commit()
+    thread.join(timeout=10)
+    assert waited
+    assert waited[0] < 5
