@@ -6,7 +6,7 @@ challenge for one scenario and gets a single-use nonce, this node's id as ``aud`
 the disclosures that decide the scenario. The holder presents her attestation with a
 KB-JWT over that nonce and aud; the service point sends the presentation back. The node
 
-1. uses the nonce up, atomically, whatever the outcome (unknown, used or expired: 401);
+1. checks the challenge (unknown, used or expired: 401) without using it up yet;
 2. verifies the presentation (docs/PROTOCOL.md section 5) with issuer keys from the
    registry in effect only; on an unknown key or member it asks the alliance host for
    a newer registry once (at most one fetch per cooldown) and tries again;
@@ -17,7 +17,9 @@ KB-JWT over that nonce and aud; the service point sends the presentation back. T
    ``max_attestation_age`` (denied), one revoked or suspended (denied); a status that
    can't be read fails closed (503 ``status_unavailable``);
 4. decides on the alliance scale (:mod:`node.scenarios`), for locals and visitors alike;
-5. writes the decision (or the refusal's code) to the audit log: never the
+5. in one write transaction, uses the challenge up (whatever the outcome; of two
+   requests with one challenge only one gets here, the other 401 ``nonce_used``) and
+   writes the decision (or the refusal's code) to the audit log: never the
    presentation, nor any token.
 
 One flow, one scale: a resident of this city presents the attestation this node
@@ -55,6 +57,7 @@ from node.scenarios import (
     requirements,
 )
 from node.services import audit
+from node.services._locking import hold_lock
 from node.services.issuing import city_mapping, status_list_uri
 from node.services.registry import FOLLOWER, RegistryFollower, registry_in_effect
 from node.services.status_cache import StatusListCache
@@ -265,27 +268,41 @@ def create_challenge(
     )
 
 
-def _use_challenge(session: Session, client: ClientIdentity, nonce: str, now: int) -> str:
-    """Use the challenge's nonce up (committed) and return its scenario kind."""
+def _challenge(session: Session, client: ClientIdentity, nonce: str, now: int) -> tuple[str, str]:
+    """The challenge's scenario kind and digest, checked (this node's, this client's, not
+    used, not expired) without using it up; no transaction is left open."""
     digest = _digest(nonce)
-    connection = session.connection()
-    row = connection.execute(_CHALLENGE, {"digest": digest}).first()
+    row = session.connection().execute(_CHALLENGE, {"digest": digest}).first()
+    session.rollback()  # hold no read transaction while the presentation is checked
     kind, _, owner = (row.subject or "").partition(" ") if row is not None else ("", "", "")
     if row is None or row.purpose != VERIFY_PURPOSE or owner != client.id:
-        session.rollback()
         raise NodeError(
             "nonce_unknown", "this node gave no such challenge to these credentials", status=401
         )
-    # Single use, atomically: of two requests with one nonce only one UPDATE matches.
-    used = connection.execute(_USE_CHALLENGE, {"digest": digest, "now": now, "used_now": now})
-    session.commit()
-    if used.rowcount == 1:
-        return kind
-    if row.used_at is not None or row.expires_at >= now:  # used, maybe a moment ago
+    if row.used_at is not None:
         raise NodeError(
             "nonce_used", "the challenge was used already: ask for a new one", status=401
         )
-    raise NodeError("nonce_expired", "the challenge has expired: ask for a new one", status=401)
+    if row.expires_at < now:
+        raise NodeError("nonce_expired", "the challenge has expired: ask for a new one", status=401)
+    return kind, digest
+
+
+def _use_up(session: Session, digest: str, now: int) -> None:
+    """Use the challenge up in a new transaction that the audit entry joins, so that a
+    verification costs one write transaction. The audit log's writer turn is taken
+    before the first write (``hold_lock``). Of two requests with one challenge only one
+    UPDATE matches; the other gets 401 ``nonce_used``."""
+    session.rollback()  # a fresh transaction: no stale read snapshot to upgrade
+    hold_lock(session, "audit")
+    used = session.connection().execute(
+        _USE_CHALLENGE, {"digest": digest, "now": now, "used_now": now}
+    )
+    if used.rowcount != 1:
+        session.rollback()
+        raise NodeError(
+            "nonce_used", "the challenge was used a moment ago: ask for a new one", status=401
+        )
 
 
 # --- verifications -------------------------------------------------------------------------
@@ -549,16 +566,17 @@ def verify(
     challenge), 503 ``registry_unavailable`` / ``status_unavailable``; every protocol
     error of the presentation with its code and HTTP hint (docs/PROTOCOL.md section 8).
     A refusal after the nonce is used is audited with its code."""
-    kind = _use_challenge(session, client, nonce, now)
+    kind, digest = _challenge(session, client, nonce, now)
     try:
         scenario = _scenario(state, client, kind)
         registry, verified = _verified(state, presentation, nonce, now)
         tier, reasons = _decide_verified(session, state, registry, scenario, verified, now)
     except (P.ProtocolError, NodeError) as exc:
-        session.rollback()
+        _use_up(session, digest, now)  # a refused presentation uses its challenge up too
         _audit(session, client, "verification.refused", kind, {"code": exc.code}, now)
         state.metrics.verifications.labels(kind, exc.code).inc()
         raise
+    _use_up(session, digest, now)
     member = registry.members.get(verified.issuer)
     decision = Decision(
         scenario=scenario,
