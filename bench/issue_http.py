@@ -137,22 +137,34 @@ def free_port() -> int:
         return port
 
 
-def start_server(kind: str, env: dict[str, str], clock_offset: int) -> Server:
-    port = free_port()
-    if kind == "node":
-        env = {**env, "CCX_NODE_ID": f"http://127.0.0.1:{port}"}
+def start_server(
+    kind: str,
+    env: dict[str, str],
+    clock_offset: int,
+    *,
+    script: str = __file__,
+    name: str | None = None,
+    port: int | None = None,
+) -> Server:
+    """Run ``script --serve kind`` in a process of its own and wait for its /healthz. A
+    node on a port picked here gets that port's URL as its CCX_NODE_ID."""
+    if port is None:
+        port = free_port()
+        if kind == "node":
+            env = {**env, "CCX_NODE_ID": f"http://127.0.0.1:{port}"}
+    name = name or kind
     process = subprocess.Popen(  # noqa: S603  (our own script, fixed arguments)
         [
-            *(sys.executable, __file__, "--serve", kind),
+            *(sys.executable, script, "--serve", kind),
             *("--port", str(port), "--clock-offset", str(clock_offset)),
         ],
         env={**os.environ, **env},
     )
-    server = Server(kind, port, process)
+    server = Server(name, port, process)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the {kind} server exited with status {process.returncode}")
+            raise SystemExit(f"the {name} server exited with status {process.returncode}")
         try:
             if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
                 return server
@@ -160,7 +172,7 @@ def start_server(kind: str, env: dict[str, str], clock_offset: int) -> Server:
             pass
         time.sleep(0.1)
     server.stop()
-    raise SystemExit(f"the {kind} server did not start within 60 s")
+    raise SystemExit(f"the {name} server did not start within 60 s")
 
 
 # --- preparing the node's data ------------------------------------------------------------

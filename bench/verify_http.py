@@ -55,7 +55,6 @@ import os
 import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ import httpx
 # The repository root, so that the script runs from anywhere without an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import issue_http
 from _machine import cpu_model  # bench/ is on sys.path as the script's folder
 from issue_http import Row, Server, clock_offset_for, free_port
 
@@ -115,26 +115,7 @@ def serve(kind: str, port: int, clock_offset: int) -> None:
 
 
 def start_server(name: str, kind: str, port: int, env: dict[str, str], offset: int) -> Server:
-    process = subprocess.Popen(  # noqa: S603  (our own script, fixed arguments)
-        [
-            *(sys.executable, __file__, "--serve", kind),
-            *("--port", str(port), "--clock-offset", str(offset)),
-        ],
-        env={**os.environ, **env},
-    )
-    server = Server(name, port, process)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the {name} server exited with status {process.returncode}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise SystemExit(f"the {name} server did not start within 60 s")
+    return issue_http.start_server(kind, env, offset, script=__file__, name=name, port=port)
 
 
 def stop_quietly(server: Server) -> None:
