@@ -288,9 +288,12 @@ async def _follow_registry(state: NodeState, url: str) -> None:
 
     follower = state.extra[FOLLOWER]
     while True:
-        await anyio.to_thread.run_sync(
-            lambda: follower.refresh(state.extra[HTTP_CLIENT], url, now=state.extra["now"]())
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: follower.refresh(state.extra[HTTP_CLIENT], url, now=state.extra["now"]())
+            )
+        except Exception:  # refresh reports what it expects; anything else must not end the loop
+            log.exception("registry refresh failed unexpectedly; trying again later")
         await asyncio.sleep(state.settings.registry_refresh)
 
 
