@@ -26,7 +26,14 @@ from ._errors import (
     UnknownKid,
 )
 from ._json import canonical_json
-from ._jwk import PrivateKey, PublicKey, jwk_thumbprint, public_jwk, public_key_from_jwk
+from ._jwk import (
+    PrivateKey,
+    PublicKey,
+    alg_for_key,
+    jwk_thumbprint,
+    public_jwk,
+    public_key_from_jwk,
+)
 from ._jws import sign_jws, verify_with_pinned_key
 
 __all__ = [
@@ -162,6 +169,8 @@ def _member(raw: Any) -> Member:
         alg = jwk.get("alg")
         if alg not in ("ES256", "EdDSA"):
             raise InvalidClaim(f"member {raw['id']!r} key {kid!r} needs alg ES256 or EdDSA")
+        if alg != alg_for_key(key):
+            raise InvalidClaim(f"member {raw['id']!r} key {kid!r} is not an {alg} key")
         nbf, exp = jwk.get("nbf"), jwk.get("exp")
         for value in (nbf, exp):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

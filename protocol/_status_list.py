@@ -213,8 +213,9 @@ def verify_status_list(
 ) -> VerifiedStatusList:
     """Verify a Status List Token fetched from ``uri`` for an attestation of ``issuer``.
 
-    Checks header, signature with the issuer's registry key, ``sub == uri`` (a list can't be
-    served in place of another), ``exp``, then decodes the list within ``max_bytes``.
+    Checks header, signature with the issuer's registry key, ``iss`` (if present) equal to
+    ``issuer``, ``sub == uri`` (a list can't be served in place of another), ``exp``, then
+    decodes the list within ``max_bytes``.
     """
     what = "status list token"
     jws = decode_jws(token, what=what, max_size=max_size)
@@ -229,6 +230,8 @@ def verify_status_list(
         raise UnknownKid(f"no trusted key for status list issuer {issuer!r}") from exc
     verify_jws_signature(alg, key, jws.signing_input, jws.signature, what=what)
     claims = jws.payload
+    if "iss" in claims and claims["iss"] != issuer:  # optional; when present, the issuer's
+        raise InvalidClaim(f"{what} iss {claims['iss']!r} is not the issuer {issuer!r}")
     if claims.get("sub") != uri:
         raise StatusListSubjectMismatch(
             f"status list sub {claims.get('sub')!r} is not its uri {uri!r}"

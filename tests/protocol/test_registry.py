@@ -135,6 +135,13 @@ def test_registry_with_a_forged_kid_is_refused_by_signature() -> None:
         verify(token)
 
 
+def test_a_member_key_labelled_with_the_other_alg_is_refused() -> None:
+    mislabelled = claims(1, None)
+    mislabelled["members"][0]["jwks"]["keys"] = [member_jwk(alg="EdDSA")]  # an EC P-256 key
+    with pytest.raises(P.InvalidClaim, match="is not an EdDSA key"):
+        verify(P.sign_registry(mislabelled, root_key=ROOT, now=NOW))
+
+
 def test_registry_with_wrong_typ_is_refused() -> None:
     token = sign_jws({"typ": "JWT"}, P.canonical_json({**claims(1, None), "iat": NOW}), ROOT)
     with pytest.raises(P.WrongTyp):

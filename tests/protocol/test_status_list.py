@@ -120,6 +120,13 @@ def test_status_list_whose_sub_is_not_its_uri_is_refused() -> None:
     assert caught.value.code == "status_list_sub_mismatch"
 
 
+def test_status_list_naming_another_issuer_is_refused() -> None:
+    # Signed by the issuer's own key, but its iss says another member: not this issuer's.
+    token = sign(P.StatusList(64, 1), issuer="https://another-city.ccx.example")
+    with pytest.raises(P.InvalidClaim, match="is not the issuer"):
+        verify(token)
+
+
 def test_expired_status_list_is_refused() -> None:
     token = sign(P.StatusList(64, 1), exp=NOW + 100)
     verify(token, now=NOW + 100 + 30)  # within the leeway
