@@ -62,6 +62,13 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    from node.services.registry import follower_for
+
+    try:  # a bad pinned root key is the operator's to fix: one line, not a traceback
+        follower_for(settings, now=0)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     uvicorn.run(
         "node.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"

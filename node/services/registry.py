@@ -284,7 +284,10 @@ def follower_for(settings: Settings, *, now: int) -> RegistryFollower | None:
         return None
     text = settings.alliance_root_jwk.strip()
     if not text.startswith("{"):
-        text = Path(text).read_text(encoding="utf-8")
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"CCX_ALLIANCE_ROOT_JWK: can't read the file {text}: {exc}") from exc
     try:
         root_key = P.public_key_from_jwk(P.strict_json_loads(text.encode(), what="root JWK"))
     except P.ProtocolError as exc:

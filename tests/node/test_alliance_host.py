@@ -200,3 +200,27 @@ def test_a_rotation_waits_for_the_registry_to_list_the_next_key(
     )
     third = httpx.post(f"{member.url}/v1/admin/keys/rotate", headers=ADMIN)
     assert third.status_code == 200, third.text
+
+
+@pytest.mark.parametrize(
+    ("root_jwk", "says"),
+    [("missing.jwk", "can't read the file"), ('{"kty": "EC"}', "not a public JWK")],
+    ids=["missing_file", "not_a_key"],
+)
+def test_serve_refuses_a_bad_pinned_root_key_in_one_line(
+    tmp_path: Path, root_jwk: str, says: str
+) -> None:
+    from node.cli import app as ccx
+
+    node = settings(tmp_path / "node", free_port())
+    initialize_node(node)
+    env = {
+        "CCX_DATA_DIR": str(node.data_dir),
+        "CCX_KEYRING_PASSPHRASE": node.keyring_passphrase.get_secret_value(),
+        "CCX_ALLIANCE_ROOT_JWK": root_jwk,
+    }
+    result = CliRunner().invoke(ccx, ["node", "serve"], env=env)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("error: CCX_ALLIANCE_ROOT_JWK")
+    assert says in result.stderr
