@@ -133,8 +133,14 @@ def request_attestation(
 def node_key_resolver(client: TestClient) -> P.IssuerKeyResolver:
     """Trusts exactly the keys the node publishes at /.well-known/jwks.json (in these
     tests the node stands in for the alliance registry)."""
-    keys = {jwk["kid"]: jwk for jwk in client.get("/.well-known/jwks.json").json()["keys"]}
-    node_id = node_state(client).settings.node_id
+    return jwks_resolver(
+        client.get("/.well-known/jwks.json").json(), node_state(client).settings.node_id
+    )
+
+
+def jwks_resolver(jwks: dict[str, Any], node_id: str) -> P.IssuerKeyResolver:
+    """Trusts exactly the keys of ``jwks`` for the issuer ``node_id``."""
+    keys = {jwk["kid"]: jwk for jwk in jwks["keys"]}
 
     def resolve(iss: str, kid: str | None, alg: str) -> P.PublicKey:
         if iss != node_id:

@@ -28,6 +28,7 @@ from node.alliance import DEFAULT_POLICY, REQUIRED_SCENARIOS
 from node.alliance_cli import alliance_app
 from node.mapping_cli import PASSPHRASE_ENV
 from tests.conftest import ALLIANCE, NOW, ec_key, ed_key
+from tests.node.cli_results import assert_one_line_error, ok
 
 TABLES = Path(__file__).parent.parent.parent / "mappings" / "tables"
 PASSPHRASE = "correct horse battery staple"
@@ -41,19 +42,6 @@ def ccx(folder: Path, *args: str | Path, env: dict[str, str] | None = None) -> R
     if argv[0] != "init" and "--help" not in argv:
         argv += ["--dir", str(folder)]
     return CliRunner().invoke(alliance_app, argv, env=ENV if env is None else env)
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def assert_one_line_error(result: Result, code: str, field: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    line = result.stderr.strip()
-    assert "\n" not in line, line
-    assert line.startswith(f"error [{code}] {field}: "), line
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

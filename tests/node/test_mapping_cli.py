@@ -19,6 +19,7 @@ from mappings import MappingTable, compose
 from node.cli import app
 from node.mapping_cli import PASSPHRASE_ENV
 from tests.conftest import ALLIANCE, NOW, ec_key
+from tests.node.cli_results import assert_one_line_error
 
 TABLES = Path(__file__).parent.parent.parent / "mappings" / "tables"
 CITIES = ("xiamen", "fuzhou", "hangzhou", "quanzhou", "zhangzhou")
@@ -33,14 +34,6 @@ def ccx(*args: str | Path, env: dict[str, str] | None = None) -> Result:
 
 def committed_table(city: str) -> MappingTable:
     return MappingTable.from_claims(json.loads((TABLES / f"{city}.table.json").read_bytes()))
-
-
-def assert_one_line_error(result: Result, code: str, field: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    line = result.stderr.strip()
-    assert "\n" not in line, line
-    assert line.startswith(f"error [{code}] {field}: "), line
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,14 @@ from node.app import create_app, initialize_node
 from node.settings import Settings
 from node.wallet_cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
 from tests.conftest import NOW
+from tests.node.cli_results import assert_one_line_error, ok
 from tests.node.conftest import Clock
 from tests.node.issuing_helpers import (
     BOTH_CONSENTS,
     RESIDENT,
     SCORE_GOOD,
     expected_standing,
+    jwks_resolver,
     seed_resident,
 )
 from tests.node.servers import RunningNode
@@ -61,22 +63,8 @@ def seed(node: RunningNode, **kwargs: Any) -> None:
 
 def node_key_resolver(node: RunningNode) -> P.IssuerKeyResolver:
     """Trusts exactly the keys the node publishes (it stands in for the registry here)."""
-    keys = {
-        jwk["kid"]: jwk for jwk in httpx.get(f"{node.url}/.well-known/jwks.json").json()["keys"]
-    }
-    node_id = node.app.state.node.settings.node_id
-
-    def resolve(iss: str, kid: str | None, alg: str) -> P.PublicKey:
-        if iss != node_id:
-            raise P.IssuerNotMember(f"{iss} is not this test's issuer")
-        jwk = keys.get(kid or "")
-        if jwk is None:
-            raise P.UnknownKid(f"the node publishes no key {kid}")
-        if jwk["alg"] != alg:
-            raise P.AlgorithmKeyMismatch(f"key {kid} is {jwk['alg']}")
-        return P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y") if k in jwk})
-
-    return resolve
+    jwks = httpx.get(f"{node.url}/.well-known/jwks.json").json()
+    return jwks_resolver(jwks, node.app.state.node.settings.node_id)
 
 
 # --- running the wallet ------------------------------------------------------------------------
@@ -92,19 +80,6 @@ def run(wallet: Path, *args: str | Path, env: dict[str, str] | None = None) -> R
     return CliRunner().invoke(
         wallet_app, [str(a) for a in args], env={**environment, **(env or {})}
     )
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def assert_one_line_error(result: Result, code: str, field: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    line = result.stderr.strip()
-    assert "\n" not in line, line
-    assert line.startswith(f"error [{code}] {field}: "), line
 
 
 def keygen_and_fetch(wallet: Path, node: RunningNode, *extra: str) -> None:
