@@ -9,6 +9,7 @@ from node.audit_cli import audit_app
 from node.mapping_cli import mapping_app
 from node.node_cli import node_app
 from node.wallet_cli import wallet_app
+from simulator.cli import simulate_command
 
 app = typer.Typer(
     help="City Credit Exchange: a federated inter-city credit exchange node.",
@@ -20,6 +21,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(node_app, name="node")
 app.add_typer(wallet_app, name="wallet")
+app.command("simulate")(simulate_command)
 
 
 @app.command()
@@ -58,3 +60,7 @@ def scheduler() -> None:
 @app.callback()
 def main() -> None:
     """City Credit Exchange: a federated inter-city credit exchange node."""
+
+
+if __name__ == "__main__":  # python -m node.cli (how the simulator starts nodes)
+    app()

@@ -50,6 +50,12 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="log every request (uvicorn's access log)")
+    ] = True,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug")
+    ] = "info",
 ) -> None:
     """Serve the node's HTTP API with uvicorn (settings from CCX_* variables and .env)."""
     import uvicorn
@@ -71,7 +77,13 @@ def serve(
         raise typer.Exit(2) from None
 
     uvicorn.run(
-        "node.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "node.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
     )
 
 

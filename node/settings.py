@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     status_list_ttl: int = Field(
         300, ge=0, description="seconds a verifier may cache a status list"
     )
+    status_cache_min_ttl: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="least seconds another city's status list is kept before it is fetched "
+        "again (a shorter ttl of the issuer's is raised to this); the simulator lowers it",
+    )
     status_list_lifetime: int = Field(
         86400, gt=0, description="exp - iat of a served status list token"
     )
@@ -83,7 +90,7 @@ class Settings(BaseSettings):
         description="where to fetch the alliance registry (an alliance host's "
         "/v1/alliance/registry, or a static file); needs alliance_root_jwk",
     )
-    registry_refresh: int = Field(300, ge=5, description="seconds between registry fetches")
+    registry_refresh: int = Field(300, ge=1, description="seconds between registry fetches")
     registry_refetch_cooldown: int = Field(
         60, ge=1, description="least seconds between fetches asked for by an unknown key"
     )

@@ -91,6 +91,10 @@ class VerificationOut(BaseModel):
     issuer_city: str | None
     band: str | None = Field(None, description="only when the scenario must see it")
     alliance_score: int | None = Field(None, description="only when the scenario must see it")
+    audit_seq: int = Field(
+        description="the sequence number of this node's audit entry recording the decision "
+        "(GET /v1/admin/audit), so that every decision can be traced"
+    )
 
 
 @router.post("/challenge", status_code=201, summary="A single-use challenge for one scenario")
@@ -134,5 +138,6 @@ def verify_presentation(
         reasons=[ReasonOut(code=r.code, message=r.message) for r in decision.reasons],
         issuer=decision.issuer,
         issuer_city=decision.issuer_city,
+        audit_seq=decision.audit_seq,
         **shown,
     )

@@ -324,6 +324,7 @@ class Decision:
     issuer_city: str | None
     band: str | None = None  # only when the scenario must see it
     alliance_score: int | None = None  # only when the scenario must see it
+    audit_seq: int = 0  # the audit entry that records the decision
 
 
 def _meets(verified: P.VerifiedPresentation, alliance_min: int) -> bool | None:
@@ -444,7 +445,9 @@ def _status_of(
     cache = state.extra.get(STATUS_CACHE)
     if cache is None:
         with _SHARED:
-            cache = state.extra.setdefault(STATUS_CACHE, StatusListCache())
+            cache = state.extra.setdefault(
+                STATUS_CACHE, StatusListCache(min_ttl=state.settings.status_cache_min_ttl)
+            )
     http = state.extra.get(HTTP_CLIENT)
     if http is None:  # only an app whose lifespan never ran
         raise NodeError(
@@ -537,8 +540,9 @@ def _audit(
     kind: str,
     details: dict[str, Any],
     now: int,
-) -> None:
-    audit.append(
+) -> int:
+    """Append the decision's audit entry and commit; its sequence number."""
+    entry = audit.append(
         session,
         actor=f"client:{client.id}",
         action=action,
@@ -547,6 +551,7 @@ def _audit(
         now=now,
     )
     session.commit()
+    return entry.seq
 
 
 def verify(
@@ -578,6 +583,20 @@ def verify(
         raise
     _use_up(session, digest, now)
     member = registry.members.get(verified.issuer)
+    seq = _audit(
+        session,
+        client,
+        "verification.decided",
+        kind,
+        {
+            "issuer": verified.issuer,
+            "kid": verified.kid,
+            "decision": "granted" if tier is not None else "denied",
+            "tier": tier.tier.name if tier is not None else None,
+            "reasons": [reason.code for reason in reasons],
+        },
+        now,
+    )
     decision = Decision(
         scenario=scenario,
         granted=tier is not None,
@@ -587,20 +606,7 @@ def verify(
         issuer_city=member.city if member is not None else None,
         band=verified.band if scenario.discloses == "band" else None,
         alliance_score=verified.alliance_score if scenario.discloses == "score" else None,
-    )
-    _audit(
-        session,
-        client,
-        "verification.decided",
-        kind,
-        {
-            "issuer": verified.issuer,
-            "kid": verified.kid,
-            "decision": "granted" if decision.granted else "denied",
-            "tier": tier.tier.name if tier is not None else None,
-            "reasons": [reason.code for reason in reasons],
-        },
-        now,
+        audit_seq=seq,
     )
     state.metrics.verifications.labels(kind, "granted" if decision.granted else "denied").inc()
     return decision

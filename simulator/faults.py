@@ -1,0 +1,390 @@
+"""Faults injected while the visits run, and what the alliance did about each.
+
+Each fault is an action at a point of the visits phase (a share of the visits done) and
+a judgement, made at once or, where it depends on what happened afterwards, at the end
+of the run from the visits recorded (``sim.finishers``):
+
+- a key rotation at one node, then a new registry version carrying its new next key
+  (published mid-run): fresh and older attestations of that city keep being decided;
+- consent withdrawn by some residents: from the status ttl on, every city refuses their
+  attestations (checked on every later visit and by a final probe at every city);
+- tampered and replayed presentations: every one refused, none granted;
+- a node killed (SIGKILL) and restarted: visits to it fail meanwhile; its residents keep
+  being decided elsewhere from cached status lists; it decides again once back;
+- the alliance host down for a while: the nodes keep their last good registry and go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import protocol as P
+from keys import generate_key
+from simulator.api import Unreachable, error_code
+from simulator.holders import Holder, disclosures, enrol, withdraw
+from simulator.observations import Fault, Visit
+from simulator.tooling import ccx
+
+if TYPE_CHECKING:
+    from simulator.run import City, Simulation
+
+__all__ = ["schedule"]
+
+KILL_SECONDS = 2.0  # how long the killed node stays down
+HOST_DOWN_SECONDS = 4.0  # several registry refreshes, so every node notices
+REVOKE_SLACK = 2.0  # seconds beyond the status ttl for a fetch in flight and clock rounding
+
+Inject = Callable[[], Awaitable[None]]
+
+
+def schedule(sim: Simulation) -> list[tuple[float, str, Inject]]:
+    """(share of visits done, name, fault) in order: the visits phase starts each when
+    its share is done, without waiting for the ones before to end (they may overlap)."""
+    names = list(sim.cities)
+    rotated, killed = sim.cities[names[0]], sim.cities[names[1]]
+    return [
+        (0.10, f"key rotation at {rotated.name}", lambda: rotate_keys(sim, rotated)),
+        (0.20, "consent withdrawn", lambda: withdraw_consents(sim)),
+        (0.30, "tampered and replayed presentations", lambda: tamper_and_replay(sim)),
+        (0.40, f"node {killed.name} killed and restarted", lambda: kill_and_restart(sim, killed)),
+        (0.55, "alliance host down", lambda: host_down(sim)),
+    ]
+
+
+def _other(sim: Simulation, city: City) -> City:
+    """Another city, one whose node runs if there is one (faults may overlap)."""
+    others = [c for c in sim.cities.values() if c.name != city.name]
+    return next((c for c in others if c.node.running), others[0])
+
+
+def _active(city: City) -> Holder:
+    """A holder of ``city`` whose consent stands."""
+    return next(h for h in city.holders if h.withdrawn_at is None)
+
+
+def _decided(visits: list[Visit]) -> int:
+    return sum(1 for v in visits if v.decided)
+
+
+# --- key rotation, and the registry version that follows it ----------------------------
+
+
+async def rotate_keys(sim: Simulation, city: City) -> None:
+    at = sim.now()
+    rotated = await sim.api.ok(
+        "POST", city.node.url, "/v1/admin/keys/rotate", token=city.node.admin_token,
+        label="POST /v1/admin/keys/rotate",
+    )  # fmt: skip
+    # a resident who was no holder yet gets an attestation signed with the new key
+    taken = {h.resident for h in city.holders}
+    resident = next(r for r in reversed(city.scored_residents()) if r not in taken)
+    fresh = await enrol(
+        sim.api, resident=resident, home=city.name, node=city.node.url, summary=city.summary
+    )
+    elsewhere = _other(sim, city)
+    before = await sim.visit(fresh, elsewhere, "library_deposit_free")
+    sim.result.faults.append(
+        Fault(
+            name=f"key rotation at {city.name}",
+            at=at,
+            action=f"POST /v1/admin/keys/rotate at {city.name}: the next key "
+            f"{rotated['active_kid'][:12]}... signs from now on, {rotated['retired_kid'][:12]}... "
+            "is retired",
+            observed=f"an attestation signed with the new key was {before.outcome} at "
+            f"{elsewhere.name} (registry v{sim.registry_version} already listed the key as next)",
+            ok=before.decided,
+        )
+    )
+    # the alliance lists the node's new key set in a new registry version, mid-run
+    published_at = sim.now()
+    await asyncio.to_thread(
+        ccx, "alliance", "keys", "--dir", str(sim.alliance_dir), "--member-id", city.node.url,
+        "--jwks", f"{city.node.url}/.well-known/jwks.json",
+    )  # fmt: skip
+    version = await asyncio.to_thread(sim.publish)
+    seconds = await sim.wait_registry(version)
+    old = _active(city)
+    after_new = await sim.visit(fresh, elsewhere, "bike_deposit_free")
+    after_old = await sim.visit(old, elsewhere, "bike_deposit_free")
+    sim.result.faults.append(
+        Fault(
+            name="registry version published mid-run",
+            at=published_at,
+            action=f"`ccx alliance keys` with {city.name}'s new key set, `ccx alliance publish`"
+            f" -> v{version}",
+            observed=f"every node had v{version} in effect {seconds:.1f} s later; then an "
+            f"attestation with the new key was {after_new.outcome} and one from before the "
+            f"rotation {after_old.outcome} at {elsewhere.name}",
+            ok=after_new.decided and after_old.decided,
+        )
+    )
+
+
+# --- consent withdrawn -------------------------------------------------------------------
+
+
+async def withdraw_consents(sim: Simulation) -> None:
+    at = sim.now()
+    holders = sim.all_holders()
+    count = max(3, len(holders) // 100)
+    chosen = sim.rng.sample(holders, min(count, len(holders)))
+    for holder in chosen:
+        await withdraw(sim.api, holder)
+        holder.withdrawn_at = sim.now()
+    bound = sim_bound()
+
+    async def judge() -> None:
+        late: list[Visit] = []
+        early_accepted = 0
+        chosen_ids = {(h.home, h.resident) for h in chosen}
+        by_id = {(h.home, h.resident): h for h in chosen}
+        for visit, holder_id in zip(sim.result.visits, sim.visit_holders, strict=True):
+            if holder_id not in chosen_ids:
+                continue
+            withdrawn = by_id[holder_id].withdrawn_at
+            assert withdrawn is not None
+            if visit.t <= withdrawn:
+                continue
+            if visit.t > withdrawn + bound:
+                late.append(visit)
+            elif visit.decided:
+                early_accepted += 1
+        accepted_late = [v for v in late if v.decided]
+        # the final probe: every withdrawn attestation at every city, the ttl long past
+        probes = [
+            await sim.visit(holder, city, "library_deposit_free")
+            for holder in chosen
+            for city in sim.cities.values()
+        ]
+        probe_refused = [p for p in probes if p.outcome == "refused"]
+        codes = sorted({p.code or "-" for p in probes})
+        sim.result.faults.append(
+            Fault(
+                name="consent withdrawn",
+                at=at,
+                action=f"{len(chosen)} residents withdrew their share_alliance consent "
+                f"(DELETE /v1/me/consents/share_alliance)",
+                observed=f"{len(late)} of their presentations came more than {bound:.0f} s "
+                f"(status ttl + {REVOKE_SLACK:.0f} s) later: {len(accepted_late)} decided, "
+                f"the rest refused; {early_accepted} decided inside the ttl window; the final "
+                f"probe at every city: {len(probe_refused)}/{len(probes)} refused "
+                f"({', '.join(codes)})",
+                ok=not accepted_late and len(probe_refused) == len(probes),
+            )
+        )
+        sim.revocation = {
+            "holders": len(chosen),
+            "late_visits": len(late),
+            "accepted_late": len(accepted_late),
+            "probes": len(probes),
+            "probes_refused": len(probe_refused),
+            "bound": bound,
+        }
+
+    sim.finishers.append(judge)
+
+
+def sim_bound() -> float:
+    from simulator.run import STATUS_TTL
+
+    return STATUS_TTL + REVOKE_SLACK
+
+
+# --- tampered and replayed presentations --------------------------------------------------
+
+
+async def tamper_and_replay(sim: Simulation) -> None:
+    at = sim.now()
+    holder = next(_active(c) for c in sim.cities.values())
+    here = next(c for c in sim.cities.values() if c.name != holder.home)
+    there = next(c for c in sim.cities.values() if c.name not in (holder.home, here.name))
+    attempts: list[tuple[str, int, str | None]] = []  # (what, status, code)
+
+    async def challenge(city: City) -> dict[str, Any]:
+        answer: dict[str, Any] = await sim.api.ok(
+            "POST", city.node.url, "/v1/verifications/challenge",
+            body={"scenario": "library_deposit_free"}, token=city.service_token,
+            label="POST /v1/verifications/challenge",
+        )  # fmt: skip
+        return answer
+
+    async def send(what: str, city: City, nonce: str, presentation: str) -> None:
+        status, answer = await sim.api.call(
+            "POST", city.node.url, "/v1/verifications",
+            body={"nonce": nonce, "presentation": presentation}, token=city.service_token,
+            label="POST /v1/verifications",
+        )  # fmt: skip
+        granted = status == 200 and answer.get("decision") == "granted"
+        attempts.append((what, status, error_code(answer) or ("GRANTED" if granted else None)))
+
+    def make(ch: dict[str, Any], key: Any = None) -> str:
+        return P.present(
+            holder.attestation, disclose=disclosures(holder, ch), holder_key=key or holder.key,
+            aud=ch["aud"], nonce=ch["nonce"], now=int(time.time()),
+        )  # fmt: skip
+
+    # an honest presentation, decided; then the same request again
+    ch = await challenge(here)
+    honest = make(ch)
+    first = await sim.api.call(
+        "POST", here.node.url, "/v1/verifications",
+        body={"nonce": ch["nonce"], "presentation": honest}, token=here.service_token,
+        label="POST /v1/verifications",
+    )  # fmt: skip
+    if first[0] == 200 and first[1].get("decision") == "granted":
+        sim.grants.append(_grant(here.name, first[1]))
+    await send("the same request replayed", here, ch["nonce"], honest)
+    # the same presentation at another city, with that city's fresh challenge
+    other = await challenge(there)
+    await send("replayed at another city", there, other["nonce"], honest)
+    # a signature bit flipped in the issuer's JWT
+    ch = await challenge(here)
+    good = make(ch)
+    jwt_part, rest = good.split("~", 1)
+    head, payload, signature = jwt_part.split(".")
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    await send("issuer signature tampered", here, ch["nonce"], f"{head}.{payload}.{flipped}~{rest}")
+    # a forged disclosure: "score_at_least.750": true, made up by the holder
+    ch = await challenge(here)
+    good = make(ch)
+    parts = good.split("~")
+    forged = P.b64url_encode(json.dumps(["c2FsdHNhbHRzYWx0", "750", True]).encode())
+    await send("forged disclosure", here, ch["nonce"], "~".join([parts[0], forged, *parts[2:]]))
+    # someone else's key: a stolen attestation without its holder key
+    ch = await challenge(here)
+    await send("presented with a key that is not the holder's", here, ch["nonce"],
+               make(ch, generate_key("ES256")))  # fmt: skip
+    # made for one verifier, sent to another
+    ch = await challenge(here)
+    other = await challenge(there)
+    await send("audience of another city", there, other["nonce"], make(ch))
+    refused = [a for a in attempts if 400 <= a[1] < 500]
+    sim.result.faults.append(
+        Fault(
+            name="tampered and replayed presentations",
+            at=at,
+            action=f"{len(attempts)} bad presentations of a {holder.home} resident's attestation "
+            f"at {here.name} and {there.name}: " + "; ".join(f"{what}" for what, _, _ in attempts),
+            observed=", ".join(f"{status} {code}" for _, status, code in attempts),
+            ok=len(refused) == len(attempts),
+        )
+    )
+
+
+def _grant(city: str, answer: dict[str, Any]) -> Any:
+    from simulator.run import Grant
+
+    return Grant(city, answer["audit_seq"], answer["scenario"], answer["issuer"])
+
+
+# --- a node killed and restarted -------------------------------------------------------
+
+
+async def _probe(sim: Simulation, holder_city: City, city: City, *, until: float) -> Visit:
+    """A visit of one of ``holder_city``'s residents at ``city``, tried again every half
+    second until it is decided or ``until`` (monotonic) passes; the last try."""
+    holder = _active(holder_city)
+    while True:
+        visit = await sim.visit(holder, city, "bike_deposit_free")
+        if visit.decided or time.monotonic() > until:
+            return visit
+        await asyncio.sleep(0.5)
+
+
+async def kill_and_restart(sim: Simulation, city: City) -> None:
+    at = sim.now()
+    await asyncio.to_thread(city.node.stop, kill=True)
+    elsewhere = _other(sim, city)
+    # while it is down: its resident is decided elsewhere from the cached status list
+    during = await sim.visit(_active(city), elsewhere, "bike_deposit_free")
+    refused_there = await sim.visit(_active(elsewhere), city, "bike_deposit_free")
+    await asyncio.sleep(max(0.0, KILL_SECONDS - (sim.now() - at)))
+    await asyncio.to_thread(city.node.start)
+    startup = await asyncio.to_thread(city.node.wait_ready)
+    back = sim.now()
+    after = await _probe(sim, elsewhere, city, until=time.monotonic() + 20)
+    decided_again = sim.now()
+
+    async def judge() -> None:
+        window = [v for v in sim.result.visits if at <= v.t <= back]
+        there = [v for v in window if v.city == city.name]
+        residents_elsewhere = [v for v in window if v.home == city.name and v.city != city.name]
+        stale_failures = [v for v in residents_elsewhere if v.code == "status_unavailable"]
+        sim.result.faults.append(
+            Fault(
+                name=f"node {city.name} killed and restarted",
+                at=at,
+                action=f"SIGKILL to {city.name}'s node; restarted {KILL_SECONDS:.0f} s later",
+                observed=f"while down, a visit there was {refused_there.outcome} and one of its "
+                f"residents at {elsewhere.name} {during.outcome} (cached status list); of the "
+                f"run's visits meanwhile, {sum(1 for v in there if v.outcome == 'unavailable')}"
+                f" of {len(there)} to it failed to connect and {_decided(residents_elsewhere)} "
+                f"of {len(residents_elsewhere)} of its residents elsewhere were decided "
+                f"({len(stale_failures)} status_unavailable); back {back - at:.1f} s after the "
+                f"kill ({startup:.1f} s to start), deciding again {decided_again - at:.1f} s "
+                f"after it ({after.outcome})",
+                ok=during.decided
+                and refused_there.outcome == "unavailable"
+                and not stale_failures
+                and after.decided,
+            )
+        )
+
+    sim.finishers.append(judge)
+
+
+# --- the alliance host down ------------------------------------------------------------------
+
+
+async def host_down(sim: Simulation) -> None:
+    assert sim.host is not None
+    host = sim.host
+    at = sim.now()
+    await asyncio.to_thread(host.stop)
+    errors: set[str] = set()
+    not_ready: set[str] = set()
+    probes: list[Visit] = []
+    names = list(sim.cities)
+    deadline = time.monotonic() + HOST_DOWN_SECONDS
+    while time.monotonic() < deadline:
+        for city in sim.cities.values():
+            try:
+                status, body = await sim.api.call(
+                    "GET", city.node.url, "/readyz", label="GET /readyz"
+                )
+            except Unreachable:  # a node another fault has killed: not this fault's
+                continue
+            if status != 200:
+                not_ready.add(city.name)
+            if ((body or {}).get("registry") or {}).get("last_error"):
+                errors.add(city.name)
+        # a visitor decided while the registry can't be fetched (each city pair in turn)
+        home = sim.cities[names[len(probes) % len(names)]]
+        probes.append(await sim.visit(_active(home), _other(sim, home), "bike_deposit_free"))
+        await asyncio.sleep(0.5)
+    await asyncio.to_thread(host.start)
+    await asyncio.to_thread(host.wait_ready)
+    back = sim.now()
+
+    async def judge() -> None:
+        window = [v for v in sim.result.visits if at <= v.t <= back] + probes
+        registry_failures = [v for v in window if v.code == "registry_unavailable"]
+        sim.result.faults.append(
+            Fault(
+                name="alliance host down",
+                at=at,
+                action=f"the alliance host stopped for {back - at:.1f} s",
+                observed=f"{len(errors)} of {len(sim.cities)} nodes saw their registry fetch "
+                f"fail and kept the last good version; {len(not_ready)} went not-ready; "
+                f"{_decided(window)} of {len(window)} visits meanwhile were decided "
+                f"({len(probes)} of them probes; {len(registry_failures)} "
+                "registry_unavailable)",
+                ok=not registry_failures and not not_ready and bool(errors) and bool(probes),
+            )
+        )
+
+    sim.finishers.append(judge)

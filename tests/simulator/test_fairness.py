@@ -1,0 +1,234 @@
+"""The fairness gap on hand-built visits whose rates are known exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.fairness import (
+    FairnessGap,
+    GrantRate,
+    PooledRateKey,
+    RateKey,
+    bucket_of,
+    fairness_cells,
+    fairness_gap,
+    grant_rates,
+    pooled_grant_rates,
+)
+from simulator.observations import Outcome, Visit
+
+
+def _visits(
+    count: int,
+    granted: int,
+    *,
+    home: str,
+    city: str,
+    scenario: str = "library",
+    percentile: float = 35.0,
+    rest: Outcome = "denied",
+) -> list[Visit]:
+    """``count`` visits of which the first ``granted`` are granted and the rest ``rest``."""
+    return [
+        Visit(
+            t=float(i),
+            home=home,
+            city=city,
+            scenario=scenario,
+            percentile=percentile,
+            outcome="granted" if i < granted else rest,
+        )
+        for i in range(count)
+    ]
+
+
+def _cell(
+    city: str,
+    scenario: str,
+    percentile: float,
+    local: tuple[int, int],
+    visitor: tuple[int, int],
+) -> list[Visit]:
+    """Locals and visitors (from another city) of one cell: (count, granted) each."""
+    visitor_home = "hangzhou" if city == "fuzhou" else "fuzhou"
+    return _visits(
+        *local, home=city, city=city, scenario=scenario, percentile=percentile
+    ) + _visits(*visitor, home=visitor_home, city=city, scenario=scenario, percentile=percentile)
+
+
+def test_the_gap_is_the_largest_visitor_local_difference_and_says_where() -> None:
+    visits = (
+        _cell("xiamen", "library", 35.0, local=(40, 32), visitor=(30, 15))  # 0.8 vs 0.5
+        + _cell("xiamen", "parking", 35.0, local=(30, 15), visitor=(30, 18))  # 0.5 vs 0.6
+        + _cell("hangzhou", "library", 72.5, local=(50, 40), visitor=(50, 45))  # 0.8 vs 0.9
+    )
+
+    gap = fairness_gap(visits)
+
+    assert gap.gap == pytest.approx(0.3)
+    assert gap.where == ("xiamen", "library", 3)
+    assert gap.local_rate == pytest.approx(0.8)
+    assert gap.visitor_rate == pytest.approx(0.5)
+    assert (gap.n_local, gap.n_visitor) == (40, 30)
+    assert (gap.cells_compared, gap.cells_skipped) == (3, 0)
+
+
+def test_a_gap_in_favour_of_visitors_counts_as_much_as_one_against_them() -> None:
+    visits = _cell("xiamen", "library", 5.0, local=(30, 3), visitor=(30, 30))  # 0.1 vs 1.0
+
+    gap = fairness_gap(visits)
+
+    assert gap.gap == pytest.approx(0.9)
+    assert fairness_cells(visits)[0][0].difference == pytest.approx(0.9)
+
+
+def test_visitors_from_every_other_city_are_pooled_in_one_group() -> None:
+    visits = (
+        _visits(30, 30, home="xiamen", city="xiamen")
+        + _visits(15, 15, home="fuzhou", city="xiamen")
+        + _visits(15, 0, home="hangzhou", city="xiamen")
+    )
+
+    gap = fairness_gap(visits)
+
+    assert gap.n_visitor == 30
+    assert gap.visitor_rate == pytest.approx(0.5)
+    assert gap.gap == pytest.approx(0.5)
+
+
+def test_cells_under_min_samples_are_skipped_and_counted() -> None:
+    visits = (
+        _cell("xiamen", "library", 35.0, local=(30, 30), visitor=(29, 0))  # gap 1.0, too few
+        + _cell("xiamen", "library", 55.0, local=(29, 0), visitor=(30, 30))  # gap 1.0, too few
+        + _visits(80, 0, home="xiamen", city="xiamen", percentile=95.0)  # no visitors at all
+        + _cell("fuzhou", "library", 35.0, local=(30, 21), visitor=(30, 18))  # 0.7 vs 0.6
+    )
+
+    gap = fairness_gap(visits)
+
+    assert gap.gap == pytest.approx(0.1)
+    assert gap.where == ("fuzhou", "library", 3)
+    assert (gap.cells_compared, gap.cells_skipped) == (1, 3)
+    assert fairness_gap(visits, min_samples=29).gap == pytest.approx(1.0)
+
+
+def test_refused_and_unavailable_visits_are_ignored() -> None:
+    decided = _cell("xiamen", "library", 35.0, local=(30, 24), visitor=(30, 15))
+    undecided = _visits(100, 0, home="fuzhou", city="xiamen", rest="refused") + _visits(
+        100, 0, home="xiamen", city="xiamen", rest="unavailable"
+    )
+
+    assert fairness_gap(decided + undecided) == fairness_gap(decided)
+    assert grant_rates(decided + undecided) == grant_rates(decided)
+    only_undecided = _visits(50, 0, home="fuzhou", city="xiamen", rest="refused")
+    assert grant_rates(only_undecided) == {}
+
+
+def test_grant_rates_count_by_city_scenario_group_and_bucket() -> None:
+    visits = (
+        _visits(4, 3, home="xiamen", city="xiamen", percentile=0.0)
+        + _visits(5, 1, home="fuzhou", city="xiamen", percentile=9.99)
+        + _visits(2, 2, home="xiamen", city="fuzhou", scenario="parking", percentile=100.0)
+    )
+
+    rates = grant_rates(visits)
+
+    assert rates == {
+        RateKey("fuzhou", "parking", "visitor", 9): GrantRate(2, 2),
+        RateKey("xiamen", "library", "local", 0): GrantRate(3, 4),
+        RateKey("xiamen", "library", "visitor", 0): GrantRate(1, 5),
+    }
+    assert list(rates) == sorted(rates)
+    assert rates[RateKey("xiamen", "library", "local", 0)].rate == 0.75
+
+
+def test_pooled_rates_sum_over_verifying_cities() -> None:
+    visits = (
+        _visits(10, 10, home="xiamen", city="xiamen", percentile=50.0)
+        + _visits(10, 0, home="fuzhou", city="fuzhou", percentile=50.0)
+        + _visits(4, 1, home="fuzhou", city="xiamen", percentile=50.0)
+        + _visits(6, 2, home="xiamen", city="fuzhou", percentile=50.0)
+    )
+
+    assert pooled_grant_rates(visits) == {
+        PooledRateKey("library", "local", 5): GrantRate(10, 20),
+        PooledRateKey("library", "visitor", 5): GrantRate(3, 10),
+    }
+
+
+@pytest.mark.parametrize(
+    ("percentile", "buckets", "bucket"),
+    [
+        (0.0, 10, 0),
+        (9.999, 10, 0),
+        (10.0, 10, 1),
+        (35.0, 10, 3),
+        (99.99, 10, 9),
+        (100.0, 10, 9),
+        (100.0, 11, 10),
+        (50.0, 6, 3),
+        (100.0, 1, 0),
+    ],
+)
+def test_percentile_buckets(percentile: float, buckets: int, bucket: int) -> None:
+    assert bucket_of(percentile, buckets) == bucket
+
+
+def test_a_percentile_of_100_lands_in_the_last_bucket_of_the_gap() -> None:
+    visits = _cell("xiamen", "library", 100.0, local=(30, 30), visitor=(30, 27))
+
+    assert fairness_gap(visits).where == ("xiamen", "library", 9)
+    assert fairness_gap(visits, buckets=4).where == ("xiamen", "library", 3)
+
+
+@pytest.mark.parametrize("percentile", [-0.1, 100.1, float("nan")])
+def test_a_percentile_outside_0_to_100_is_refused(percentile: float) -> None:
+    with pytest.raises(ValueError, match="percentile"):
+        grant_rates(_visits(1, 1, home="xiamen", city="xiamen", percentile=percentile))
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="buckets"):
+        bucket_of(50.0, 0)
+    with pytest.raises(ValueError, match="min_samples"):
+        fairness_gap([], min_samples=0)
+
+
+def test_no_qualifying_cell_gives_none_not_zero() -> None:
+    visits = _cell("xiamen", "library", 35.0, local=(10, 10), visitor=(10, 0))
+
+    gap = fairness_gap(visits)
+
+    assert gap == FairnessGap(
+        gap=None,
+        where=None,
+        local_rate=None,
+        visitor_rate=None,
+        n_local=0,
+        n_visitor=0,
+        cells_compared=0,
+        cells_skipped=1,
+    )
+    assert gap.describe().startswith("n/a: no cell to compare (0 cells compared, 1 skipped")
+    assert fairness_gap([]).gap is None
+    assert fairness_gap([]).cells_skipped == 0
+
+
+def test_a_tie_goes_to_the_first_cell_in_city_scenario_bucket_order() -> None:
+    visits = (
+        _cell("xiamen", "library", 35.0, local=(30, 30), visitor=(30, 15))
+        + _cell("fuzhou", "parking", 85.0, local=(30, 15), visitor=(30, 30))
+        + _cell("fuzhou", "library", 85.0, local=(30, 30), visitor=(30, 15))
+    )
+
+    assert fairness_gap(visits).where == ("fuzhou", "library", 8)
+    assert fairness_gap(list(reversed(visits))).where == ("fuzhou", "library", 8)
+
+
+def test_describe_names_the_gap_its_place_and_its_evidence() -> None:
+    visits = _cell("xiamen", "library", 35.0, local=(40, 32), visitor=(30, 15))
+
+    assert fairness_gap(visits).describe() == (
+        "0.300 at xiamen / library / percentile 30–40: visitors 0.500 (n=30) vs "
+        "locals 0.800 (n=40); 1 cells compared, 0 skipped (< 30 decided visits in a group)"
+    )
