@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ccx demo
+	$(BIN)/ccx simulate
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

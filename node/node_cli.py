@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from node.settings import Settings
+
+
+class LogLevel(enum.StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
 
 node_app = typer.Typer(
     help="Run a city node: create its keys and database, serve its HTTP API.", no_args_is_help=True
@@ -53,9 +63,7 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="log every request (uvicorn's access log)")
     ] = True,
-    log_level: Annotated[
-        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug")
-    ] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn's log level")] = LogLevel.info,
 ) -> None:
     """Serve the node's HTTP API with uvicorn (settings from CCX_* variables and .env)."""
     import uvicorn
@@ -82,7 +90,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level=log_level,
+        log_level=log_level.value,
         access_log=access_log,
     )
 

@@ -20,7 +20,7 @@ def simulate_command(
         int | None,
         typer.Option(
             min=2,
-            help="residents who consent and fetch an attestation (default: a fifth of the "
+            help="residents who consent and fetch an attestation (default: one per 20 "
             "visits, at least 20 per city)",
         ),
     ] = None,
@@ -56,7 +56,7 @@ def simulate_command(
     from simulator.report import summary_lines, write_report
     from simulator.run import Options, Simulation
 
-    console = Console(file=sys.stdout)
+    console = Console(file=sys.stdout, soft_wrap=True)
     options = Options(
         residents=residents,
         visits=visits,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple, TypeVar
 
 from simulator.observations import Visit
@@ -42,6 +42,7 @@ __all__ = [
     "fairness_cells",
     "fairness_gap",
     "grant_rates",
+    "pooled_fairness_gap",
     "pooled_grant_rates",
 ]
 
@@ -256,3 +257,21 @@ def fairness_gap(
         buckets=buckets,
         min_samples=min_samples,
     )
+
+
+ALL_CITIES = "all cities"
+POOLED_BUCKETS = 5
+POOLED_MIN_SAMPLES = 20
+
+
+def pooled_fairness_gap(
+    visits: Iterable[Visit],
+    *,
+    buckets: int = POOLED_BUCKETS,
+    min_samples: int = POOLED_MIN_SAMPLES,
+) -> FairnessGap:
+    """The same measure with the verifying cities pooled (locals of every city against
+    visitors of every city) and coarser buckets: what a run too small for the issue's
+    gap can still say. Its ``where`` names the city as ``"all cities"``."""
+    pooled = [replace(v, city=ALL_CITIES, home=ALL_CITIES if v.local else v.home) for v in visits]
+    return fairness_gap(pooled, buckets=buckets, min_samples=min_samples)

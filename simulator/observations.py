@@ -59,6 +59,7 @@ class Fault:
     action: str  # what the simulator did
     observed: str  # what the alliance did about it
     ok: bool  # whether that is what should happen
+    details: Sequence[str] = ()  # the cases behind a failure, one line each
 
 
 @dataclass(frozen=True)

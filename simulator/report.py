@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import math
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ from simulator.fairness import (
     bucket_label,
     fairness_cells,
     fairness_gap,
+    pooled_fairness_gap,
     pooled_grant_rates,
 )
 from simulator.observations import Outcome, RunResult
@@ -125,6 +127,8 @@ def summary_lines(result: RunResult) -> list[str]:
         f"({result.visits_per_second:.1f}/s): {_outcome_counts(outcomes)}",
         f"fairness gap: {gap.describe()}",
     ]
+    if gap.gap is None:
+        lines.append(f"  too few visits for it; pooled over cities: {_pooled(result)}")
     if result.invariants:
         lines.append("invariants:")
         lines += [
@@ -141,6 +145,11 @@ def summary_lines(result: RunResult) -> list[str]:
         if not fault.ok
     ]
     return lines
+
+
+def _pooled(result: RunResult) -> str:
+    pooled = pooled_fairness_gap(result.visits)
+    return f"{pooled.describe()}, {pooled.buckets} buckets"
 
 
 # --- sections -------------------------------------------------------------------------------
@@ -180,7 +189,8 @@ def _summary_section(result: RunResult, gap: FairnessGap) -> list[str]:
         f"- **Throughput:** {result.visits_per_second:.1f} visits/s",
         f"- **Wall time:** visits phase {result.visits_seconds:.1f} s, "
         f"whole run {result.total_seconds:.1f} s",
-        f"- **Fairness gap:** {gap.describe()}",
+        f"- **Fairness gap:** {gap.describe()}"
+        + (f"; pooled over verifying cities: {_pooled(result)}" if gap.gap is None else ""),
         f"- **Invariants:** {invariants}",
         f"- **Faults:** {faults}",
         "",
@@ -372,7 +382,14 @@ def _faults_section(result: RunResult) -> list[str]:
         [f"{fault.at:.1f}", fault.name, fault.action, fault.observed, _mark(fault.ok)]
         for fault in result.faults
     ]
-    return lines + _table(["at (s)", "fault", "action", "observed", "ok"], rows, "rlllc")
+    lines += _table(["at (s)", "fault", "action", "observed", "ok"], rows, "rlllc")
+    for fault in result.faults:
+        if fault.details:
+            lines += [f"{fault.name}, in detail:", ""]
+            lines += [f"- {_cell(detail)}" for detail in fault.details[:20]]
+            more = len(fault.details) - 20
+            lines += [f"- ... and {more} more", ""] if more > 0 else [""]
+    return lines
 
 
 def _invariants_section(result: RunResult) -> list[str]:
@@ -588,7 +605,7 @@ def _render_timeline(result: RunResult) -> bytes:
     width = _bin_width(duration)
     bins = max(1, math.ceil(duration / width))
     with _fonts():
-        figure = Figure(figsize=(10.5, 4.2), layout="constrained")
+        figure = Figure(figsize=(10.5, 4.6), layout="constrained")
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         bottom = np.zeros(bins)
@@ -613,24 +630,25 @@ def _render_timeline(result: RunResult) -> bytes:
             bottom += counts / width
         top = float(bottom.max()) * 1.2 or 1.0  # room for the legend
         above = blended_transform_factory(axes.transData, axes.transAxes)
-        for fault in result.faults:
+        for number, fault in enumerate(result.faults, 1):
             colour = "0.25" if fault.ok else "#d62728"
             axes.axvline(fault.at, color=colour, linestyle="--", linewidth=1, zorder=4)
-            # Above the plot, upright: faults a second apart stay legible and hide no bar.
+            # A number above the plot (faults a second apart stay legible and hide no bar);
+            # the names are listed under the axes.
             axes.text(
-                fault.at,
-                1.01,
-                f"{fault.name} {_mark(fault.ok)}",
-                transform=above,
-                rotation=90,
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                color=colour,
-            )
+                fault.at, 1.01, str(number), transform=above, ha="center", va="bottom",
+                fontsize=8, color=colour, fontweight="bold",
+            )  # fmt: skip
         axes.set_xlim(0, bins * width)
         axes.set_ylim(0, top)
-        axes.set_xlabel("seconds since the visits phase began")
+        label = "seconds since the visits phase began"
+        if result.faults:
+            names = "   ".join(
+                f"{number} {fault.name} {_mark(fault.ok)}"
+                for number, fault in enumerate(result.faults, 1)
+            )
+            label += "\n\n" + textwrap.fill(f"faults: {names}", width=140)
+        axes.set_xlabel(label)
         axes.set_ylabel(f"visits per second ({width:g} s bins)")
         figure.suptitle(
             "Visits per second by outcome; dashed lines: injected faults (✗: not as expected)",

@@ -81,7 +81,8 @@ class Options:
     def holders_total(self) -> int:
         if self.holders is not None:
             return min(self.holders, self.residents)
-        return min(self.residents, max(20 * len(self.cities), self.visits // 5))
+        # an attestation is presented many times in its month: ~20 visits per holder
+        return min(self.residents, max(20 * len(self.cities), self.visits // 20))
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Simulation:
         if options.visits < 1 or options.concurrency < 1:
             raise ValueError("--visits and --concurrency must be at least 1")
         self.options = options
-        self.console = console or Console(file=sys.stdout)
+        self.console = console or Console(file=sys.stdout, soft_wrap=True)
         self.work = options.out / "run"
         self.alliance_dir = self.work / "alliance"
         self.rng = random.Random(options.seed)
@@ -397,6 +398,7 @@ class Simulation:
         for city in self.cities.values():
             residents = city.scored_residents()
             chosen += [(city, r) for r in self.rng.sample(residents, min(per_city, len(residents)))]
+        self.rng.shuffle(chosen)  # every node busy at once, not city after city
         gate = asyncio.Semaphore(self.options.concurrency)
         with self.progress() as bar:
             task = bar.add_task("attestations", total=len(chosen))

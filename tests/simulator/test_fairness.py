@@ -232,3 +232,23 @@ def test_describe_names_the_gap_its_place_and_its_evidence() -> None:
         "0.300 at xiamen / library / percentile 30–40: visitors 0.500 (n=30) vs "
         "locals 0.800 (n=40); 1 cells compared, 0 skipped (< 30 decided visits in a group)"
     )
+
+
+def test_the_pooled_gap_compares_all_locals_with_all_visitors_in_coarser_buckets() -> None:
+    from simulator.fairness import ALL_CITIES, pooled_fairness_gap
+
+    # 20 locals per city at percentile 10 (bucket 0 of 5), all granted; 20 visitors from
+    # each city elsewhere, granted one time in four: pooled, 40 locals vs 40 visitors.
+    visits = []
+    for home, away in (("xiamen", "fuzhou"), ("fuzhou", "xiamen")):
+        visits += [Visit(0, home, home, "bike", 10.0, "granted") for _ in range(20)]
+        visits += [
+            Visit(0, home, away, "bike", 10.0, "granted" if i % 4 == 0 else "denied")
+            for i in range(20)
+        ]
+    per_city = fairness_gap(visits)
+    pooled = pooled_fairness_gap(visits)
+    assert per_city.gap is None  # 20 locals per city: under 30
+    assert pooled.where == (ALL_CITIES, "bike", 0)
+    assert pooled.gap == pytest.approx(0.75)
+    assert (pooled.n_local, pooled.n_visitor, pooled.buckets) == (40, 40, 5)

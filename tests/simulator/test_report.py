@@ -304,6 +304,8 @@ def test_summary_lines_of_an_empty_run() -> None:
         "visits: 0 in 0.0 s (0.0/s): 0 granted, 0 denied, 0 refused, 0 unavailable",
         "fairness gap: n/a: no cell to compare (0 cells compared, 0 skipped "
         "(< 30 decided visits in a group))",
+        "  too few visits for it; pooled over cities: n/a: no cell to compare (0 cells "
+        "compared, 0 skipped (< 20 decided visits in a group)), 5 buckets",
         "invariants: none checked",
         "faults: 0 of 0 handled as expected",
     ]
