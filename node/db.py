@@ -27,6 +27,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:":
+            # As many pooled connections as the thread pool has threads (anyio: 40): with
+            # SQLAlchemy's default 5 (+10 overflow), a busy worker opened and closed a
+            # connection, and ran its pragmas, for many requests.
+            kwargs = {"pool_size": 40, "max_overflow": 10, **kwargs}
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}, **kwargs
         )
