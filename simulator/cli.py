@@ -77,7 +77,14 @@ def simulate_command(
         f"ccx simulate: {len(options.cities)} cities, {residents:,} residents, "
         f"{options.holders_total():,} holders, {visits:,} visits (seed {seed})"
     )
-    result = simulation.run()
+    try:
+        result = simulation.run()
+    except (RuntimeError, OSError) as exc:  # a node that won't start, a full disk, ...
+        typer.echo(
+            f"error: the simulation stopped: {str(exc).strip() or type(exc).__name__}", err=True
+        )
+        typer.echo(f"  the nodes' logs are in {out / 'run'}/*.log", err=True)
+        raise typer.Exit(1) from None
     report = write_report(result, out)
     console.print()
     for line in summary_lines(result):

@@ -210,8 +210,11 @@ def sim_bound() -> float:
 async def tamper_and_replay(sim: Simulation) -> None:
     at = sim.now()
     holder = next(_active(c) for c in sim.cities.values())
-    here = next(c for c in sim.cities.values() if c.name != holder.home)
-    there = next(c for c in sim.cities.values() if c.name not in (holder.home, here.name))
+    # two verifiers whose nodes run (another fault may have one down): another city
+    # first, then a third city or, failing that, her home city
+    up = [c for c in sim.cities.values() if c.node.running]
+    here = next(c for c in up if c.name != holder.home)
+    there = sorted((c for c in up if c is not here), key=lambda c: c.name == holder.home)[0]
     attempts: list[tuple[str, int, str | None]] = []  # (what, status, code)
 
     async def challenge(city: City) -> dict[str, Any]:

@@ -131,8 +131,13 @@ def revoked_refused(sim: Simulation) -> Invariant:
 
 
 def id_pattern(prefix: str) -> re.Pattern[bytes]:
-    """A city's resident ids (``xm-r0000042``) and record ids (``xm-00000042``)."""
-    return re.compile(rb"\b" + re.escape(prefix.encode()) + rb"-(?:r\d{7}|\d{8})\b")
+    """A city's resident ids (``xm-r0000042``) and record ids (``xm-00000042``).
+
+    No word boundaries: SQLite packs a row's columns with nothing between them
+    (``utilitiesxm-00000546``), and a boundary hid most ids in a real database. A false
+    alarm (base64 text that happens to read ``xm-`` and eight digits, ~1e-12 a byte)
+    names its file for a person to look at; a missed leak would say nothing."""
+    return re.compile(re.escape(prefix.encode()) + rb"-(?:r\d{7}|\d{8})")
 
 
 def scan_for_ids(paths: list[Path], patterns: dict[str, re.Pattern[bytes]]) -> dict[str, int]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 
-import click
 import typer
 
 __all__ = ["ToolingError", "ccx"]
@@ -26,14 +25,21 @@ def ccx(*args: str) -> str:
     code: int | None = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
-            command.main(args=list(args), prog_name="ccx", standalone_mode=False)
-        except click.exceptions.Exit as exc:
-            code = exc.exit_code
-        except click.ClickException as exc:
-            exc.show(file=out)
-            code = exc.exit_code
+            # Without standalone mode, a command that ends with typer.Exit(n) returns n.
+            returned = command.main(args=list(args), prog_name="ccx", standalone_mode=False)
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        except Exception as exc:
+            # typer bundles its own click: its usage errors and exits are recognised by
+            # what they carry, not by class
+            exit_code = getattr(exc, "exit_code", None)
+            if not isinstance(exit_code, int):
+                raise
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show(file=out)
+            code = exit_code
     if code:
         raise ToolingError(f"`ccx {' '.join(args)}` exited {code}:\n{out.getvalue().strip()}")
     return out.getvalue()

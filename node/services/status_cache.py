@@ -305,7 +305,13 @@ class StatusListCache:
             with self._lock:  # another thread may have fetched it while this one waited
                 entry = self._entries.get(key) or _CachedList()
                 fresh = self._is_fresh(entry, now)
-                retry = entry.attempted_at is None or now >= entry.attempted_at + self.retry_after
+                # the back-off is for an issuer that failed; one that answered is asked
+                # again as soon as its list is past its ttl
+                retry = (
+                    entry.failing_since is None
+                    or entry.attempted_at is None
+                    or now >= entry.attempted_at + self.retry_after
+                )
                 if fresh:
                     self._counts["hits"] += 1
             if not fresh and retry:

@@ -1,11 +1,14 @@
 """The simulator's parts that need no process: the holder's view of her attestation and
 what she discloses, the invariants judged from canned audit pages and files in a temporary
-folder, the admin token a node is started with, and the in-process `ccx` tooling."""
+folder, the revocation bound the consent fault assumes of a node's status cache, the
+tampering fault beside a killed node, the admin token a node is started with, and the
+in-process `ccx` tooling."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,14 +16,18 @@ from typing import Any
 
 import pytest
 
+import protocol as P
 from node.auth import hash_token
-from simulator import invariants
+from node.services.status_cache import StatusListCache
+from simulator import faults, invariants
+from simulator.api import Unreachable
 from simulator.cluster import new_admin_token
 from simulator.holders import Holder, disclosures, own_claims, percentile_rank
 from simulator.observations import Outcome, Visit
-from simulator.run import Grant
+from simulator.run import STATUS_TTL, Grant
 from simulator.tooling import ToolingError, ccx
-from tests.conftest import VERIFIER, make_setup
+from tests.conftest import ISSUER, NOW, STATUS_URI, VERIFIER, make_setup
+from tests.node.test_status_cache import REVOKED_IDX, IssuerNode, ref, registry, sign, status_list
 
 # --- percentile_rank: the share below her score plus half the share at it ----------------
 
@@ -181,14 +188,6 @@ def test_id_pattern_ignores_what_is_not_an_id_of_the_city(text: bytes) -> None:
     assert not invariants.id_pattern("xm").search(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator/invariants.py id_pattern: the \\b on either side needs a non-word byte "
-    "next to the id, but SQLite packs a row's columns with nothing between them: a record "
-    "id after a text column ('utilities' + 'fz-00000546') is not found. In a real run's "
-    "xiamen node.db, 768 of the 868 distinct xm ids follow a department name this way and "
-    "are invisible to the leak search.",
-)
 def test_id_search_finds_an_id_packed_in_a_sqlite_row(tmp_path: Path) -> None:
     database = tmp_path / "node.db"
     with sqlite3.connect(database) as connection:
@@ -284,11 +283,11 @@ def test_raw_records_fails_when_a_city_holds_none_of_its_own_ids(tmp_path: Path)
 # --- every grant traceable: canned audit pages ------------------------------------------------
 
 SCENARIO = "library_deposit_free"
-ISSUER = "http://127.0.0.1:9001"
+AUDITED_ISSUER = "http://127.0.0.1:9001"
 
 
 def _decided(seq: int, decision: str = "granted", scenario: str = SCENARIO) -> dict[str, Any]:
-    details = {"decision": decision, "scenario": scenario, "issuer": ISSUER}
+    details = {"decision": decision, "scenario": scenario, "issuer": AUDITED_ISSUER}
     return {"seq": seq, "action": "verification.decided", "details": details}
 
 
@@ -341,7 +340,7 @@ def _traceable(sim: SimpleNamespace) -> Any:
 
 
 def _grant(city: str, seq: int, scenario: str = SCENARIO) -> Grant:
-    return Grant(city, seq, scenario, ISSUER)
+    return Grant(city, seq, scenario, AUDITED_ISSUER)
 
 
 def test_grants_traceable_when_each_is_in_its_log() -> None:
@@ -442,6 +441,77 @@ def test_revoked_refused_judges_late_visits_and_the_final_probe(
     assert invariant.ok is ok, invariant.detail
 
 
+def test_a_revocation_reaches_a_verifier_within_the_simulators_bound() -> None:
+    """The judgement of the consent-withdrawal fault (simulator/faults.py) assumes a
+    verifier, its status cache configured as the run configures it, sees a revocation at
+    most ``sim_bound()`` seconds after it is made, the issuer answering all along."""
+    issuer = IssuerNode(sign(status_list(), iat=NOW, ttl=STATUS_TTL))
+    cache, reg = StatusListCache(min_ttl=STATUS_TTL), registry()
+    read = cache.status_of(issuer.client(), reg, ref(), ISSUER, now=NOW)
+    assert read == P.STATUS_VALID  # a visit at NOW: the verifier fetches the list
+    withdrawn_at = NOW + 1
+    issuer.tokens[STATUS_URI] = sign(status_list(REVOKED_IDX), iat=withdrawn_at, ttl=STATUS_TTL)
+    late = withdrawn_at + math.ceil(faults.sim_bound())
+    read = cache.status_of(issuer.client(), reg, ref(), ISSUER, now=late)
+    assert read == P.STATUS_REVOKED
+
+
+# --- faults that overlap ----------------------------------------------------------------------
+
+
+class ServicePoints:
+    """An Api for the tampering fault: every node hands out challenges and refuses every
+    presentation (the node's checks are tested in tests/node); a node in ``down`` does
+    not answer."""
+
+    def __init__(self, down: set[str]) -> None:
+        self.down = down
+        self.requests: list[tuple[str, str]] = []
+        self.challenges = 0
+
+    async def call(
+        self, method: str, base: str, path: str, *, body: Any = None, **_: Any
+    ) -> tuple[int, Any]:
+        self.requests.append((base, path))
+        if base in self.down:
+            raise Unreachable(f"{method} {base}{path}: connection refused")
+        if path == "/v1/verifications/challenge":
+            self.challenges += 1
+            tier = {"name": "basic", "alliance_min": 600, "disclose": "score_at_least.600"}
+            return 201, {
+                "nonce": f"nonce-{self.challenges}",
+                "aud": base,
+                "scenario": body["scenario"],
+                "disclose": [tier["disclose"]],
+                "tiers": [tier],
+            }
+        return 400, {"error": {"code": "presentation_invalid", "message": "refused"}}
+
+    async def ok(self, method: str, base: str, path: str, **kwargs: Any) -> Any:
+        status, answer = await self.call(method, base, path, **kwargs)
+        assert 200 <= status < 300, (base, path, status)
+        return answer
+
+
+def test_the_tampering_fault_goes_to_nodes_that_run() -> None:
+    setup = make_setup()
+    cities = {}
+    for name in ("xiamen", "fuzhou", "zhangzhou"):
+        holder = _holder(672, setup.attestation, setup.holder_key)
+        holder.home, holder.claims = name, own_claims(setup.attestation)
+        node = SimpleNamespace(url=f"http://{name}", running=name != "fuzhou")
+        cities[name] = SimpleNamespace(name=name, node=node, service_token="t", holders=[holder])
+    api = ServicePoints(down={"http://fuzhou"})  # killed by the fault before
+    sim = SimpleNamespace(
+        cities=cities, api=api, grants=[], result=SimpleNamespace(faults=[]), now=lambda: 3.0
+    )
+    asyncio.run(faults.tamper_and_replay(sim))  # type: ignore[arg-type]
+    assert [base for base, _ in api.requests if base == "http://fuzhou"] == []
+    [fault] = sim.result.faults
+    assert fault.name == "tampered and replayed presentations"
+    assert fault.ok, fault.observed
+
+
 # --- the admin token a node is started with --------------------------------------------------------
 
 
@@ -472,13 +542,6 @@ def test_ccx_returns_the_output_of_a_command_that_succeeds(
     assert shown.startswith("Alliance https://alliance.test\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator/tooling.py ccx: with standalone_mode=False, Command.main() returns the "
-    "exit code of a typer.Exit (how every `ccx` command fails, node/cli_support.fail) instead "
-    "of raising it; ccx ignores the return value, so a failing command returns its error "
-    "text as if it had succeeded",
-)
 def test_ccx_raises_when_a_command_fails() -> None:
     with pytest.raises(ToolingError) as raised:
         ccx("alliance", "show", "--dir", "/nonexistent")
@@ -487,12 +550,6 @@ def test_ccx_raises_when_a_command_fails() -> None:
     assert "/nonexistent holds no alliance" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator/tooling.py ccx: typer 0.29 parses with its own copy of click "
-    "(typer._click), so a usage error is a typer._click.exceptions.NoSuchOption that the "
-    "`except click.ClickException` does not catch: it escapes ccx as is",
-)
 def test_ccx_raises_on_a_usage_error() -> None:
     with pytest.raises(ToolingError) as raised:
         ccx("alliance", "show", "--no-such-option")
