@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mappings import AllianceScale, MappingTable
 
-__all__ = ["render_curves"]
+__all__ = ["cjk_font", "render_curves"]
 
 # Fonts that carry Chinese glyphs, tried in order; scale names such as 白鹭分 are
 # written only when one is installed (DejaVu Sans, matplotlib's own, has none).
@@ -41,7 +41,9 @@ _WIDTH = 10.5
 _Z_SE = 1.96  # a 95% band under normality
 
 
-def _cjk_font() -> str | None:
+def cjk_font() -> str | None:
+    """The first installed font that carries Chinese glyphs, or None (matplotlib then
+    draws boxes for them)."""
     installed = {font.name for font in font_manager.fontManager.ttflist}
     return next((name for name in _CJK_FONTS if name in installed), None)
 
@@ -112,7 +114,7 @@ def render_curves(tables: Sequence[MappingTable], scale: AllianceScale) -> bytes
     +-1.96 standard errors where the table carries them; dashed guides at the alliance
     band boundaries, named on the right.
     """
-    cjk = _cjk_font()
+    cjk = cjk_font()
     families = ["DejaVu Sans", cjk] if cjk else ["DejaVu Sans"]
     with mpl.rc_context({"font.family": families, "font.size": 9.5}):
         return _render(tables, scale, with_names=cjk is not None)

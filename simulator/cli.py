@@ -15,7 +15,7 @@ def simulate_command(
     residents: Annotated[
         int, typer.Option(min=50, help="synthetic residents over all cities, split evenly")
     ] = 5_000,
-    visits: Annotated[int, typer.Option(min=1, help="presentations at service points")] = 2_000,
+    visits: Annotated[int, typer.Option(min=1, help="presentations at service points")] = 5_000,
     holders: Annotated[
         int | None,
         typer.Option(

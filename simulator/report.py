@@ -33,7 +33,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from mappings import AllianceScale, MappingError, MappingTable
 from node.files import write_atomically
-from node.mapping_plot import _cjk_font, render_curves
+from node.mapping_plot import cjk_font, render_curves
 from simulator.fairness import (
     DEFAULT_BUCKETS,
     DEFAULT_MIN_SAMPLES,
@@ -125,6 +125,7 @@ def summary_lines(result: RunResult) -> list[str]:
         f"{_n(sum(c.holders for c in result.cities))} holders",
         f"visits: {_n(len(result.visits))} in {result.visits_seconds:.1f} s "
         f"({result.visits_per_second:.1f}/s): {_outcome_counts(outcomes)}",
+        f"wall time: {result.total_seconds:.1f} s for the whole run",
         f"fairness gap: {gap.describe()}",
     ]
     if gap.gap is None:
@@ -469,7 +470,7 @@ def _scenarios(result: RunResult) -> list[str]:
 
 @contextmanager
 def _fonts() -> Iterator[None]:
-    cjk = _cjk_font()  # a fault's or an endpoint's text may be Chinese
+    cjk = cjk_font()  # a fault's or an endpoint's text may be Chinese
     families = ["DejaVu Sans", cjk] if cjk else ["DejaVu Sans"]
     with mpl.rc_context({"font.family": families, "font.size": 9}):
         yield

@@ -68,7 +68,7 @@ NOT_A_SCORE_DECISION = frozenset(
 @dataclass(frozen=True)
 class Options:
     residents: int = 5_000  # over all cities, split evenly
-    visits: int = 2_000
+    visits: int = 5_000
     holders: int | None = None  # residents who fetch an attestation; default from visits
     cities: tuple[str, ...] = DEFAULT_CITIES
     seed: int = 2026

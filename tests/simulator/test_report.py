@@ -302,6 +302,7 @@ def test_summary_lines_of_an_empty_run() -> None:
     assert lines == [
         "seed 0: 0 cities, 0 residents, 0 holders",
         "visits: 0 in 0.0 s (0.0/s): 0 granted, 0 denied, 0 refused, 0 unavailable",
+        "wall time: 0.0 s for the whole run",
         "fairness gap: n/a: no cell to compare (0 cells compared, 0 skipped "
         "(< 30 decided visits in a group))",
         "  too few visits for it; pooled over cities: n/a: no cell to compare (0 cells "
