@@ -46,6 +46,7 @@ def schedule(sim: Simulation) -> list[tuple[float, str, Inject]]:
     its share is done, without waiting for the ones before to end (they may overlap)."""
     names = list(sim.cities)
     rotated, killed = sim.cities[names[0]], sim.cities[names[1]]
+    sim.doomed = killed.name  # the other faults keep away from it: they may overlap
     return [
         (0.10, f"key rotation at {rotated.name}", lambda: rotate_keys(sim, rotated)),
         (0.20, "consent withdrawn", lambda: withdraw_consents(sim, spare=killed)),
@@ -55,15 +56,24 @@ def schedule(sim: Simulation) -> list[tuple[float, str, Inject]]:
     ]
 
 
+def _safe(sim: Simulation) -> list[City]:
+    """The cities whose nodes run and are not the one a fault kills (faults overlap)."""
+    doomed = getattr(sim, "doomed", None)
+    return [c for c in sim.cities.values() if c.node.running and c.name != doomed]
+
+
 def _other(sim: Simulation, city: City) -> City:
-    """Another city, one whose node runs if there is one (faults may overlap)."""
+    """Another city whose node runs and stays up, if there is one."""
     others = [c for c in sim.cities.values() if c.name != city.name]
-    return next((c for c in others if c.node.running), others[0])
+    return next((c for c in _safe(sim) if c.name != city.name), others[0])
 
 
 def _active(city: City) -> Holder:
     """A holder of ``city`` whose consent stands."""
-    return next(h for h in city.holders if h.withdrawn_at is None)
+    holder = next((h for h in city.holders if h.withdrawn_at is None), None)
+    if holder is None:
+        raise RuntimeError(f"no holder of {city.name} still consents: too few holders")
+    return holder
 
 
 def _decided(visits: list[Visit]) -> int:
@@ -212,7 +222,7 @@ async def tamper_and_replay(sim: Simulation) -> None:
     holder = next(_active(c) for c in sim.cities.values())
     # two verifiers whose nodes run (another fault may have one down): another city
     # first, then a third city or, failing that, her home city
-    up = [c for c in sim.cities.values() if c.node.running]
+    up = _safe(sim)
     here = next(c for c in up if c.name != holder.home)
     there = sorted((c for c in up if c is not here), key=lambda c: c.name == holder.home)[0]
     attempts: list[tuple[str, int, str | None]] = []  # (what, status, code)

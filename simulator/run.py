@@ -121,6 +121,11 @@ class Simulation:
             population.profile(name)  # ValueError naming an unknown city
         if options.residents < 10 * len(options.cities):
             raise ValueError(f"--residents must be at least {10 * len(options.cities)}")
+        if options.faults and options.holders_total() < 10 * len(options.cities):
+            raise ValueError(
+                f"the faults need at least 10 holders per city: --holders "
+                f"{10 * len(options.cities)} or more (or --no-faults)"
+            )
         if options.visits < 1 or options.concurrency < 1:
             raise ValueError("--visits and --concurrency must be at least 1")
         self.options = options
@@ -142,6 +147,7 @@ class Simulation:
         self.finishers: list[Callable[[], Any]] = []  # faults judged at the end
         self.visit_holders: list[tuple[str, str]] = []  # (home, resident) of each visit
         self.revocation: dict[str, Any] = {}  # what the consent-withdrawal fault saw
+        self.doomed: str | None = None  # the city whose node a fault kills
 
     # --- the run ----------------------------------------------------------------------
 
