@@ -76,6 +76,13 @@ def _active(city: City) -> Holder:
     return holder
 
 
+def _kid(attestation: str) -> str | None:
+    """The ``kid`` of an attestation's issuer-signed JWT header."""
+    header = json.loads(P.b64url_decode(attestation.split(".", 1)[0]))
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) else None
+
+
 def _decided(visits: list[Visit]) -> int:
     return sum(1 for v in visits if v.decided)
 
@@ -95,6 +102,7 @@ async def rotate_keys(sim: Simulation, city: City) -> None:
     fresh = await enrol(
         sim.api, resident=resident, home=city.name, node=city.node.url, summary=city.summary
     )
+    signed_new = _kid(fresh.attestation) == rotated["active_kid"]
     elsewhere = _other(sim, city)
     before = await sim.visit(fresh, elsewhere, "library_deposit_free")
     sim.result.faults.append(
@@ -104,9 +112,11 @@ async def rotate_keys(sim: Simulation, city: City) -> None:
             action=f"POST /v1/admin/keys/rotate at {city.name}: the next key "
             f"{rotated['active_kid'][:12]}... signs from now on, {rotated['retired_kid'][:12]}... "
             "is retired",
-            observed=f"an attestation signed with the new key was {before.outcome} at "
-            f"{elsewhere.name} (registry v{sim.registry_version} already listed the key as next)",
-            ok=before.decided,
+            observed=f"an attestation signed with the new key "
+            f"({'its kid checked' if signed_new else 'BUT ITS KID IS ANOTHER'}) was "
+            f"{before.outcome} at {elsewhere.name} (registry v{sim.registry_version} already "
+            "listed the key as next)",
+            ok=before.decided and signed_new,
         )
     )
     # the alliance lists the node's new key set in a new registry version, mid-run
@@ -118,6 +128,7 @@ async def rotate_keys(sim: Simulation, city: City) -> None:
     version = await asyncio.to_thread(sim.publish)
     seconds = await sim.wait_registry(version)
     old = _active(city)
+    signed_old = _kid(old.attestation) == rotated["retired_kid"]
     after_new = await sim.visit(fresh, elsewhere, "bike_deposit_free")
     after_old = await sim.visit(old, elsewhere, "bike_deposit_free")
     sim.result.faults.append(
@@ -129,7 +140,7 @@ async def rotate_keys(sim: Simulation, city: City) -> None:
             observed=f"every node had v{version} in effect {seconds:.1f} s later; then an "
             f"attestation with the new key was {after_new.outcome} and one from before the "
             f"rotation {after_old.outcome} at {elsewhere.name}",
-            ok=after_new.decided and after_old.decided,
+            ok=after_new.decided and after_old.decided and signed_old,
         )
     )
 
