@@ -310,3 +310,19 @@ def test_summary_lines_of_an_empty_run() -> None:
         "invariants: none checked",
         "faults: 0 of 0 handled as expected",
     ]
+
+
+def test_a_fault_s_details_are_listed_under_the_table_escaped_and_capped(tmp_path: Path) -> None:
+    result = RunResult(seed=1, started_at=0, scale={}, scenarios=[])
+    details = [f"xiamen resident at fuzhou {i} s after | withdrawing" for i in range(25)]
+    result.faults = [
+        Fault("consent withdrawn", 3.0, "withdrew", "2 decided late", ok=False, details=details),
+        Fault("alliance host down", 5.0, "stopped", "fine", ok=True),
+    ]
+    text = write_report(result, tmp_path).read_text(encoding="utf-8")
+    listed = text[text.index("consent withdrawn, in detail:") :]
+    items = [line for line in listed.splitlines() if line.startswith("- ")]
+    assert items[0] == "- xiamen resident at fuzhou 0 s after \\| withdrawing"
+    assert len(items) == 21
+    assert items[-1] == "- ... and 5 more"
+    assert "alliance host down, in detail:" not in text  # no details, no list
