@@ -27,6 +27,7 @@ from keys import generate_key
 from simulator.api import Unreachable, error_code
 from simulator.holders import Holder, disclosures, enrol, withdraw
 from simulator.observations import Fault, Visit
+from simulator.run import Grant
 from simulator.tooling import ccx
 
 if TYPE_CHECKING:
@@ -270,7 +271,7 @@ async def tamper_and_replay(sim: Simulation) -> None:
         label="POST /v1/verifications",
     )  # fmt: skip
     if first[0] == 200 and first[1].get("decision") == "granted":
-        sim.grants.append(_grant(here.name, first[1]))
+        sim.grants.append(Grant.of(here.name, first[1]))
     await send("the same request replayed", here, ch["nonce"], honest)
     # the same presentation at another city, with that city's fresh challenge
     other = await challenge(there)
@@ -307,12 +308,6 @@ async def tamper_and_replay(sim: Simulation) -> None:
             ok=len(refused) == len(attempts),
         )
     )
-
-
-def _grant(city: str, answer: dict[str, Any]) -> Any:
-    from simulator.run import Grant
-
-    return Grant(city, answer["audit_seq"], answer["scenario"], answer["issuer"])
 
 
 # --- a node killed and restarted -------------------------------------------------------

@@ -26,7 +26,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,11 @@ class Grant:
     audit_seq: int
     scenario: str
     issuer: str
+
+    @classmethod
+    def of(cls, city: str, answer: Mapping[str, Any]) -> Grant:
+        """From a service point's ``POST /v1/verifications`` answer."""
+        return cls(city, answer["audit_seq"], answer["scenario"], answer["issuer"])
 
 
 class Simulation:
@@ -543,7 +548,7 @@ class Simulation:
             return seen(_failure(status), error_code(answer))
         reasons = [r["code"] for r in answer.get("reasons", [])]
         if answer["decision"] == "granted":
-            self.grants.append(Grant(city.name, answer["audit_seq"], scenario, answer["issuer"]))
+            self.grants.append(Grant.of(city.name, answer))
             return seen("granted", None, (answer.get("tier") or {}).get("name"))
         if reasons and reasons[0] in NOT_A_SCORE_DECISION:
             return seen("refused", reasons[0])
