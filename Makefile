@@ -24,16 +24,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict protocol keys mappings
 
 # pytest with a throwaway PostgreSQL server (scripts/pg-test-server): it is found or
-# installed, started, exported as CCX_TEST_DATABASE_URL and always stopped; pytest's exit
-# status is kept. Without PostgreSQL a loud notice is printed and its tests skip.
+# installed, started, exported as CCX_TEST_DATABASE_URL and always stopped. scripts/test-suites
+# runs the whole suite on SQLite and, beside it on the other core, the node suites on
+# PostgreSQL; a failure of either fails. Without PostgreSQL a loud notice is printed and
+# its tests skip.
 unit: $(STAMP)
-	@bash scripts/pg-test-server run -- $(BIN)/pytest $(PYTEST_ARGS)
+	@bash scripts/pg-test-server run -- bash scripts/test-suites $(PYTEST_ARGS)
 
 # pytest alone (the PostgreSQL tests skip unless CCX_TEST_DATABASE_URL is set)
 unit-sqlite: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# the node tests on PostgreSQL instead of SQLite (tests/storage/node_postgres.py)
+# the node suites on PostgreSQL alone (tests/storage/node_postgres.py; make test runs them too)
 test-node-pg: $(STAMP)
 	@bash scripts/pg-test-server run -- $(BIN)/python -m pytest -p tests.storage.node_postgres \
 		--node-db=postgresql tests/node $(PYTEST_ARGS)

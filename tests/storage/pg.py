@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 ENV = "CCX_TEST_DATABASE_URL"
 SKIP_REASON = "PostgreSQL test server not available (see make test notice)"
 
-__all__ = ["ENV", "SKIP_REASON", "server_url", "temporary_database"]
+__all__ = ["ENV", "SKIP_REASON", "empty_database", "server_url", "temporary_database"]
 
 
 def server_url() -> str | None:
@@ -46,11 +46,18 @@ def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 @contextmanager
-def temporary_database(url: str, prefix: str = "ccx") -> Iterator[str]:
-    """A new, empty database on the server of ``url``; dropped (connections and all) after."""
+def temporary_database(url: str, prefix: str = "ccx", *, template: str | None = None) -> Iterator[str]:
+    """A new database on the server of ``url``, empty or a copy of the database ``template``
+    names (a URL; nothing may be connected to it); dropped (connections and all) after."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        source = make_url(template).database or ""
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(source)
+        )
     with _admin(url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(create)
     try:
         yield _libpq(url, name)
     finally:
@@ -58,3 +65,42 @@ def temporary_database(url: str, prefix: str = "ccx") -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+KEEP = frozenset({"alembic_version"})
+
+
+def empty_database(url: str, *, keep: frozenset[str] = KEEP) -> None:
+    """Delete every row of every table in ``url``'s public schema but ``keep``'s and restart
+    its sequences, first ending the sessions other clients still hold on it (a test's
+    engines that were never disposed), so that nothing of one test reaches the next.
+
+    DELETE with the foreign-key triggers off (session_replication_role, which the test
+    server's owner may set), not TRUNCATE: on a few small tables it takes milliseconds
+    where TRUNCATE, which swaps every table's files, took ~0.15 s."""
+    with psycopg.connect(_libpq(url), autocommit=True, connect_timeout=10) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+            if name not in keep
+        ]
+        sequences = [
+            name
+            for (name,) in connection.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+            )
+        ]
+        with connection.transaction():
+            connection.execute("SET LOCAL session_replication_role = replica")
+            for name in tables:
+                connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier("public", name)))
+            for name in sequences:
+                connection.execute(
+                    sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier("public", name))
+                )
