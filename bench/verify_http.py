@@ -148,9 +148,10 @@ def node_settings(data_dir: Path, port: int, city: str) -> Any:
     )
 
 
-def prepare_home(settings: Any, now: int) -> dict[str, Any]:
-    """The Fuzhou node's keyring and schema, and VISITORS residents with scores that an
-    alliance minimum of 600 grants, and both consents. Returns its JWKS."""
+def prepare_home(settings: Any, now: int, residents: int = VISITORS) -> dict[str, Any]:
+    """The Fuzhou node's keyring and schema, and ``residents`` residents (``visitor-<n>``)
+    with scores that an alliance minimum of 600 grants, and both consents. Returns its
+    JWKS. (bench/soak.py prepares its Xiamen node's residents with it too.)"""
     from sqlmodel import Session
 
     from node.app import initialize_node
@@ -160,7 +161,7 @@ def prepare_home(settings: Any, now: int) -> dict[str, Any]:
     ring = initialize_node(settings, now=now)
     engine = make_engine(settings.effective_database_url)
     with Session(engine) as session:
-        for n in range(VISITORS):
+        for n in range(residents):
             visitor = f"visitor-{n}"
             session.add(
                 Score(
