@@ -1,0 +1,69 @@
+"""The trust boundary (docs/SECURITY.md, "Assets and trust boundaries"): without
+credentials only the public federation routes answer, and none of them carries a
+resident's data. A resident's records and score stay in her home node; what leaves is
+what she discloses from her attestation."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session
+
+from node.models import Record
+from tests.conftest import NOW
+from tests.node.issuing_helpers import node_state
+from tests.security.world import XIAMEN, World, attest
+
+RESIDENT = "resident-boundary-7f3a"
+RECORD_ID = "record-boundary-991"
+# Public by design (docs/PROTOCOL.md section 6 and 7, DESIGN section 10), with the
+# development identity provider, which a production node never serves (CCX_DEV_IDP).
+PUBLIC = {
+    "GET /.well-known/jwks.json",
+    "GET /.well-known/jwt-vc-issuer",
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /v1/status-lists/{list_id}",
+    "GET /v1/alliance/registry",
+    "GET /v1/alliance/registry/versions/{version}",
+    "GET /v1/alliance/tables/{name}",
+    "POST /dev-idp/token",
+}
+SAMPLE = {
+    "list_id": "1",
+    "version": "1",
+    "name": "xiamen.v1.table.jwt",
+    "client_id": "tax-client",
+    "month": "2027-01",
+    "kind": "share_alliance",
+    "objection_id": "1",
+}
+
+
+def operations(world: World) -> list[tuple[str, str]]:
+    paths = world.xiamen.get("/openapi.json").json()["paths"]
+    return [(method.upper(), path) for path, ops in paths.items() for method in ops]
+
+
+def test_without_credentials_only_the_public_routes_answer(world: World) -> None:
+    attest(world.xiamen, XIAMEN, RESIDENT, 720)  # her score, her status list 1
+    with Session(node_state(world.xiamen).engine) as db:
+        db.add(
+            Record(department="tax", record_id=RECORD_ID, resident_id=RESIDENT,
+                   kind="tax_arrears", occurred_at=NOW - 86400, recorded_at=NOW - 86400)
+        )  # fmt: skip
+        db.commit()
+    closed: dict[str, int] = {}
+    for method, template in operations(world):
+        path = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], template)
+        response = world.xiamen.request(method, path, json={})
+        operation = f"{method} {template}"
+        if operation in PUBLIC:
+            assert RESIDENT not in response.text, operation
+            assert RECORD_ID not in response.text, operation
+        else:
+            closed[operation] = response.status_code
+    assert closed, "the node has routes behind credentials"
+    assert {op: status for op, status in closed.items() if status not in (401, 403)} == {}
+    assert set(PUBLIC) <= {f"{m} {p}" for m, p in operations(world)}
