@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +19,14 @@ class LogLevel(enum.StrEnum):
     info = "info"
     debug = "debug"
 
+
+# Seconds uvicorn's supervisor waits for a worker to answer its health check before it
+# kills the worker and starts another (uvicorn >= 0.37; before that a fixed 5 s, which is
+# also its default). A worker first answers once it has imported the node, 2-3 s of CPU:
+# on a loaded 2-vCPU machine that took over 5 s, so `--workers 2` killed workers that were
+# still starting, and their replacements too (issue 7, tests/durability/test_workers.py).
+# A worker that hangs for good is still replaced, half a minute later.
+WORKER_HEALTHCHECK_TIMEOUT = 30
 
 node_app = typer.Typer(
     help="Run a city node: create its keys and database, serve its HTTP API.", no_args_is_help=True
@@ -84,6 +93,9 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
+    supervisor: dict[str, Any] = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        supervisor["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_TIMEOUT
     uvicorn.run(
         "node.app:create_app",
         factory=True,
@@ -92,6 +104,7 @@ def serve(
         workers=workers,
         log_level=log_level.value,
         access_log=access_log,
+        **supervisor,
     )
 
 

@@ -4,6 +4,7 @@ and database. Started, stopped (politely or with SIGKILL) and restarted by the r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -48,6 +49,8 @@ class NodeProcess:
     env: dict[str, str]
     admin_token: str
     log_path: Path
+    workers: int = 1  # uvicorn worker processes (``--workers``); more than 1 adds a supervisor
+    log_level: str = "warning"  # uvicorn's (``info`` adds its start, stop and worker events)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     _log: IO[bytes] | None = field(default=None, repr=False)
@@ -76,8 +79,10 @@ class NodeProcess:
             str(self.port),
             "--no-access-log",
             "--log-level",
-            "warning",
+            self.log_level,
         ]
+        if self.workers > 1:
+            command += ["--workers", str(self.workers)]
         env = {**os.environ, **self.env}
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             command, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
@@ -103,19 +108,30 @@ class NodeProcess:
                 time.sleep(0.1)
 
     def stop(self, *, kill: bool = False, timeout: float = 15.0) -> None:
-        """SIGTERM (uvicorn finishes requests in flight) or, with ``kill``, SIGKILL: a
-        crash, nothing flushed. Waits for the process to end."""
+        """SIGTERM (uvicorn finishes requests in flight, and its supervisor stops the
+        workers) or, with ``kill``, SIGKILL to the whole process group (the supervisor and
+        every worker at once): a crash, nothing flushed. Waits for the process to end."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            if kill:
+                self._kill_group()
+            else:
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._kill_group()
                 self.process.wait()
         self.process = None
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def _kill_group(self) -> None:
+        # start() made the process a session (and group) leader, so its group is it and
+        # its workers; called only while it runs (not reaped), so the id is still ours
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 15) -> str:
         try:

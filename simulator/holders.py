@@ -18,7 +18,15 @@ from keys import generate_key
 from protocol._jws import sign_jws
 from simulator.api import Api
 
-__all__ = ["Holder", "disclosures", "fetch_attestation", "login", "percentile_rank", "withdraw"]
+__all__ = [
+    "Holder",
+    "attestation_request",
+    "disclosures",
+    "fetch_attestation",
+    "login",
+    "percentile_rank",
+    "withdraw",
+]
 
 SHARE_PURPOSE = "to use credit-based services of other alliance cities as a visitor"
 
@@ -100,19 +108,25 @@ async def consent(api: Api, node: str, token: str) -> None:
     )
 
 
-async def fetch_attestation(api: Api, node: str, token: str, key: Any) -> str:
-    """Nonce, proof of possession of ``key``, attestation (docs/ISSUING.md)."""
+async def attestation_request(api: Api, node: str, token: str, key: Any) -> dict[str, Any]:
+    """A nonce, and the proof of possession of ``key`` over it: the body of ``POST
+    /v1/me/attestations`` (docs/ISSUING.md), good once, for the nonce's lifetime."""
     challenge = await api.ok(
         "POST", node, "/v1/me/attestations/nonce", token=token,
         label="POST /v1/me/attestations/nonce",
     )  # fmt: skip
     payload = {"nonce": challenge["nonce"], "aud": challenge["aud"], "iat": int(time.time())}
     proof = sign_jws({"typ": challenge.get("typ", "pop+jwt")}, json.dumps(payload).encode(), key)
+    return {"holder_jwk": P.public_jwk(key), "proof": proof}
+
+
+async def fetch_attestation(api: Api, node: str, token: str, key: Any) -> str:
+    """Nonce, proof of possession of ``key``, attestation (docs/ISSUING.md)."""
     body = await api.ok(
         "POST",
         node,
         "/v1/me/attestations",
-        body={"holder_jwk": P.public_jwk(key), "proof": proof},
+        body=await attestation_request(api, node, token, key),
         token=token,
         label="POST /v1/me/attestations",
     )
