@@ -33,6 +33,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -81,6 +82,7 @@ __all__ = [
     "create_pop_nonce",
     "issue",
     "load_mapping_table",
+    "nonce_digest",
     "purge_expired_nonces",
     "registry_table",
     "revoke_outstanding",
@@ -602,13 +604,20 @@ class PopNonce:
     expires_at: int
 
 
+def nonce_digest(nonce: str) -> str:
+    """What the ``nonce`` table keeps of a nonce, of either purpose: its SHA-256 (hex), so
+    that a copy of the database holds no live nonce (docs/SECURITY.md, section 8)."""
+    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
+
+
 def create_pop_nonce(session: Session, state: NodeState, resident_id: str, *, now: int) -> PopNonce:
-    """A fresh single-use proof-of-possession nonce for ``resident_id`` (committed)."""
+    """A fresh single-use proof-of-possession nonce for ``resident_id`` (committed; the
+    table keeps its digest)."""
     nonce = PopNonce(secrets.token_urlsafe(32), now + state.settings.nonce_lifetime)
     session.connection().execute(
         _INSERT_NONCE,
         {
-            "value": nonce.value,
+            "value": nonce_digest(nonce.value),
             "purpose": POP_PURPOSE,
             "subject": resident_id,
             "expires_at": nonce.expires_at,
@@ -663,12 +672,13 @@ def _verify_proof(proof: str, holder_key: P.PublicKey, *, aud: str, now: int, ma
 
 def _use_nonce(connection: Connection, value: str, resident_id: str, now: int) -> None:
     # Single use, atomically: of two requests with one nonce only one UPDATE matches.
+    digest = nonce_digest(value)
     used = connection.execute(
-        _USE_NONCE, {"nonce": value, "resident": resident_id, "now": now, "used_now": now}
+        _USE_NONCE, {"nonce": digest, "resident": resident_id, "now": now, "used_now": now}
     )
     if used.rowcount == 1:
         return
-    row = connection.execute(_NONCE_STATE, {"nonce": value}).first()
+    row = connection.execute(_NONCE_STATE, {"nonce": digest}).first()
     if row is None or row.purpose != POP_PURPOSE or row.subject != resident_id:
         raise NodeError(
             "nonce_unknown", "this node gave no such nonce to this resident", status=401

@@ -30,7 +30,6 @@ learns no more about a local (one boolean) than about a visitor.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import secrets
@@ -58,7 +57,7 @@ from node.scenarios import (
 )
 from node.services import audit
 from node.services._locking import hold_lock
-from node.services.issuing import city_mapping, status_list_uri
+from node.services.issuing import city_mapping, nonce_digest, status_list_uri
 from node.services.registry import FOLLOWER, RegistryFollower, registry_in_effect
 from node.services.status_cache import StatusListCache
 
@@ -225,11 +224,6 @@ class Challenge:
     requirements: tuple[Requirement, ...]
 
 
-def _digest(nonce: str) -> str:
-    # The table keeps the nonce's SHA-256: a copy of the database holds no live nonce.
-    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
-
-
 def _subject(kind: str, client_id: str) -> str:
     return f"{kind} {client_id}"  # neither holds a space (SCENARIO_PATTERN, NAME_PATTERN)
 
@@ -250,7 +244,7 @@ def create_challenge(
     session.connection().execute(
         _INSERT_CHALLENGE,
         {
-            "value": _digest(nonce),
+            "value": nonce_digest(nonce),
             "purpose": VERIFY_PURPOSE,
             "subject": _subject(kind, client.id),
             "expires_at": expires_at,
@@ -271,7 +265,7 @@ def create_challenge(
 def _challenge(session: Session, client: ClientIdentity, nonce: str, now: int) -> tuple[str, str]:
     """The challenge's scenario kind and digest, checked (this node's, this client's, not
     used, not expired) without using it up; no transaction is left open."""
-    digest = _digest(nonce)
+    digest = nonce_digest(nonce)
     row = session.connection().execute(_CHALLENGE, {"digest": digest}).first()
     session.rollback()  # hold no read transaction while the presentation is checked
     kind, _, owner = (row.subject or "").partition(" ") if row is not None else ("", "", "")

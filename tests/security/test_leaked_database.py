@@ -88,11 +88,6 @@ def test_the_keyring_file_is_encrypted_and_readable_by_the_node_alone(client: An
         Keyring.load(data, b"a guess of twelve bytes or more")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap E (docs/SECURITY.md): node/services/issuing.py create_pop_nonce stores "
-    "the proof-of-possession nonce itself; verification challenges store its SHA-256",
-)
 def test_a_copy_of_the_database_holds_no_live_proof_of_possession_nonce(
     make_client: Any, tmp_path: Path
 ) -> None:
