@@ -136,12 +136,12 @@ def load_keyring(settings: Settings) -> Keyring:
         raise FileNotFoundError(
             f"no keyring at {path}: run `ccx node init --city {settings.city}` first"
         )
-    return Keyring.load(path.read_bytes(), settings.keyring_passphrase.get_secret_value().encode())
+    return Keyring.load(path.read_bytes(), settings.keyring_secret())
 
 
 def save_keyring(settings: Settings, ring: Keyring) -> None:
     """Write the keyring file atomically, readable by the node's user alone (0600)."""
-    data = ring.dump(settings.keyring_passphrase.get_secret_value().encode())
+    data = ring.dump(settings.keyring_secret())
     write_atomically(settings.keyring_path, data, mode=0o600)
 
 
@@ -338,6 +338,16 @@ def create_app(
         log.info(
             json.dumps({"event": "node_started", "node": settings.node_id, "city": settings.city})
         )
+        if settings.dev_idp:
+            log.warning(
+                json.dumps(
+                    {
+                        "event": "dev_idp_enabled",
+                        "message": "the development identity provider is on: anyone can log "
+                        "in as any resident (POST /dev-idp/token); never in production",
+                    }
+                )
+            )
         http = httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False)
         state.extra[HTTP_CLIENT] = http
         following = None

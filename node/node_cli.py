@@ -54,10 +54,15 @@ def init(
 ) -> None:
     """Create the data folder, the database schema and the signing keyring (encrypted with
     CCX_KEYRING_PASSPHRASE). Safe to run again: existing keys are kept."""
+    from keys import KeyringError
     from node.app import initialize_node
 
     settings = _settings(city, data_dir, node_id)
-    ring = initialize_node(settings)
+    try:
+        ring = initialize_node(settings)
+    except KeyringError as exc:  # the operator's to fix: one line, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"node for {settings.city} ready in {settings.data_dir}")
     typer.echo(f"  database: {settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"  active key: {ring.active.kid}")
@@ -85,11 +90,13 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    from node.app import load_keyring
     from node.services.registry import follower_for
 
-    try:  # a bad pinned root key is the operator's to fix: one line, not a traceback
+    try:  # a bad passphrase or pinned root key is the operator's to fix: one line
+        load_keyring(settings)  # before the workers start, each failing with a traceback
         follower_for(settings, now=0)
-    except ValueError as exc:
+    except ValueError as exc:  # KeyringError (WrongPassphrase too) is a ValueError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

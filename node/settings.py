@@ -15,7 +15,13 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Settings", "load_settings"]
+from keys import KeyringError
+
+__all__ = ["DEVELOPMENT_PASSPHRASE", "Settings", "load_settings"]
+
+# The keyring passphrase of a node left unconfigured: fine for a laptop's demo node, which
+# runs the development identity provider; refused for any other (Settings.keyring_secret).
+DEVELOPMENT_PASSPHRASE = "development passphrase, change me"  # noqa: S105 (public on purpose)
 
 
 class Settings(BaseSettings):
@@ -35,8 +41,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite in data_dir"
     )
     keyring_passphrase: SecretStr = Field(
-        SecretStr("development passphrase, change me"),
-        description="passphrase of the keyring file in data_dir (at least 12 bytes)",
+        SecretStr(DEVELOPMENT_PASSPHRASE),
+        description="passphrase of the keyring file in data_dir (at least 12 bytes); the "
+        "built-in default is refused unless dev_idp is on",
     )
     scoring_model: Path | None = Field(
         None, description="the city's scoring model (TOML); default: the demo model"
@@ -123,6 +130,24 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    def keyring_secret(self) -> bytes:
+        """The keyring passphrase as bytes.
+
+        Raises ``KeyringError`` when it is the built-in development passphrase and the
+        development identity provider is off: that node is a real one, and its signing
+        keys must not open with a passphrase anyone can read in our repository
+        (docs/SECURITY.md, section 8). Fails closed, before any keyring is written or
+        read."""
+        value = self.keyring_passphrase.get_secret_value()
+        if value == DEVELOPMENT_PASSPHRASE and not self.dev_idp:
+            raise KeyringError(
+                "the keyring passphrase is the built-in development one (is "
+                "CCX_KEYRING_PASSPHRASE unset?): set CCX_KEYRING_PASSPHRASE to a passphrase "
+                "of your own, at least 12 bytes; the default is accepted only beside the "
+                "development identity provider (CCX_DEV_IDP=true)"
+            )
+        return value.encode("utf-8")
 
     @property
     def effective_database_url(self) -> str:
