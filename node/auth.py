@@ -119,7 +119,8 @@ async def resident_id(
     if iat > now + LEEWAY:
         raise NodeError("unauthorized", "the bearer token was issued in the future", status=401)
     subject = claims["sub"]
-    if not isinstance(subject, str) or not 0 < len(subject) <= 128:
+    # NUL: PostgreSQL can't store it in text (a 500 on every route that writes her id)
+    if not isinstance(subject, str) or not 0 < len(subject) <= 128 or "\x00" in subject:
         raise NodeError("unauthorized", "the token's subject is not a resident id", status=401)
     return subject
 

@@ -11,13 +11,22 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from keys import KeyringError
 from mappings import MappingError
 from protocol import ProtocolError
 
-__all__ = ["NodeError", "error_body", "install_error_handlers"]
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "NodeError",
+    "error_body",
+    "error_responses",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("ccx.node")
 
@@ -49,6 +58,44 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return body
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable: what programs branch on")
+    message: str = Field(description="for people; may change")
+    details: Any = Field(None, description="where and what, for some codes (never input values)")
+
+
+class ErrorBody(BaseModel):
+    """What every error answer of the node holds (``error_body``)."""
+
+    error: ErrorDetail
+
+
+ERROR_MEANINGS = {
+    400: "refused by the node's rules (a bad proof, an unreadable body or file)",
+    401: "no credentials, or credentials, a nonce or a presentation that do not hold",
+    403: "the credentials are not allowed this (scope, admin, consent)",
+    404: "no such thing here",
+    409: "conflicts with the present state",
+    413: "the body, or the batch, is larger than the node accepts",
+    415: "the file is neither CSV nor JSONL",
+    422: "the request does not match the API (``details`` names the fields)",
+    429: "too many requests from these credentials; see Retry-After",
+    503: "the node can't answer now (keys, registry, identity provider, a busy store)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the error statuses a route really answers, each with
+    the error body's schema: ``@router.get(..., responses=error_responses(401, 404))``.
+
+    Only statuses the route can give: the fuzz tests (tests/fuzz) fail on an answer whose
+    status the document does not name."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]}
+        for status in sorted(statuses)
+    }
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only where and what, never the input value (it may hold personal data or secrets).
     return [
@@ -58,6 +105,23 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
         }
         for error in exc.errors()
     ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path. Starlette's own Allow names only the
+    first route whose path matches, so where GET and POST are two routes (``/v1/me/
+    consents``) a 405 said ``Allow: GET`` (RFC 9110 section 15.5.6 wants them all)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -96,12 +160,22 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            400: "bad_request",  # e.g. a body that is not UTF-8
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=(
+                {**(exc.headers or {}), "Allow": _allowed_methods(request)}
+                if exc.status_code == 405
+                else exc.headers
+            ),
         )
 
     @app.exception_handler(Exception)

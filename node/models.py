@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "STORABLE_TEXT",
     "Attestation",
     "AuditEntry",
     "Client",
@@ -25,6 +26,12 @@ __all__ = [
     "ScoreSnapshot",
     "StatusListRow",
 ]
+
+
+# What a text column can hold: PostgreSQL refuses NUL (U+0000) in text, so free text from
+# a request (a note, a purpose, a reason) is refused with this pattern (422) before it
+# reaches a row, rather than failing at the database (a 500; the fuzz tests found it).
+STORABLE_TEXT = r"^[^\x00]*$"
 
 
 class Resident(SQLModel, table=True):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-import inspect
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,8 +20,7 @@ class LogLevel(enum.StrEnum):
 
 
 # Seconds uvicorn's supervisor waits for a worker to answer its health check before it
-# kills the worker and starts another (uvicorn >= 0.37; before that a fixed 5 s, which is
-# also its default). A worker first answers once it has imported the node, 2-3 s of CPU:
+# kills the worker and starts another (uvicorn >= 0.37, hence the pin; its default is 5 s). A worker first answers once it has imported the node, 2-3 s of CPU:
 # on a loaded 2-vCPU machine that took over 5 s, so `--workers 2` killed workers that were
 # still starting, and their replacements too (issue 7, tests/durability/test_workers.py).
 # A worker that hangs for good is still replaced, half a minute later.
@@ -100,9 +98,6 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
-    supervisor: dict[str, Any] = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
-        supervisor["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_TIMEOUT
     uvicorn.run(
         "node.app:create_app",
         factory=True,
@@ -111,7 +106,7 @@ def serve(
         workers=workers,
         log_level=log_level.value,
         access_log=access_log,
-        **supervisor,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
     )
 
 

@@ -9,9 +9,11 @@ from pydantic import BaseModel, Field
 
 from node.auth import AdminDep
 from node.deps import NowDep, SessionDep, StateDep
+from node.errors import error_responses
+from node.routers import ADMIN_ERRORS
 from node.services import audit, keys
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=error_responses(*ADMIN_ERRORS))
 
 
 class AuditVerification(BaseModel):
@@ -55,7 +57,8 @@ def verify_audit(_: AdminDep, session: SessionDep) -> AuditVerification:
 def list_audit(
     _: AdminDep,
     session: SessionDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    # bounded like every Integer key: past 2**63 the database driver raised (a 500)
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     rows = audit.entries_after(session, after=after, limit=limit + 1)
@@ -73,6 +76,7 @@ class RotationPublic(BaseModel):
 @router.post(
     "/keys/rotate",
     summary="Rotate the signing key: next becomes active, active is retired",
+    responses=error_responses(409, 503),
 )
 def rotate_keys(
     actor: AdminDep, session: SessionDep, state: StateDep, now: NowDep

@@ -13,16 +13,17 @@ from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
 
 from node.deps import StateDep
-from node.errors import NodeError
+from node.errors import NodeError, error_responses
 from node.services.registry import FOLLOWER, REGISTRY_MEDIA_TYPE, RegistryFollower
 
 router = APIRouter(prefix="/v1/alliance", tags=["alliance"])
 
 TABLE_MEDIA_TYPE = "application/mapping-table+jwt"
 _TABLE_NAME = re.compile(r"[a-z0-9_-]{1,64}\.v[0-9]{1,9}\.table\.jwt")
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "not modified"}}
 _JWT: dict[int | str, dict[str, Any]] = {
     200: {"content": {REGISTRY_MEDIA_TYPE: {}}},
-    304: {"description": "not modified"},
+    **_NOT_MODIFIED,
 }
 IfNoneMatch = Annotated[str | None, Header(include_in_schema=False)]
 
@@ -63,7 +64,7 @@ def _held(state: StateDep, version: int | None) -> str:
     "/registry",
     summary="The newest alliance registry version (signed; ETag)",
     response_class=Response,
-    responses=_JWT,
+    responses={**_JWT, **error_responses(404, 422)},  # 422: as for any header parameter
 )
 def registry(state: StateDep, if_none_match: IfNoneMatch = None) -> Response:
     """On the alliance host, the newest version published; on any other node, the newest
@@ -80,7 +81,7 @@ def registry(state: StateDep, if_none_match: IfNoneMatch = None) -> Response:
     "/registry/versions/{version}",
     summary="One alliance registry version, for nodes bridging skipped versions",
     response_class=Response,
-    responses=_JWT,
+    responses={**_JWT, **error_responses(404, 422)},
 )
 def registry_version(
     state: StateDep,
@@ -99,7 +100,11 @@ def registry_version(
     "/tables/{name}",
     summary="A signed mapping table attached to the alliance (alliance host only)",
     response_class=Response,
-    responses={200: {"content": {TABLE_MEDIA_TYPE: {}}}},
+    responses={
+        200: {"content": {TABLE_MEDIA_TYPE: {}}},
+        **_NOT_MODIFIED,
+        **error_responses(404, 422),
+    },
 )
 def mapping_table(
     state: StateDep,

@@ -9,9 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.auth import ResidentDep
 from node.deps import NowDep, SessionDep, StateDep
+from node.errors import error_responses
+from node.routers import BODY_ERRORS, RESIDENT_ERRORS
 from node.services import issuing
 
-router = APIRouter(prefix="/v1/me/attestations", tags=["attestations"])
+router = APIRouter(
+    prefix="/v1/me/attestations",
+    tags=["attestations"],
+    responses=error_responses(*RESIDENT_ERRORS),
+)
 
 
 class NonceResponse(BaseModel):
@@ -55,6 +61,9 @@ def create_nonce(
     "",
     status_code=201,
     summary="Issue an attestation of the resident's standing, bound to her wallet key",
+    # 400 a bad proof or key; 401 its nonce unknown, used or expired; 403 a consent
+    # missing; 409 no score yet; 503 no mapping table in force, no status index free
+    responses=error_responses(*BODY_ERRORS, 401, 403, 409),
 )
 def issue_attestation(
     body: AttestationRequest,

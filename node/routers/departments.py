@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonS
 
 from node.auth import AdminDep, ClientIdentity, client_with, forget_client
 from node.deps import NowDep, SessionDep, StateDep
-from node.errors import NodeError
+from node.errors import NodeError, error_responses
 from node.models import DistributionSnapshot
+from node.routers import ADMIN_ERRORS, BODY_ERRORS, CLIENT_ERRORS
 from node.services import clients, records, scoring
 from node.services.records import RecordIn
 
@@ -123,6 +124,7 @@ class RescoreOut(BaseModel):
     "/v1/records",
     summary="Push one record or a batch; each row gets its own result",
     response_model_exclude_unset=True,
+    responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 503),  # 503: pushes kept colliding
 )
 def push_records(
     body: RecordPush,
@@ -143,6 +145,17 @@ def push_records(
     "/v1/records/upload",
     summary="Push records from a CSV (header row first) or JSONL file",
     response_model_exclude_unset=True,
+    responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 415, 503),
+    # the file part's types, which decide where its name has no .csv or .jsonl suffix
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "encoding": {"file": {"contentType": ", ".join(sorted(records.FILE_TYPES))}}
+                }
+            }
+        }
+    },
 )
 def upload_records(
     file: Annotated[UploadFile, File(description=".csv with a header row, or .jsonl")],
@@ -166,6 +179,7 @@ def upload_records(
     status_code=status.HTTP_201_CREATED,
     tags=["admin"],
     summary="Create client credentials; the token is returned this once",
+    responses=error_responses(*ADMIN_ERRORS, *BODY_ERRORS, 409),
 )
 def create_client(
     body: ClientIn, admin: AdminDep, session: SessionDep, now: NowDep
@@ -181,7 +195,12 @@ def create_client(
     return ClientCreatedOut(**client.model_dump(exclude={"token_hash"}), token=token)
 
 
-@router.delete("/v1/admin/clients/{client_id}", tags=["admin"], summary="Revoke client credentials")
+@router.delete(
+    "/v1/admin/clients/{client_id}",
+    tags=["admin"],
+    summary="Revoke client credentials",
+    responses=error_responses(*ADMIN_ERRORS, 404),
+)
 def revoke_client(
     client_id: Annotated[str, Path(pattern=NAME_PATTERN)],
     admin: AdminDep,
@@ -198,6 +217,7 @@ def revoke_client(
     "/v1/admin/rescore",
     tags=["admin"],
     summary="Rescore everyone now; stores the month's snapshot once",
+    responses=error_responses(*ADMIN_ERRORS),
 )
 def rescore(admin: AdminDep, state: StateDep, now: NowDep) -> RescoreOut:
     summary = scoring.rescore_everyone(state, now, actor=admin)
@@ -208,6 +228,7 @@ def rescore(admin: AdminDep, state: StateDep, now: NowDep) -> RescoreOut:
     "/v1/admin/distribution/{month}",
     tags=["admin"],
     summary="The month's distribution summary for the alliance (a histogram, no residents)",
+    responses=error_responses(*ADMIN_ERRORS, 404),
 )
 def distribution(
     month: Annotated[str, Path(pattern=MONTH_PATTERN, description="YYYY-MM")],

@@ -7,13 +7,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.deps import NowDep, StateDep
 from node.dev_idp import DevIdentityProvider
+from node.errors import error_responses
+from node.routers import BODY_ERRORS
+from node.services.records import RESIDENT_ID_PATTERN
 
 router = APIRouter(prefix="/dev-idp", tags=["development identity provider"])
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    subject: str = Field(min_length=1, max_length=128, description="the resident id to log in as")
+    # a resident id as departments' records name her (printable ASCII): a subject no record
+    # could name, or one with a NUL no database column can hold, is refused here
+    subject: str = Field(pattern=RESIDENT_ID_PATTERN, description="the resident id to log in as")
 
 
 class TokenResponse(BaseModel):
@@ -22,7 +27,11 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
-@router.post("/token", summary="Log in as a resident (development only: no real-name check)")
+@router.post(
+    "/token",
+    summary="Log in as a resident (development only: no real-name check)",
+    responses=error_responses(*BODY_ERRORS),
+)
 def token(body: TokenRequest, state: StateDep, now: NowDep) -> TokenResponse:
     provider: DevIdentityProvider = state.extra["dev_idp"]
     return TokenResponse(access_token=provider.token(body.subject, now=now), expires_in=900)

@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from node.deps import NowDep, StateDep
+from node.errors import error_responses
 from node.services.registry import FOLLOWER, RegistryFollower
 
 router = APIRouter(tags=["federation"])
 
+KEYS_UNAVAILABLE = error_responses(503)  # the keyring file can't be read again
 
-@router.get("/.well-known/jwks.json", summary="The node's issuing keys (public only)")
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool] = Field(
+        description="keys, database; registry on a node that pins an alliance root key"
+    )
+    registry: dict[str, Any] | None = Field(
+        None,
+        description="on a node that follows a registry: the version in effect, the newest "
+        "held, seconds since the last good fetch, the last error",
+    )
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The node's issuing keys (public only)",
+    responses=KEYS_UNAVAILABLE,
+)
 def jwks(state: StateDep, now: NowDep) -> dict[str, Any]:
     """Every key that verifies now: the active key, the next key (published ahead of a
     rotation) and retired keys until their last attestation has expired."""
     return state.signing_keys().jwks(now)
 
 
-@router.get("/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata")
+@router.get(
+    "/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata", responses=KEYS_UNAVAILABLE
+)
 def issuer_metadata(state: StateDep, now: NowDep) -> dict[str, Any]:
     """draft-ietf-oauth-sd-jwt-vc section 5: the issuer and its keys. Verifiers in the
     alliance take keys only from the registry; this is for everyone else."""
@@ -36,8 +58,10 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers, the keys are loaded, a registry is in effect",
+    response_model_exclude_unset=True,
+    responses={503: {"model": Readiness, "description": "not ready"}},
 )
-def readyz(state: StateDep, now: NowDep, response: Response) -> dict[str, Any]:
+def readyz(state: StateDep, now: NowDep, response: Response) -> Readiness:
     """Not ready (503) when the database does not answer, or when the node pins an
     alliance root key and holds no registry version in effect (it would refuse every
     visitor). ``registry`` says which version is in effect and how stale it is."""
@@ -61,12 +85,20 @@ def readyz(state: StateDep, now: NowDep, response: Response) -> dict[str, Any]:
         checks["database"] = False
     ready = all(checks.values())
     response.status_code = 200 if ready else 503
-    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
-    if registry is not None:
-        body["registry"] = registry
-    return body
+    return Readiness(
+        status="ready" if ready else "not_ready",
+        checks=checks,
+        **({"registry": registry} if registry is not None else {}),
+    )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}
+    },
+)
 def metrics(state: StateDep) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

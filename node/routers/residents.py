@@ -22,13 +22,20 @@ from pydantic import (
 
 from node.auth import AdminDep, ResidentDep
 from node.deps import NowDep, SessionDep, StateDep
+from node.errors import error_responses
+from node.routers import ADMIN_ERRORS, BODY_ERRORS, RESIDENT_ERRORS
 from node.services import residents as service
 
 __all__ = ["router"]
 
 ConsentKind = Literal["open_score", "share_alliance"]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # an Integer primary key
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Stored text: no NUL (models.STORABLE_TEXT) and, the document says so too, at least one
+# character that is not a space (surrounding spaces are stripped).
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$"),
+]
 
 
 class _Body(BaseModel):
@@ -40,11 +47,7 @@ class _Body(BaseModel):
 
 
 def _recipient(value: str) -> str:
-    if value == "alliance":
-        return value
-    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
-        raise ValueError('must be a member node id (an http(s) URL) or "alliance"')
-    return value.rstrip("/")
+    return value if value == "alliance" else value.rstrip("/")
 
 
 def _distinct(values: list[str]) -> list[str]:
@@ -54,7 +57,10 @@ def _distinct(values: list[str]) -> list[str]:
 
 
 Recipient = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_recipient)
+    str,
+    # said in the document (it was checked in code alone): an http(s) URL or "alliance"
+    StringConstraints(min_length=1, max_length=200, pattern=r"^(alliance|https?://[^\s\x00]+)$"),
+    AfterValidator(_recipient),
 ]
 
 
@@ -70,7 +76,9 @@ class ShareAllianceGrant(_Body):
 
     kind: Literal["share_alliance"]
     recipients: Annotated[
-        list[Recipient], Field(min_length=1, max_length=16), AfterValidator(_distinct)
+        list[Recipient],
+        Field(min_length=1, max_length=16, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_distinct),
     ] = Field(description='member node ids (their base URLs), or "alliance" for every member')
     purpose: Annotated[Text, StringConstraints(max_length=500)]
 
@@ -80,7 +88,8 @@ ConsentGrant = Annotated[OpenScoreGrant | ShareAllianceGrant, Field(discriminato
 
 class ObjectionFiling(_Body):
     record: Annotated[
-        str, StringConstraints(pattern=r"^[^/]{1,64}/[^\s].{0,127}$", max_length=193)
+        str,
+        StringConstraints(pattern=r"^[^/\x00]{1,64}/[^\s\x00][^\x00]{0,127}$", max_length=193),
     ] = Field(description="the record, as <department>/<record_id> (from the score breakdown)")
     reason: Annotated[Text, StringConstraints(max_length=1000)]
 
@@ -181,10 +190,14 @@ class AdminObjectionList(BaseModel):
 
 # --- the resident's routes ------------------------------------------------------------
 
-me = APIRouter(prefix="/v1/me", tags=["residents"])
+me = APIRouter(prefix="/v1/me", tags=["residents"], responses=error_responses(*RESIDENT_ERRORS))
 
 
-@me.get("/score", summary="My score, its breakdown and the records behind it")
+@me.get(
+    "/score",
+    summary="My score, its breakdown and the records behind it",
+    responses=error_responses(403),
+)
 def my_score(
     resident: ResidentDep, state: StateDep, session: SessionDep, now: NowDep
 ) -> ScorePublic:
@@ -199,7 +212,12 @@ def my_consents(resident: ResidentDep, session: SessionDep) -> ConsentList:
     return ConsentList(consents=[ConsentPublic.model_validate(c) for c in consents])
 
 
-@me.post("/consents", status_code=201, summary="Grant a consent")
+@me.post(
+    "/consents",
+    status_code=201,
+    summary="Grant a consent",
+    responses=error_responses(*BODY_ERRORS, 409),
+)
 def grant_consent(
     body: Annotated[ConsentGrant, Body()], resident: ResidentDep, session: SessionDep, now: NowDep
 ) -> ConsentPublic:
@@ -217,7 +235,11 @@ def grant_consent(
     return ConsentPublic.model_validate(consent)
 
 
-@me.delete("/consents/{kind}", summary="Withdraw a consent (revokes my attestations)")
+@me.delete(
+    "/consents/{kind}",
+    summary="Withdraw a consent (revokes my attestations)",
+    responses=error_responses(404),
+)
 def withdraw_consent(
     kind: ConsentKind, resident: ResidentDep, state: StateDep, session: SessionDep, now: NowDep
 ) -> WithdrawalPublic:
@@ -227,7 +249,12 @@ def withdraw_consent(
     return WithdrawalPublic.model_validate(withdrawal)
 
 
-@me.post("/objections", status_code=201, summary="Object to one of my records")
+@me.post(
+    "/objections",
+    status_code=201,
+    summary="Object to one of my records",
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
 def file_objection(
     body: ObjectionFiling, resident: ResidentDep, session: SessionDep, now: NowDep
 ) -> ObjectionPublic:
@@ -248,7 +275,9 @@ def my_objections(resident: ResidentDep, session: SessionDep) -> ObjectionList:
 
 # --- the admins' side of objections ---------------------------------------------------
 
-admin = APIRouter(prefix="/v1/admin/objections", tags=["admin"])
+admin = APIRouter(
+    prefix="/v1/admin/objections", tags=["admin"], responses=error_responses(*ADMIN_ERRORS)
+)
 
 
 @admin.get("", summary="Objections to decide (open ones by default)")
@@ -265,7 +294,11 @@ def list_objections(
     return AdminObjectionList(objections=[AdminObjectionPublic.model_validate(v) for v in views])
 
 
-@admin.post("/{objection_id}/resolve", summary="Uphold (remove the record) or reject")
+@admin.post(
+    "/{objection_id}/resolve",
+    summary="Uphold (remove the record) or reject",
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
 def resolve_objection(
     objection_id: RowId,
     body: ObjectionDecision,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from node.deps import NowDep, SessionDep, StateDep
+from node.errors import error_responses
 from node.services import issuing
 
 router = APIRouter(tags=["status"])
@@ -18,7 +19,10 @@ STATUS_LIST_MEDIA_TYPE = "application/statuslist+jwt"
     "/v1/status-lists/{list_id}",
     summary="A signed status list token (statuslist+jwt)",
     response_class=Response,
-    responses={200: {"content": {STATUS_LIST_MEDIA_TYPE: {}}}},
+    responses={
+        200: {"content": {STATUS_LIST_MEDIA_TYPE: {}}},
+        **error_responses(404, 422, 503),  # 503: the node's keys are unavailable
+    },
 )
 def status_list(
     list_id: Annotated[int, Path(ge=1, le=2**31 - 1)],

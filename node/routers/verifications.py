@@ -10,10 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.auth import ClientDep, ClientIdentity
 from node.deps import NowDep, SessionDep, StateDep
+from node.errors import error_responses
+from node.routers import BODY_ERRORS, CLIENT_ERRORS
 from node.scenarios import SCENARIO_PATTERN, Requirement
 from node.services import verifying
 
-router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+# 429: the client's rate limit; 503: no registry, mapping table or catalogue to decide by
+router = APIRouter(
+    prefix="/v1/verifications",
+    tags=["verifications"],
+    responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 429, 503),
+)
 
 
 async def _rate_limited(client: ClientDep, state: StateDep, now: NowDep) -> ClientIdentity:
@@ -28,7 +35,11 @@ ServicePoint = Annotated[ClientIdentity, Depends(_rate_limited)]
 class ChallengeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    scenario: str = Field(pattern=SCENARIO_PATTERN, description="a scenario of the catalogue")
+    scenario: str = Field(
+        pattern=SCENARIO_PATTERN,
+        description="a scenario of the catalogue",
+        examples=["library_deposit_free"],
+    )
 
 
 class TierOut(BaseModel):
@@ -97,7 +108,12 @@ class VerificationOut(BaseModel):
     )
 
 
-@router.post("/challenge", status_code=201, summary="A single-use challenge for one scenario")
+@router.post(
+    "/challenge",
+    status_code=201,
+    summary="A single-use challenge for one scenario",
+    responses=error_responses(404),  # a scenario not in the catalogue
+)
 def create_challenge(
     body: ChallengeIn, client: ServicePoint, state: StateDep, session: SessionDep, now: NowDep
 ) -> ChallengeOut:
@@ -119,6 +135,8 @@ def create_challenge(
     "",
     summary="Decide a presentation made for a challenge",
     response_model_exclude_unset=True,
+    # 401 a nonce unknown, used or expired, or a presentation that does not verify
+    responses=error_responses(401),
 )
 def verify_presentation(
     body: VerificationIn, client: ServicePoint, state: StateDep, session: SessionDep, now: NowDep

@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 
 from node.app import NodeState
 from node.errors import NodeError
-from node.models import Record
+from node.models import STORABLE_TEXT, Record
 from node.scoring import KIND_PATTERN, RecordInput, ScoringModel
 from node.services.scoring import (
     IN_CHUNK,
@@ -89,7 +89,7 @@ class RecordIn(BaseModel):
         pattern=RECORD_ID_PATTERN,
         description="for a repair kind: the record_id of her record it repairs",
     )
-    note: str | None = Field(None, max_length=500)
+    note: str | None = Field(None, max_length=500, pattern=STORABLE_TEXT)
 
 
 @dataclass(frozen=True)
@@ -394,6 +394,7 @@ JSONL_TYPES = {
     "application/x-ndjson",
     "application/ndjson",
 }
+FILE_TYPES = CSV_TYPES | JSONL_TYPES
 CSV_COLUMNS = set(RecordIn.model_fields)
 CSV_REQUIRED = {name for name, f in RecordIn.model_fields.items() if f.is_required()}
 
@@ -439,8 +440,10 @@ def _file_kind(filename: str | None, content_type: str | None) -> str:
 def _jsonl_row(line: str) -> Any:
     try:
         return json.loads(line)
-    except json.JSONDecodeError:
-        return RowProblem("invalid_json", "this line is not JSON")
+    # ValueError: not JSON, or an integer of more than 4,300 digits; RecursionError:
+    # arrays or objects nested too deep. Either is the line's problem, not the node's.
+    except (ValueError, RecursionError):
+        return RowProblem("invalid_json", "this line is not JSON the node can read")
 
 
 def _csv_rows(text: str) -> list[Any]:

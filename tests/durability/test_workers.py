@@ -20,7 +20,6 @@ and every test checks that both served some. On SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from simulator.holders import fetch_attestation
 from simulator.tooling import ccx
 from tests.durability.harness import (
     BACKENDS,
+    PASSPHRASE,
     SCENARIO,
     CityNode,
     Issuance,
@@ -300,12 +300,14 @@ def test_serve_gives_workers_half_a_minute_to_answer(
     without processes)."""
     import uvicorn
 
-    if "timeout_worker_healthcheck" not in inspect.signature(uvicorn.Config).parameters:
-        pytest.skip("uvicorn < 0.37 gives its workers a fixed 5 s to answer")
+    from node.app import initialize_node
+    from node.settings import Settings
+
     asked: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *_, **options: asked.update(options))
     monkeypatch.setenv("CCX_DATA_DIR", str(tmp_path))
-    (tmp_path / "keyring.json").write_text("{}")  # serve only checks that there is one
+    monkeypatch.setenv("CCX_KEYRING_PASSPHRASE", PASSPHRASE)
+    initialize_node(Settings())  # serve opens the keyring before it starts uvicorn
     ccx("node", "serve", "--workers", "2")
     assert asked["workers"] == 2
     assert asked["timeout_worker_healthcheck"] >= 30

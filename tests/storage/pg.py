@@ -46,7 +46,9 @@ def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 @contextmanager
-def temporary_database(url: str, prefix: str = "ccx", *, template: str | None = None) -> Iterator[str]:
+def temporary_database(
+    url: str, prefix: str = "ccx", *, template: str | None = None
+) -> Iterator[str]:
     """A new database on the server of ``url``, empty or a copy of the database ``template``
     names (a URL; nothing may be connected to it); dropped (connections and all) after."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
