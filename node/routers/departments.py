@@ -90,7 +90,11 @@ class ClientIn(BaseModel):
     id: str = Field(pattern=NAME_PATTERN, description="names the client for good")
     department: str = Field(pattern=NAME_PATTERN, description="whose records it may push")
     scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] = Field(
-        min_length=1, max_length=16, description='e.g. "records:push"'
+        min_length=1,
+        max_length=16,
+        description='e.g. "records:push"; "records:repair" also lets it repair other '
+        "departments' records (the credit centre); \"verify:<scenario>\" for a service "
+        'point; "admin"',
     )
 
 
@@ -135,9 +139,18 @@ def push_records(
 ) -> PushOut:
     """Idempotent by (department, record_id): the same record again is a ``duplicate``;
     another body under the same id is refused (``record_id_conflict``). The department
-    is the one of the credentials. Stored rows rescore their resident at once."""
+    is the one of the credentials. Stored rows rescore their resident at once. A repair
+    of another department's record needs the ``records:repair`` scope as well (else the
+    row is refused, ``repair_not_allowed``)."""
     rows = body.records if isinstance(body, RecordBatchIn) else [body]
-    result = records.push_records(session, state, client.department, rows, now=now)
+    result = records.push_records(
+        session,
+        state,
+        client.department,
+        rows,
+        now=now,
+        may_repair_others=records.REPAIR_SCOPE in client.scopes,
+    )
     return _push_out(result)
 
 
@@ -167,7 +180,15 @@ def upload_records(
     """As ``POST /v1/records``, one row per CSV line or JSONL line (``index`` counts data
     rows from 0, the CSV header and blank lines not included)."""
     rows, typed = records.rows_from_file(file.filename, file.content_type, file.file.read())
-    result = records.push_records(session, state, client.department, rows, now=now, strict=typed)
+    result = records.push_records(
+        session,
+        state,
+        client.department,
+        rows,
+        now=now,
+        strict=typed,
+        may_repair_others=records.REPAIR_SCOPE in client.scopes,
+    )
     return _push_out(result)
 
 

@@ -7,6 +7,12 @@ and a bad row never costs the good ones. Pushes are idempotent by (department,
 body under the same id is refused (``record_id_conflict``). The department is the
 caller's, from its credentials, never from the body.
 
+A repair names the record it repairs. A department may repair its own records; another
+department's only with the scope ``records:repair`` (:data:`REPAIR_SCOPE`: the city's
+credit centre, which certifies repairs), else the row is refused
+(``repair_not_allowed``): a department's stolen token must not wipe out what other
+departments recorded (docs/SECURITY.md, section 4).
+
 One request is one transaction: the stored rows, her new resident row and her new
 score are committed together, or nothing is (refused rows never write). The checks
 that read (is this id known? which record does this repair name?) run before the first
@@ -45,6 +51,7 @@ from node.services.scoring import (
 
 __all__ = [
     "FUTURE_LEEWAY",
+    "REPAIR_SCOPE",
     "PushResult",
     "RecordIn",
     "RowProblem",
@@ -54,6 +61,7 @@ __all__ = [
     "rows_from_file",
 ]
 
+REPAIR_SCOPE = "records:repair"  # repairs of another department's records (the credit centre)
 FUTURE_LEEWAY = 300  # seconds a record may lie in the future (clocks of departments drift)
 RECORD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # no "/": keys are dept/record_id
 RESIDENT_ID_PATTERN = r"^[!-~]{1,128}$"  # the identity provider's subject: printable ASCII
@@ -133,10 +141,12 @@ def push_records(
     *,
     now: int,
     strict: bool = True,
+    may_repair_others: bool = False,
 ) -> PushResult:
     """Check and store ``rows`` for ``department`` (see the module docstring); rescore
     each resident who got a record, in the same transaction. ``strict=False`` reads
-    numbers from text (CSV cells).
+    numbers from text (CSV cells). ``may_repair_others``: the caller holds
+    :data:`REPAIR_SCOPE`.
 
     Raises ``NodeError`` 413 ``batch_too_large`` (nothing is written) over
     ``settings.max_batch_rows`` rows; 503 ``busy`` if the request keeps losing races.
@@ -165,7 +175,9 @@ def push_records(
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with collector_paused():  # a bulk read and rescore: see its docstring
-                outcome = _store(session, state, department, checked, now=now)
+                outcome = _store(
+                    session, state, department, checked, now=now, may_repair=may_repair_others
+                )
                 session.commit()
             break
         except DBAPIError as exc:  # IntegrityError among them
@@ -254,6 +266,7 @@ def _store(
     checked: list[tuple[int, RecordIn]],
     *,
     now: int,
+    may_repair: bool,
 ) -> dict[int, RowResult]:
     model = state.model
     known = _known_records(session, department, {r.record_id for _, r in checked})
@@ -280,7 +293,7 @@ def _store(
             continue
         if model.kinds[record.kind].repair:
             try:
-                _check_repair(model, department, record, theirs[record.resident_id])
+                _check_repair(model, department, record, theirs[record.resident_id], may_repair)
             except _Refused as refusal:
                 outcome[index] = RowResult(
                     index, record.record_id, "refused", refusal.code, refusal.message
@@ -358,9 +371,12 @@ def _body(record: Any) -> tuple[Any, ...]:
     )
 
 
-def _check_repair(model: ScoringModel, department: str, repair: RecordIn, rows: list[Any]) -> None:
-    """The record a repair names must be hers, counting, negative and not yet repaired
-    (the choice among her records follows :func:`node.services.scoring.repair_links`)."""
+def _check_repair(
+    model: ScoringModel, department: str, repair: RecordIn, rows: list[Any], may_repair: bool
+) -> None:
+    """The record a repair names must be hers, counting, negative, not yet repaired, and
+    the department's own unless ``may_repair`` (the choice among her records follows
+    :func:`node.services.scoring.repair_links`)."""
     assert repair.repairs is not None
     chosen = repair_candidates(model, rows, repair.repairs, department)
     if not chosen:
@@ -375,6 +391,12 @@ def _check_repair(model: ScoringModel, department: str, repair: RecordIn, rows: 
             "the department that recorded it must push the repair",
         )
     original = rows[chosen[0]]
+    if original.department != department and not may_repair:
+        raise _Refused(
+            "repair_not_allowed",
+            f"record {repair.repairs!r} is another department's: only credentials with the "
+            f"{REPAIR_SCOPE!r} scope (the credit centre) may repair it",
+        )
     points = model.points_of(RecordInput("", original.kind, original.occurred_at, original.points))
     if points >= 0:
         raise _Refused("not_repairable", f"record {repair.repairs!r} is not a negative record")

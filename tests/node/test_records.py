@@ -671,10 +671,13 @@ def test_a_repair_cannot_precede_the_record(node: TestClient, tax: dict[str, str
     assert body["results"][0]["code"] == "invalid_repair"
 
 
+CREDIT_CENTRE_SCOPES = ("records:push", "records:repair")
+
+
 def test_the_credit_centre_may_repair_another_departments_record(
     node: TestClient, tax: dict[str, str]
 ) -> None:
-    centre = credentials(node, "credit-centre")
+    centre = credentials(node, "credit-centre", scopes=CREDIT_CENTRE_SCOPES)
     push(node, tax, record("t-1"))
     body = push(node, centre, record("fix-1", kind="repair_completed", repairs="t-1"))
     assert body["results"][0]["status"] == "stored"
@@ -684,7 +687,8 @@ def test_the_credit_centre_may_repair_another_departments_record(
 def test_a_repair_naming_records_of_two_other_departments_is_refused(
     node: TestClient, tax: dict[str, str]
 ) -> None:
-    police, centre = credentials(node, "police"), credentials(node, "credit-centre")
+    police = credentials(node, "police")
+    centre = credentials(node, "credit-centre", scopes=CREDIT_CENTRE_SCOPES)
     push(node, tax, record("x-1"))
     push(node, police, record("x-1", kind="late_utility_payment"))
     body = push(node, centre, record("fix-1", kind="repair_completed", repairs="x-1"))
@@ -694,6 +698,22 @@ def test_a_repair_naming_records_of_two_other_departments_is_refused(
         push(node, police, record("fix-1", kind="repair_completed", repairs="x-1"))["stored"] == 1
     )
     assert score_of(node, "alice").score == 420  # type: ignore[union-attr]  # -80 -20 +20
+
+
+def test_a_department_without_the_repair_scope_repairs_only_its_own_records(
+    node: TestClient, tax: dict[str, str]
+) -> None:
+    library = credentials(node, "library")
+    push(node, tax, record("t-1"))
+    push(node, library, record("l-1"))
+    body = push(node, library, record("fix-1", kind="repair_completed", repairs="t-1"))
+    assert body["results"][0]["code"] == "repair_not_allowed"
+    assert "records:repair" in body["results"][0]["message"]
+    assert score_of(node, "alice").score == 340  # type: ignore[union-attr]  # -80 -80: both count
+    assert (
+        push(node, library, record("fix-2", kind="repair_completed", repairs="l-1"))["stored"] == 1
+    )
+    assert score_of(node, "alice").score == 380  # type: ignore[union-attr]  # its own: half back
 
 
 # --- expiry -------------------------------------------------------------------------------

@@ -48,11 +48,6 @@ def test_a_stolen_department_token_opens_no_door_but_pushing(make_client: Any) -
     assert [r.record_id for r in stored_records(node)] == ["t-1"]  # and nothing else changed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap J (docs/SECURITY.md): node/services/scoring.py repair_candidates lets "
-    "any department repair another department's record",
-)
 def test_a_stolen_department_token_cannot_repair_another_departments_record(
     make_client: Any,
 ) -> None:
