@@ -8,11 +8,14 @@ credentials, never from a body.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Path, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
+from sqlmodel import Session
 
+from node.app import NodeState
 from node.auth import AdminDep, ClientIdentity, client_with, forget_client
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError, error_responses
@@ -70,9 +73,26 @@ class PushOut(BaseModel):
     results: list[RecordResultOut]
 
 
-def _push_out(result: records.PushResult) -> PushOut:
+def _pushed(
+    session: Session,
+    state: NodeState,
+    client: ClientIdentity,
+    rows: Sequence[Any],
+    *,
+    now: int,
+    strict: bool,
+) -> PushOut:
+    result = records.push_records(
+        session,
+        state,
+        client.department,
+        rows,
+        now=now,
+        strict=strict,
+        may_repair_others=records.REPAIR_SCOPE in client.scopes,
+    )
     # code and message only where a row was refused (the answer omits unset fields)
-    rows = [
+    answers = [
         RecordResultOut(
             index=r.index,
             record_id=r.record_id,
@@ -81,7 +101,7 @@ def _push_out(result: records.PushResult) -> PushOut:
         )
         for r in result.results
     ]
-    return PushOut(results=rows, **result.counts)
+    return PushOut(results=answers, **result.counts)
 
 
 class ClientIn(BaseModel):
@@ -93,7 +113,7 @@ class ClientIn(BaseModel):
         min_length=1,
         max_length=16,
         description='e.g. "records:push"; "records:repair" also lets it repair other '
-        "departments' records (the credit centre); \"verify:<scenario>\" for a service "
+        'departments\' records (the credit centre); "verify:<scenario>" for a service '
         'point; "admin"',
     )
 
@@ -143,15 +163,7 @@ def push_records(
     of another department's record needs the ``records:repair`` scope as well (else the
     row is refused, ``repair_not_allowed``)."""
     rows = body.records if isinstance(body, RecordBatchIn) else [body]
-    result = records.push_records(
-        session,
-        state,
-        client.department,
-        rows,
-        now=now,
-        may_repair_others=records.REPAIR_SCOPE in client.scopes,
-    )
-    return _push_out(result)
+    return _pushed(session, state, client, rows, now=now, strict=True)
 
 
 @router.post(
@@ -180,16 +192,7 @@ def upload_records(
     """As ``POST /v1/records``, one row per CSV line or JSONL line (``index`` counts data
     rows from 0, the CSV header and blank lines not included)."""
     rows, typed = records.rows_from_file(file.filename, file.content_type, file.file.read())
-    result = records.push_records(
-        session,
-        state,
-        client.department,
-        rows,
-        now=now,
-        strict=typed,
-        may_repair_others=records.REPAIR_SCOPE in client.scopes,
-    )
-    return _push_out(result)
+    return _pushed(session, state, client, rows, now=now, strict=typed)
 
 
 # --- admins ---------------------------------------------------------------------------
