@@ -12,7 +12,6 @@ from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
-    "STORABLE_TEXT",
     "Attestation",
     "AuditEntry",
     "Client",

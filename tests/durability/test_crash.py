@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 
 import protocol as P
+from node.services.issuing import nonce_digest
 from simulator.api import Api, Unreachable, error_code
 from simulator.tooling import ccx
 from tests.durability.harness import (
@@ -236,13 +237,13 @@ def check_unanswered(stored: Stored, unanswered: list[Sent], unsent: list[Sent])
             f"an unanswered {request.path} is stored in part: {copies}"
         )
         if request.issuance is not None:
-            assert (request.issuance.nonce in stored.used_nonces) == (copies == [1]), (
-                "a nonce used up without its attestation, or the other way round"
-            )
+            assert (nonce_digest(request.issuance.nonce) in stored.used_nonces) == (
+                copies == [1]
+            ), "a nonce used up without its attestation, or the other way round"
     for request in unsent:
         assert stored.copies(request) == [0] * len(stored.copies(request))
         if request.issuance is not None:
-            assert request.issuance.nonce not in stored.used_nonces
+            assert nonce_digest(request.issuance.nonce) not in stored.used_nonces
 
 
 async def send_again(
