@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Path, UploadFile, status
+from fastapi import APIRouter, File, Path, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from sqlmodel import Session
 
@@ -126,6 +126,10 @@ class ClientOut(BaseModel):
     revoked_at: int | None = None
 
 
+class ClientListOut(BaseModel):
+    clients: list[ClientOut]
+
+
 class ClientCreatedOut(ClientOut):
     token: str = Field(description="the bearer token; shown this once, stored only hashed")
 
@@ -217,6 +221,23 @@ def create_client(
         now=now,
     )
     return ClientCreatedOut(**client.model_dump(exclude={"token_hash"}), token=token)
+
+
+@router.get(
+    "/v1/admin/clients",
+    tags=["admin"],
+    summary="Client credentials in force (with ?revoked=true, the revoked ones too)",
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def list_clients(
+    admin: AdminDep,
+    session: SessionDep,
+    revoked: Annotated[bool, Query(description="list revoked credentials too")] = False,
+) -> ClientListOut:
+    """Who may push, verify or act as an admin: id, department, scopes, times; never a
+    token (the node keeps only its hash)."""
+    rows = clients.list_clients(session, revoked=revoked)
+    return ClientListOut(clients=[ClientOut(**c.model_dump(exclude={"token_hash"})) for c in rows])
 
 
 @router.delete(

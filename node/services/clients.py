@@ -10,14 +10,14 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from node.auth import hash_token
 from node.errors import NodeError
 from node.models import Client
 from node.services import audit
 
-__all__ = ["create_client", "revoke_client"]
+__all__ = ["create_client", "list_clients", "revoke_client"]
 
 
 def create_client(
@@ -84,3 +84,13 @@ def revoke_client(session: Session, client_id: str, *, actor: str, now: int) -> 
         session.commit()
         session.refresh(client)
     return client
+
+
+def list_clients(session: Session, *, revoked: bool = False) -> list[Client]:
+    """Every client's credentials (never a token: only its hash is stored), by id; the
+    revoked ones too when ``revoked``. An operator's view of who may push, verify or act
+    as an admin (docs/SECURITY.md, section 13)."""
+    query = select(Client).order_by(col(Client.id))
+    if not revoked:
+        query = query.where(col(Client.revoked_at).is_(None))
+    return list(session.exec(query).all())

@@ -759,6 +759,31 @@ def test_client_token_is_shown_once_and_stored_only_hashed(node: TestClient) -> 
     assert push(node, {"Authorization": f"Bearer {token}"}, record("t-1"))["stored"] == 1
 
 
+def test_the_admin_lists_every_client_in_force_and_no_token(node: TestClient, clock: Any) -> None:
+    pushing = credentials(node, "tax", client_id="tax-1")
+    credentials(node, "ops", scopes=("admin",), client_id="ops-1")
+    credentials(node, "tax", client_id="tax-2")
+    clock.now = NOW + 60
+    assert node.delete("/v1/admin/clients/tax-2", headers=ADMIN).status_code == 200
+    listed = node.get("/v1/admin/clients", headers=ADMIN)
+    assert listed.status_code == 200
+    assert listed.json() == {
+        "clients": [
+            {"id": "ops-1", "department": "ops", "scopes": ["admin"], "created_at": NOW, "revoked_at": None},
+            {"id": "tax-1", "department": "tax", "scopes": ["records:push"], "created_at": NOW, "revoked_at": None},
+        ]
+    }  # fmt: skip
+    every = node.get("/v1/admin/clients", params={"revoked": "true"}, headers=ADMIN).json()
+    assert [(c["id"], c["revoked_at"]) for c in every["clients"]] == [
+        ("ops-1", None),
+        ("tax-1", None),
+        ("tax-2", NOW + 60),
+    ]
+    token = pushing["Authorization"].removeprefix("Bearer ")
+    assert token not in listed.text
+    assert node.get("/v1/admin/clients", headers=pushing).status_code == 403
+
+
 def test_client_ids_are_never_reused(node: TestClient) -> None:
     credentials(node, "tax", client_id="c-1")
     node.delete("/v1/admin/clients/c-1", headers=ADMIN)
