@@ -75,7 +75,6 @@ import platform
 import random
 import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -250,42 +249,16 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-class SoakNode(NodeProcess):
-    """The simulator's ``NodeProcess`` (``python -m node.cli node serve --no-access-log``)
-    with ``--workers``. Once ``NodeProcess`` has its own ``workers`` field (being added to
-    simulator/cluster.py) this class is only a name for it."""
-
-    workers: int = 1
-
-    def start(self) -> None:
-        if self.workers == 1 or "workers" in NodeProcess.__dataclass_fields__:
-            super().start()
-            return
-        self._log = self.log_path.open("ab")
-        command = [
-            *(sys.executable, "-m", "node.cli", "node", "serve", "--port", str(self.port)),
-            *("--no-access-log", "--log-level", "warning", "--workers", str(self.workers)),
-        ]
-        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            command,
-            env={**os.environ, **self.env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.starts += 1
-
-
-def new_node(name: str, port: int, env: dict[str, str], folder: Path, workers: int) -> SoakNode:
-    node = SoakNode(
+def new_node(name: str, port: int, env: dict[str, str], folder: Path, workers: int) -> NodeProcess:
+    node = NodeProcess(
         name=name,
         port=port,
         data_dir=Path(env["CCX_DATA_DIR"]),
         env=env,
         admin_token="",
         log_path=folder / f"{name}.log",
+        workers=workers,
     )
-    node.workers = workers
     node.start()
     node.wait_ready()
     return node
@@ -681,7 +654,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "CCX_VERIFY_BURST": "1000000",
             "CCX_IDP_JWKS": idp.jwks(),
         }
-        nodes: list[SoakNode] = []
+        nodes: list[NodeProcess] = []
         echo = None
         try:
             nodes.append(new_node("fuzhou", home_port, home_env, folder, 1))
@@ -730,7 +703,7 @@ def create_department(data_dir: Path, now: int) -> str:
 
 async def _measure(
     args: argparse.Namespace,
-    node: SoakNode,
+    node: NodeProcess,
     echo_url: str,
     idp: DevIdentityProvider,
     service_token: str,
