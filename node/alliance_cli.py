@@ -12,11 +12,8 @@ stderr and exits with status 2; nothing is written then.
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 import os
 import re
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,7 +35,15 @@ from node.alliance import (
     parse_scale,
     registry_claims,
 )
-from node.cli_support import as_input_error, format_time, read_bytes, reports_errors
+from node.cli_support import (
+    NowOption,
+    as_input_error,
+    format_time,
+    now_from,
+    parse_time,
+    read_bytes,
+    reports_errors,
+)
 from node.files import pretty_json, write_atomically
 from node.mapping_cli import PASSPHRASE_ENV
 
@@ -158,24 +163,6 @@ def _root_signing_key(folder: Path, state: AllianceState) -> P.PrivateKey:
 # --- values on the command line --------------------------------------------------------------
 
 
-def _parse_time(text: str, field: str) -> int:
-    """A NumericDate: epoch seconds, a date YYYY-MM-DD (midnight UTC) or an ISO 8601
-    date-time (UTC when no offset is given)."""
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise AllianceError(
-            "invalid_time",
-            field,
-            f"{text!r} is not epoch seconds, YYYY-MM-DD or an ISO 8601 date-time",
-        ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return calendar.timegm(moment.utctimetuple())
-
-
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -264,6 +251,7 @@ def init(
         ),
     ],
     folder: DirOption = DEFAULT_DIR,
+    now: NowOption = None,
     alg: Annotated[
         str, typer.Option("--alg", metavar="ALG", help="The root key's algorithm: ES256 or EdDSA.")
     ] = "ES256",
@@ -282,8 +270,7 @@ def init(
         raise AllianceError(
             "alliance_exists", "--dir", f"{folder / existing[0]} exists; refusing to overwrite"
         )
-    now = int(time.time())
-    ring = Keyring.create(now=now, alg=alg, generate=generate_key)
+    ring = Keyring.create(now=now_from(now), alg=alg, generate=generate_key)
     try:
         dumped = ring.dump(_passphrase(confirm=True))
     except KeyringError as exc:  # a short passphrase, refused before anything is written
@@ -376,6 +363,7 @@ def replace_keys(
         ),
     ] = False,
     folder: DirOption = DEFAULT_DIR,
+    now: NowOption = None,
 ) -> None:
     """Replace a member's key set, for key rotation.
 
@@ -385,7 +373,7 @@ def replace_keys(
     """
     state = _load_state(folder)
     keys = _load_jwks(jwks)
-    state = state.replace_keys(member_id, keys, now=int(time.time()), allow_drop=allow_drop)
+    state = state.replace_keys(member_id, keys, now=now_from(now), allow_drop=allow_drop)
     _save_state(folder, state)
     typer.echo(f"{member_id} keys: {', '.join(k['kid'] for k in keys['keys'])}")
 
@@ -436,6 +424,7 @@ def table(
         ),
     ],
     folder: DirOption = DEFAULT_DIR,
+    now: NowOption = None,
 ) -> None:
     """Attach a signed mapping table for an admitted member's city.
 
@@ -453,7 +442,7 @@ def table(
         raise AllianceError(exc.code, "--file", f"{exc.message} (in {file})") from exc
     # The registry entry hashes the claims exactly as signed (PROTOCOL section 7a).
     claims = P.verify_mapping_table(token, key=key)
-    state, entry = attach_table(state, claims, uri=uri, now=int(time.time()))
+    state, entry = attach_table(state, claims, uri=uri, now=now_from(now))
     _mkdir(folder / TABLES_DIR)
     copy = folder / TABLES_DIR / f"{entry['city']}.v{entry['version']}.table.jwt"
     _write(copy, token.encode("ascii") + b"\n")
@@ -508,6 +497,7 @@ def publish(
         ),
     ] = DEFAULT_LIFETIME,
     folder: DirOption = DEFAULT_DIR,
+    now: NowOption = None,
 ) -> None:
     """Sign the next registry version with the root key and write it to registry/.
 
@@ -515,11 +505,11 @@ def publish(
     written against root.jwk and the previous version, and records it in alliance.json.
     The passphrase comes from $CCX_KEYRING_PASSPHRASE, else a hidden prompt.
     """
-    now = int(time.time())
+    moment = now_from(now)
     state = _load_state(folder)
     root_public = _root_public_key(folder, state)
     seconds = _parse_duration(lifetime, "--lifetime")
-    start = now if valid_from is None else _parse_time(valid_from, "--valid-from")
+    start = moment if valid_from is None else parse_time(valid_from, "--valid-from")
     registry = folder / REGISTRY_DIR
     last = state.last
     previous: P.Registry | None = None
@@ -531,7 +521,7 @@ def publish(
                 "--dir",
                 f"registry/v{last.version}.jwt is not the version published",
             )
-        previous = P.verify_registry(token, root_key=root_public, now=now, check_expiry=False)
+        previous = P.verify_registry(token, root_key=root_public, now=moment, check_expiry=False)
         if start < previous.valid_from:
             raise AllianceError(
                 "invalid_time",
@@ -549,17 +539,17 @@ def publish(
         version=version,
         prev=None if previous is None else previous.sha256,
         valid_from=start,
-        expires_at=max(start, now) + seconds,
+        expires_at=max(start, moment) + seconds,
     )
     signing_key = _root_signing_key(folder, state)
-    token = P.sign_registry(claims, root_key=signing_key, now=now)
+    token = P.sign_registry(claims, root_key=signing_key, now=moment)
     # Fail closed: what nodes will receive must verify against the pinned key and chain.
-    verified = P.verify_registry(token, root_key=root_public, now=now, previous=previous)
+    verified = P.verify_registry(token, root_key=root_public, now=moment, previous=previous)
     _mkdir(registry)
     _write(target, token.encode("ascii"))
     _write(registry / "current.jwt", token.encode("ascii"))
     on_disk = _read_text(target, "--dir")
-    P.verify_registry(on_disk, root_key=root_public, now=now, previous=previous)
+    P.verify_registry(on_disk, root_key=root_public, now=moment, previous=previous)
     published = PublishedVersion(
         version=version,
         sha256=verified.sha256,
@@ -578,10 +568,10 @@ def publish(
 
 @alliance_app.command()
 @reports_errors
-def show(folder: DirOption = DEFAULT_DIR) -> None:
+def show(folder: DirOption = DEFAULT_DIR, now: NowOption = None) -> None:
     """A readable summary: members and keys, scale, tables, policy, and what is published."""
     state = _load_state(folder)
-    now = int(time.time())
+    moment = now_from(now)
     chosen = state.alliance_scale
     typer.echo(f"Alliance {state.id}")
     typer.echo(f"  root key     {state.root_kid}")
@@ -593,7 +583,7 @@ def show(folder: DirOption = DEFAULT_DIR) -> None:
     for member in state.members:
         typer.echo(f"  {member['id']}  {member['name']} ({member['city']})  {member['status']}")
         for jwk in member["jwks"]["keys"]:
-            typer.echo(f"    key {_describe_key(jwk, now)}")
+            typer.echo(f"    key {_describe_key(jwk, moment)}")
     typer.echo(f"Mapping tables ({len(state.mapping_tables)})")
     for entry in state.mapping_tables:
         typer.echo(
@@ -614,7 +604,7 @@ def show(folder: DirOption = DEFAULT_DIR) -> None:
     typer.echo(
         f"Published: version {last.version}, sha256 {last.sha256}, valid from "
         f"{format_time(last.valid_from)}, expires {format_time(last.expires_at)}"
-        + (" (EXPIRED)" if last.expires_at < now else "")
+        + (" (EXPIRED)" if last.expires_at < moment else "")
     )
     if state.differs_from_published():
         typer.echo("  the working state differs from it: run `ccx alliance publish`")

@@ -3,12 +3,15 @@ to fix (exit status 2), reading files, aligned columns, times for people."""
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
+import re
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -19,11 +22,14 @@ from mappings import MappingError
 __all__ = [
     "EXIT_BAD_INPUT",
     "InputError",
+    "NowOption",
     "as_input_error",
     "columns",
     "fail",
     "format_time",
     "mapping_message",
+    "now_from",
+    "parse_time",
     "read_bytes",
     "reports_errors",
 ]
@@ -91,6 +97,43 @@ def read_bytes(path: Path, field: str) -> bytes:
         raise InputError("file_error", field, f"{path} is a folder, not a file") from exc
     except OSError as exc:
         raise InputError("file_error", field, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def parse_time(text: str, field: str) -> int:
+    """A NumericDate from the command line: epoch seconds, a date YYYY-MM-DD (midnight
+    UTC) or an ISO 8601 date-time (UTC when no offset is given)."""
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(
+            "invalid_time",
+            field,
+            f"{text!r} is not epoch seconds, YYYY-MM-DD or an ISO 8601 date-time",
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return calendar.timegm(moment.utctimetuple())
+
+
+# Every command that decides something by the time takes it from here: the clock, unless
+# --now names the moment (as every service takes `now`), so that a test passes on any day
+# and an operator can rehearse a date ahead.
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        metavar="TIME",
+        help="Act as at this moment: epoch seconds, YYYY-MM-DD or ISO 8601. Default: the clock.",
+        show_default=False,
+    ),
+]
+
+
+def now_from(option: str | None) -> int:
+    """The moment a command acts at: ``--now`` when given, else the clock."""
+    return int(time.time()) if option is None else parse_time(option, "--now")
 
 
 def format_time(numeric_date: int) -> str:

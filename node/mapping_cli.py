@@ -14,7 +14,6 @@ import csv
 import datetime as dt
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,10 +37,12 @@ from mappings import (
 from node.cli_support import (
     EXIT_BAD_INPUT,
     InputError,
+    NowOption,
     as_input_error,
     columns,
     format_time,
     mapping_message,
+    now_from,
     read_bytes,
     reports_errors,
 )
@@ -457,6 +458,7 @@ def build(
             show_default=False,
         ),
     ] = None,
+    now: NowOption = None,
 ) -> None:
     """Build a mapping table from a city's distribution summary.
 
@@ -493,7 +495,7 @@ def build(
     )
     if key is not None:
         assert alliance is not None
-        data = (table.sign(alliance=alliance, key=key, now=int(time.time())) + "\n").encode()
+        data = (table.sign(alliance=alliance, key=key, now=now_from(now)) + "\n").encode()
     else:
         data = pretty_json(table.to_claims())
     if out is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,10 +36,16 @@ FUZHOU = "https://fuzhou.ccx.example"
 ENV = {PASSPHRASE_ENV: PASSPHRASE}
 
 
+# The commands that decide by the time act at the tests' fixed clock, as every service does.
+TIMED = {"init", "keys", "table", "publish", "show"}
+
+
 def ccx(folder: Path, *args: str | Path, env: dict[str, str] | None = None) -> Result:
     argv = [str(a) for a in args]
     if argv[0] != "init" and "--help" not in argv:
         argv += ["--dir", str(folder)]
+    if argv[0] in TIMED and "--help" not in argv and "--now" not in argv:
+        argv += ["--now", str(NOW)]
     return CliRunner().invoke(alliance_app, argv, env=ENV if env is None else env)
 
 
@@ -62,9 +67,7 @@ def root_jwk(folder: Path) -> P.PublicKey:
 
 def registry(folder: Path, version: int, previous: P.Registry | None = None) -> P.Registry:
     token = (folder / "registry" / f"v{version}.jwt").read_text()
-    return P.verify_registry(
-        token, root_key=root_jwk(folder), now=int(time.time()), previous=previous
-    )
+    return P.verify_registry(token, root_key=root_jwk(folder), now=NOW, previous=previous)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +202,7 @@ def test_publish_v1_then_v2_verify_chained(alliance: Path, inputs: dict[str, Any
     assert dict(v1.policy) == DEFAULT_POLICY
     assert dict(v1.scale) == AllianceScale().to_json()
     kid = inputs["xiamen_ring"].active.kid
-    key = v1.resolve_issuer_key(XIAMEN, kid, "ES256", now=int(time.time()))
+    key = v1.resolve_issuer_key(XIAMEN, kid, "ES256", now=NOW)
     assert P.public_jwk(key) == P.public_jwk(inputs["xiamen_ring"].active.public_key)
 
     ok(ccx(alliance, "suspend", "--member-id", FUZHOU))
@@ -220,20 +223,20 @@ def test_suspended_member_is_refused_by_the_registry(
     published = registry(alliance, 1)
     kid = inputs["xiamen_ring"].active.kid
     with pytest.raises(P.IssuerSuspended):
-        published.resolve_issuer_key(XIAMEN, kid, "ES256", now=int(time.time()))
+        published.resolve_issuer_key(XIAMEN, kid, "ES256", now=NOW)
     ok(ccx(alliance, "reinstate", "--member-id", XIAMEN))
     ok(ccx(alliance, "publish"))
     again = registry(alliance, 2, previous=published)
-    again.resolve_issuer_key(XIAMEN, kid, "ES256", now=int(time.time()))
+    again.resolve_issuer_key(XIAMEN, kid, "ES256", now=NOW)
 
 
 def test_a_future_valid_from_is_kept(alliance: Path) -> None:
-    ahead = int(time.time()) + 10 * 86400
+    ahead = NOW + 10 * 86400
     ok(ccx(alliance, "publish", "--valid-from", str(ahead), "--lifetime", "7d"))
     published = registry(alliance, 1)
     assert published.valid_from == ahead
     assert published.expires_at == ahead + 7 * 86400  # the lifetime runs from valid_from
-    assert not published.in_effect(int(time.time()))
+    assert not published.in_effect(NOW)
 
 
 def test_valid_from_as_an_iso_date(alliance: Path) -> None:
@@ -329,9 +332,7 @@ def test_admit_an_ed25519_member(alliance: Path, tmp_path: Path) -> None:
     ok(admit(alliance, path))
     ok(ccx(alliance, "publish"))
     published = registry(alliance, 1)
-    published.resolve_issuer_key(
-        "https://hz.ccx.example", ring.active.kid, "EdDSA", now=int(time.time())
-    )
+    published.resolve_issuer_key("https://hz.ccx.example", ring.active.kid, "EdDSA", now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -444,7 +445,7 @@ def test_keys_rotation_keeps_the_retired_key_until_it_expires(
     alliance: Path, inputs: dict[str, Any], tmp_path: Path
 ) -> None:
     seeds = iter(range(600, 610))
-    now = int(time.time())
+    now = NOW
     rotated = inputs["xiamen_ring"].rotate(now=now, generate=lambda alg: ec_key(next(seeds)))
     path = tmp_path / "rotated.jwks.json"
     path.write_text(json.dumps(rotated.jwks(now)))
@@ -499,10 +500,11 @@ def test_table_is_attached_and_published(
     }
     assert (alliance / "tables" / "xiamen.v1.table.jwt").read_text().strip() == path.read_text()
 
-    newer = signed_table(tmp_path, root_private, version=2)
+    newer = signed_table(tmp_path, root_private, version=2, valid_from=NOW - 86400)
     ok(ccx(alliance, "table", "--file", newer, "--uri", uri.replace("v1", "v2")))
     state = json.loads((alliance / "alliance.json").read_bytes())
     # v1 stays listed: attestations made with it are alive until 36 days after v2 starts
+    # (the commands act at NOW, a day after v2's valid_from)
     assert [(t["city"], t["version"]) for t in state["mapping_tables"]] == [
         ("xiamen", 1),
         ("xiamen", 2),
@@ -510,6 +512,32 @@ def test_table_is_attached_and_published(
     assert_one_line_error(
         ccx(alliance, "table", "--file", path, "--uri", uri), "stale_table", "--file"
     )
+
+
+def test_table_past_its_retention_leaves_at_the_next_attach(
+    alliance: Path, root_private: P.PrivateKey, tmp_path: Path
+) -> None:
+    uri = "https://alliance.ccx.example/tables/xiamen.v{}.table.jwt"
+    ok(
+        ccx(
+            alliance,
+            "table",
+            "--file",
+            signed_table(tmp_path, root_private),
+            "--uri",
+            uri.format(1),
+        )
+    )
+    newer = signed_table(tmp_path, root_private, version=2, valid_from=NOW)
+    # 35 days of attestation life and a day's margin after v2 began: v1 can serve no one
+    later = str(NOW + 37 * 86400)
+    ok(ccx(alliance, "table", "--file", newer, "--uri", uri.format(2), "--now", later))
+    state = json.loads((alliance / "alliance.json").read_bytes())
+    assert [(t["city"], t["version"]) for t in state["mapping_tables"]] == [("xiamen", 2)]
+
+
+def test_now_that_is_not_a_time_is_named(alliance: Path) -> None:
+    assert_one_line_error(ccx(alliance, "publish", "--now", "soon"), "invalid_time", "--now")
 
 
 def test_table_signed_by_another_key_is_refused(alliance: Path, tmp_path: Path) -> None:
