@@ -3,7 +3,8 @@
 What is always visible and what is selectively disclosable is fixed here (DESIGN
 section 5, docs/PROTOCOL.md): a verifier learns only the claims the holder chose to
 disclose, plus who issued the attestation, the holder key, the status reference and
-the mapping table the score was computed with.
+the mapping table the score was computed with. An attestation may name its recipients
+(``aud``, the member ids the holder's consent names): any other verifier refuses it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "ATTESTATION_TYP",
     "DISCLOSABLE_CLAIMS",
     "MAX_ATTESTATION_LIFETIME",
+    "MAX_AUDIENCE",
     "VCT",
     "AttestationClaims",
     "MappingReference",
@@ -65,7 +67,10 @@ _REQUIRED_VISIBLE = (
     "mapping",
     "_sd_alg",
 )
-_ALWAYS_VISIBLE = frozenset(_REQUIRED_VISIBLE)
+# ``aud`` is optional (an attestation for every member carries none) but, when present,
+# always visible: a holder could otherwise drop the issuer's restriction of recipients.
+_ALWAYS_VISIBLE = frozenset((*_REQUIRED_VISIBLE, "aud"))
+MAX_AUDIENCE = 64  # recipients named in one attestation
 
 
 class AttestationClaims(TypedDict):
@@ -83,6 +88,9 @@ class AttestationClaims(TypedDict):
     local_scale: Any
     score_date: str  # ISO 8601 date of the score snapshot
     nbf: NotRequired[int]
+    # The member ids (registry ``members[].id``) the holder's consent names: only they may
+    # accept it. Absent: every member of the alliance may (the consent says "alliance").
+    aud: NotRequired[Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,8 @@ class VerifiedPresentation:
 
     ``disclosed`` is read-only and holds exactly the disclosed claims; the properties are
     shortcuts into it and are ``None`` for a claim the holder did not disclose.
+    ``audience`` is the issuer-signed ``aud`` (the recipients it names, this verifier
+    among them), or ``None`` when the attestation names none (every member may accept it).
     """
 
     issuer: str
@@ -119,6 +129,7 @@ class VerifiedPresentation:
     issued_at: int
     expires_at: int
     disclosed: Mapping[str, Any]
+    audience: tuple[str, ...] | None = None
 
     @property
     def alliance_score(self) -> int | None:
@@ -147,11 +158,15 @@ def issue_attestation(
     """Issue a credit-standing SD-JWT VC; the result ends with ``~`` (no KB-JWT).
 
     ``salt(n)`` supplies n random bytes for salts and decoys (>= 16 bytes each).
-    ``decoys`` decoy digests are added to each ``_sd`` array. Raises ``ValueError`` for
-    claims the node should never have produced (an inconsistent or over-long attestation)
-    and :class:`InvalidKey` for a holder key we cannot bind to.
+    ``decoys`` decoy digests are added to each ``_sd`` array. ``claims["aud"]``, when
+    given, limits the attestation to those recipients (a visible ``aud`` array, RFC 7519
+    section 4.1.3): every verifier not named refuses it (:class:`RecipientNotNamed`).
+    Raises ``ValueError`` for claims the node should never have produced (an inconsistent
+    or over-long attestation, an empty or repeated audience) and :class:`InvalidKey` for
+    a holder key we cannot bind to.
     """
     public_key_from_jwk(holder_jwk)  # refuses private members and unsupported keys
+    audience = _audience(claims)
     nbf = claims.get("nbf", now)
     exp = claims["exp"]
     if not now <= exp or exp - nbf > MAX_ATTESTATION_LIFETIME:
@@ -189,10 +204,28 @@ def issue_attestation(
             "score_date": claims["score_date"],
         },
     )
+    if audience is not None:
+        payload["aud"] = audience
     payload["_sd_alg"] = "sha-256"
     return sign_sd_jwt(
         payload, builder.disclosures, issuer_key=issuer_key, typ=ATTESTATION_TYP, kid=kid
     )
+
+
+def _audience(claims: AttestationClaims) -> list[str] | None:
+    if "aud" not in claims:
+        return None
+    audience = claims["aud"]
+    if isinstance(audience, str) or not isinstance(audience, Sequence):
+        raise ValueError("aud must be a sequence of recipient ids")
+    names = list(audience)
+    if not 0 < len(names) <= MAX_AUDIENCE:
+        raise ValueError(f"aud must name 1..{MAX_AUDIENCE} recipients")
+    if not all(isinstance(name, str) and name for name in names):
+        raise ValueError("every recipient in aud must be a non-empty string")
+    if len(set(names)) != len(names):
+        raise ValueError("aud names a recipient twice")
+    return names
 
 
 def present(
@@ -273,8 +306,10 @@ def verify_presentation(
     """Verify a credit-standing presentation end to end, in the order of docs/PROTOCOL.md.
 
     ``resolve_issuer_key(iss, kid, alg)`` must return the issuer's key from the alliance
-    registry or raise. ``aud`` is this verifier's id, ``nonce`` the single-use nonce of its
-    challenge. Status (revocation) is not checked here: the result carries the reference.
+    registry or raise. ``aud`` is this verifier's id (the KB-JWT must be made for it and,
+    when the attestation names recipients, it must be one of them:
+    :class:`RecipientNotNamed`), ``nonce`` the single-use nonce of its challenge. Status
+    (revocation) is not checked here: the result carries the reference.
     Raises a :class:`ProtocolError` subclass with a stable ``code`` for every failure.
     """
     verified = verify_sd_jwt(
@@ -314,4 +349,14 @@ def verify_presentation(
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
         disclosed=MappingProxyType(disclosed),
+        audience=_verified_audience(claims),
     )
+
+
+def _verified_audience(claims: Mapping[str, Any]) -> tuple[str, ...] | None:
+    # verify_sd_jwt has checked its shape (a string or a non-empty array of strings) and
+    # that it names this verifier.
+    audience = claims.get("aud")
+    if audience is None:
+        return None
+    return (audience,) if isinstance(audience, str) else tuple(audience)

@@ -38,6 +38,7 @@ __all__ = [
     "NonceMismatch",
     "ProtectedClaimDisclosed",
     "ProtocolError",
+    "RecipientNotNamed",
     "RegistryChainBroken",
     "RegistryExpired",
     "RegistryRollback",
@@ -190,6 +191,17 @@ class InvalidClaim(ProtocolError):
     """A claim has the wrong type or value."""
 
     code = "invalid_claim"
+
+
+class RecipientNotNamed(ProtocolError):
+    """The token's ``aud`` names its recipients, and this verifier is not one of them.
+
+    RFC 7519 section 4.1.3: a party processing a JWT whose ``aud`` is present and does
+    not name it must reject the JWT. The token is genuine; it is not for this verifier.
+    """
+
+    code = "recipient_not_named"
+    http_status = 403
 
 
 class UnsupportedSdAlg(ProtocolError):

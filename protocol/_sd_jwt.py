@@ -35,6 +35,7 @@ from ._errors import (
     NonceMismatch,
     ProtectedClaimDisclosed,
     ProtocolError,
+    RecipientNotNamed,
     SdHashMismatch,
     TokenExpired,
     TokenNotYetValid,
@@ -308,6 +309,31 @@ def _check_times(
         raise IssuedInFuture(f"attestation claims to be issued at {iat}, after now ({now})")
 
 
+def _check_audience(claims: Mapping[str, Any], verifier: str) -> None:
+    """The issuer-signed ``aud``, when present, must name this verifier (RFC 7519 section
+    4.1.3: a JWT whose ``aud`` does not identify the party processing it is rejected).
+
+    ``aud`` is one string or a non-empty array of strings (``InvalidClaim`` otherwise);
+    names compare as exact strings. No ``aud``: the token names no recipients.
+    """
+    if "aud" not in claims:
+        return
+    audience = claims["aud"]
+    names = [audience] if isinstance(audience, str) else audience
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(name, str) and name for name in names)
+    ):
+        raise InvalidClaim("issuer JWT aud must be a string or a non-empty array of strings")
+    if verifier not in names:
+        shown = ", ".join(repr(name[:200]) for name in names[:4])
+        more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+        raise RecipientNotNamed(
+            f"the attestation is for {shown}{more} only, not for this verifier {verifier!r}"
+        )
+
+
 _ABSENT = object()
 
 
@@ -488,8 +514,11 @@ def verify_sd_jwt(
 ) -> VerifiedSdJwt:
     """Verify an SD-JWT+KB presentation in the order of RFC 9901 section 7 and DESIGN 5.
 
-    ``check_visible`` validates the issuer-signed claims (a credential type's own rules)
-    right after the required claims are found, before any disclosure is processed.
+    ``aud`` is this verifier's id: the KB-JWT's ``aud`` must be it, and the issuer-signed
+    JWT's ``aud``, when present, must name it (else :class:`RecipientNotNamed`; checked
+    right after the required claims, before any disclosure is read). ``check_visible``
+    validates the issuer-signed claims (a credential type's own rules) right after that,
+    before any disclosure is processed.
     Returns the processed claims (visible plus disclosed). Raises a :class:`ProtocolError`
     subclass for every failure; never returns a partial result.
     """
@@ -513,6 +542,7 @@ def verify_sd_jwt(
     for name in required_claims:
         if name not in claims:
             raise MissingClaim(f"issuer JWT lacks the {name!r} claim")
+    _check_audience(claims, aud)
     if check_visible is not None:
         check_visible(claims)
     sd_alg = claims.get("_sd_alg", SD_ALG)
@@ -521,7 +551,10 @@ def verify_sd_jwt(
     # The holder key must come from the issuer-signed visible claims, taken before the
     # (in-place) unpacking could add anything.
     holder_cnf = claims.get("cnf")
-    unpacker = _Unpacker([_parse_disclosure(t) for t in texts], never_disclosed)
+    # A disclosed aud would come after the audience check: refused wherever it appears.
+    unpacker = _Unpacker(
+        [_parse_disclosure(t) for t in texts], frozenset(never_disclosed) | {"aud"}
+    )
     processed = unpacker.object(claims, top=True, path="")
     if len(unpacker.used) != len(unpacker.by_digest):
         raise UnreferencedDisclosure("a disclosure is not referenced by the signed payload")

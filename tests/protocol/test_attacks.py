@@ -873,6 +873,128 @@ def test_payload_changed_after_signing_is_refused(setup: Setup) -> None:
         verify(setup, forge(setup, payload=base.payload, signature=original_signature))
 
 
+# --- the recipients the attestation names (aud; issue 19, item 4) ---------------------
+
+
+def _with_audience(setup: Setup, aud: Any) -> dict[str, Any]:
+    """The standard payload with the issuer-signed ``aud`` set to ``aud`` (``DROP``: none)."""
+    payload = issued(setup).payload
+    if aud is DROP:
+        payload.pop("aud", None)
+    else:
+        payload["aud"] = aud
+    return payload
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [[OTHER_VERIFIER], OTHER_VERIFIER, [OTHER_VERIFIER, ATTACKER_ISS]],
+    ids=["array-of-one", "string", "array-of-two"],
+)
+def test_attestation_for_other_recipients_is_refused(setup: Setup, aud: Any) -> None:
+    # RFC 7519 section 4.1.3: aud present and not naming the processing party: reject.
+    presentation = forge(setup, payload=_with_audience(setup, aud))
+
+    with refused(P.RecipientNotNamed, "recipient_not_named") as info:
+        verify(setup, presentation)
+    assert info.value.http_status == 403
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [VERIFIER + "/", VERIFIER.upper(), VERIFIER + ".evil.example", VERIFIER[:-1], " " + VERIFIER],
+    ids=["trailing-slash", "upper-case", "longer", "prefix", "leading-space"],
+)
+def test_recipient_that_only_resembles_this_verifier_is_refused(setup: Setup, aud: str) -> None:
+    presentation = forge(setup, payload=_with_audience(setup, [OTHER_VERIFIER, aud]))
+
+    with refused(P.RecipientNotNamed, "recipient_not_named"):
+        verify(setup, presentation)
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [[VERIFIER], VERIFIER, [OTHER_VERIFIER, VERIFIER], DROP],
+    ids=["array-of-one", "string", "array-of-two", "no-aud"],
+)
+def test_attestation_naming_this_verifier_or_no_one_verifies(setup: Setup, aud: Any) -> None:
+    verified = verify(setup, forge(setup, payload=_with_audience(setup, aud)))
+
+    expected = None if aud is DROP else tuple([aud] if isinstance(aud, str) else aud)
+    assert verified.audience == expected
+    assert dict(verified.disclosed) == {"score_at_least": {"650": True}}
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [[], "", [""], [VERIFIER, 5], 5, None, {"aud": VERIFIER}, True],
+    ids=["empty-array", "empty-string", "array-of-empty", "non-string", "number", "null",
+         "object", "boolean"],
+)  # fmt: skip
+def test_aud_that_is_not_a_string_or_an_array_of_strings_is_refused(setup: Setup, aud: Any) -> None:
+    with refused(P.InvalidClaim, "invalid_claim"):
+        verify(setup, forge(setup, payload=_with_audience(setup, aud)))
+
+
+def test_holder_removing_the_aud_is_refused(setup: Setup) -> None:
+    # The issuer's signature over a payload naming another verifier, moved onto the same
+    # payload without its aud: the restriction can't be stripped.
+    payload = _with_audience(setup, [OTHER_VERIFIER])
+    original = compact(issuer_header(setup), payload, setup.issuer_key)
+    signature = base64.urlsafe_b64decode(original.split(".")[2] + "==")
+    del payload["aud"]
+
+    with refused(P.InvalidSignature, "invalid_signature"):
+        verify(setup, forge(setup, payload=payload, signature=signature))
+
+
+def test_aud_is_checked_after_the_signature(setup: Setup) -> None:
+    impostor = key_like(setup, 74)
+    presentation = forge(setup, payload=_with_audience(setup, [OTHER_VERIFIER]), key=impostor)
+
+    with refused(P.InvalidSignature, "invalid_signature"):
+        verify(setup, presentation)
+
+
+def test_aud_is_checked_before_any_disclosure_or_key_binding(setup: Setup) -> None:
+    # A verifier not named learns nothing further: it stops before reading disclosures
+    # (here an unreferenced one) and before the KB-JWT (here for another verifier).
+    stray = new_disclosure("nickname", "egret")
+    presentation = forge(
+        setup,
+        payload=_with_audience(setup, [OTHER_VERIFIER]),
+        disclosures=[stray],
+        aud=OTHER_VERIFIER,
+    )
+
+    with refused(P.RecipientNotNamed, "recipient_not_named"):
+        verify(setup, presentation)
+
+
+def test_aud_hidden_in_a_disclosure_is_refused(setup: Setup) -> None:
+    # A disclosable aud would let the holder drop the restriction by not disclosing it.
+    base = issued(setup)
+    hidden = new_disclosure("aud", [OTHER_VERIFIER])
+    reference(base.payload, hidden)
+
+    with refused(P.ProtectedClaimDisclosed, "protected_claim_in_disclosure"):
+        verify(setup, forge(setup, payload=base.payload, disclosures=[hidden]))
+
+
+def test_the_generic_verifier_enforces_aud_too(setup: Setup) -> None:
+    presentation = forge(setup, payload=_with_audience(setup, [OTHER_VERIFIER]))
+
+    with refused(P.RecipientNotNamed, "recipient_not_named"):
+        P.verify_sd_jwt(
+            presentation,
+            typ=TYP,
+            resolve_issuer_key=setup.resolve,
+            aud=VERIFIER,
+            nonce=NONCE,
+            now=VERIFY_AT,
+        )
+
+
 # --- claims that must stay visible ---------------------------------------------------
 
 

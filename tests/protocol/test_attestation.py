@@ -466,6 +466,58 @@ def test_issue_refuses_no_thresholds(es256: Setup) -> None:
         _issue(es256, thresholds=())
 
 
+# --- recipients (aud) ------------------------------------------------------------------
+
+OTHER_MEMBER = "https://quanzhou.ccx.example"
+
+
+def _for(setup: Setup, aud: Any) -> Setup:
+    return Setup(setup.issuer_key, setup.holder_key, setup.kid, _issue(setup, aud=aud))
+
+
+def test_an_attestation_without_recipients_has_no_aud(setup: Setup) -> None:
+    _, payload, _ = decode_attestation(setup.attestation)
+
+    assert "aud" not in payload
+    assert setup.verify(setup.present()).audience is None
+
+
+def test_issue_puts_the_named_recipients_in_a_visible_aud_array(setup: Setup) -> None:
+    named = _for(setup, [OTHER_MEMBER, VERIFIER])
+    _, payload, disclosures = decode_attestation(named.attestation)
+
+    assert payload["aud"] == [OTHER_MEMBER, VERIFIER]
+    assert set(payload) == VISIBLE_NAMES | {"aud"}
+    assert not any("aud" in unb64json(d) for d in disclosures)
+    assert named.verify(named.present()).audience == (OTHER_MEMBER, VERIFIER)
+
+
+def test_a_named_recipient_verifies_and_any_other_verifier_refuses(setup: Setup) -> None:
+    named = _for(setup, [VERIFIER])
+    assert named.verify(named.present()).audience == (VERIFIER,)
+
+    with pytest.raises(P.RecipientNotNamed) as info:
+        named.verify(named.present(aud=OTHER_MEMBER), aud=OTHER_MEMBER)
+    assert (info.value.code, info.value.http_status) == ("recipient_not_named", 403)
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [[], [VERIFIER, VERIFIER], [""], [VERIFIER, 7], VERIFIER, None, [f"m{i}" for i in range(65)]],
+    ids=["empty", "repeated", "empty-name", "non-string", "a-string", "none", "over-64"],
+)
+def test_issue_refuses_an_unusable_audience(es256: Setup, aud: Any) -> None:
+    with pytest.raises(ValueError, match="aud"):
+        _issue(es256, aud=aud)
+
+
+def test_issue_accepts_64_recipients(es256: Setup) -> None:
+    aud = [VERIFIER, *(f"https://m{i}.ccx.example" for i in range(P.MAX_AUDIENCE - 1))]
+    named = _for(es256, aud)
+
+    assert named.verify(named.present()).audience == tuple(aud)
+
+
 @pytest.mark.parametrize("size", [0, 8, 15])
 def test_issue_refuses_a_salt_source_returning_fewer_than_16_bytes(es256: Setup, size: int) -> None:
     with pytest.raises(ValueError, match="salt"):

@@ -96,6 +96,7 @@ def processed_payload(verified: P.VerifiedPresentation) -> dict[str, Any]:
         },
         # score_at_least is a visible container: present even when no entry is disclosed.
         "score_at_least": {},
+        **({} if verified.audience is None else {"aud": list(verified.audience)}),
         **verified.disclosed,
     }
 
@@ -152,6 +153,59 @@ def test_reference_verifier_checks_our_key_binding(
     presentation = es256.present(nonce="nonce-interop", now=KB_IAT)
     with pytest.raises(ValueError, match=message):
         reference_verify(presentation, es256.issuer_key, nonce=nonce, aud=aud)
+
+
+# An attestation that names its recipients (the holder's consent names members: issue 19,
+# item 4) carries a visible issuer-signed aud array. The reference verifier is told the
+# audience only for the KB-JWT (expected_aud) and does not read the issuer JWT's aud
+# (verifier.py checks no registered claim of it), so it shows that the claim costs
+# interoperability nothing; PyJWT, a generic JWT library, shows that the claim means what
+# RFC 7519 section 4.1.3 says: accepted by a party it names, refused by any other.
+OTHER_MEMBER = "https://quanzhou.ccx.example"
+NOT_NAMED = "https://putian.ccx.example"
+
+
+@pytest.mark.parametrize(
+    "aud", [[VERIFIER], [OTHER_MEMBER, VERIFIER]], ids=["one-recipient", "two-recipients"]
+)
+def test_our_attestation_naming_recipients_verifies_with_the_reference_verifier(
+    aud: list[str],
+) -> None:
+    setup = make_setup("ES256", aud=aud)
+    presentation = setup.present(("score_at_least.650",), nonce="nonce-interop", now=KB_IAT)
+    ours = setup.verify(presentation, nonce="nonce-interop", now=VERIFY_AT)
+
+    theirs = reference_verify(presentation, setup.issuer_key, nonce="nonce-interop", aud=VERIFIER)
+
+    assert ours.audience == tuple(aud)
+    assert theirs == processed_payload(ours)
+    assert theirs["aud"] == aud
+
+
+def test_a_generic_jwt_library_reads_our_aud_as_rfc_7519_says() -> None:
+    import jwt as pyjwt  # PyJWT, the node's library for residents' bearer tokens
+
+    setup = make_setup("ES256", aud=[OTHER_MEMBER, VERIFIER])
+    issuer_jwt = setup.attestation.split("~", 1)[0]
+    # Times are ours to check (and PyJWT's checks would read the wall clock): off.
+    untimed = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}
+
+    def decode(audience: str) -> dict[str, Any]:
+        claims: dict[str, Any] = pyjwt.decode(
+            issuer_jwt,
+            setup.issuer_key.public_key(),
+            algorithms=["ES256"],
+            audience=audience,
+            options=untimed,
+        )
+        return claims
+
+    assert decode(VERIFIER)["aud"] == [OTHER_MEMBER, VERIFIER]
+    assert decode(OTHER_MEMBER)["iss"] == ISSUER
+    with pytest.raises(pyjwt.InvalidAudienceError):
+        decode(NOT_NAMED)
+    with pytest.raises(P.RecipientNotNamed):
+        setup.verify(setup.present(aud=NOT_NAMED), aud=NOT_NAMED)
 
 
 # --- reference -> ours ------------------------------------------------------------------
