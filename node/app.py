@@ -374,6 +374,10 @@ def create_app(
         version="1",
         description="City Credit Exchange node: scoring, consent, attestations, federation.",
         lifespan=lifespan,
+        # A path with a trailing slash is not found, not redirected: Starlette builds the
+        # redirect from the request's Host header, so `GET /x/` with `Host: evil.example`
+        # answered 307 to http://evil.example/x (issue 19, item 6).
+        redirect_slashes=False,
     )
     app.state.node = state
     install_error_handlers(app)

@@ -2,7 +2,9 @@
 and service points (client credentials, stored hashed), admins (a token, stored hashed).
 
 Each route says what it needs with one dependency: ``ResidentDep``, ``client_with(scope)``
-or ``AdminDep``. A failure is 401 (who are you?) or 403 (not allowed), with a code.
+or ``AdminDep``. A failure is 401 (who are you?) or 403 (not allowed), with a code. Each
+is a guard (``node.guards.before_body``): it takes the request alone and runs before the
+route's body is read, so a caller without credentials never costs the node a parse.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, Header
+from fastapi import Depends, Request
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from node.app import NodeState
-from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError
+from node.guards import before_body
 from node.models import Client
 
 __all__ = [
@@ -29,9 +31,12 @@ __all__ = [
     "ClientDep",
     "ClientIdentity",
     "ResidentDep",
+    "admin",
+    "calling_client",
     "client_with",
     "forget_client",
     "hash_token",
+    "resident_id",
 ]
 
 RESIDENT_ALGORITHMS = ["ES256", "EdDSA", "RS256"]  # what an identity provider may sign with
@@ -43,13 +48,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _bearer(authorization: str | None) -> str:
+def _bearer(request: Request) -> str:
+    authorization = request.headers.get("authorization")
     if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 8192:
         raise NodeError("unauthorized", "a bearer token is required", status=401)
     return authorization.removeprefix("Bearer ").strip()
 
 
-AuthorizationHeader = Annotated[str | None, Header(include_in_schema=False)]
+def _state(request: Request) -> NodeState:
+    state: NodeState = request.app.state.node
+    return state
 
 
 _IDP_KEYS = "auth.idp_keys"
@@ -76,11 +84,12 @@ def _idp_keys(state: NodeState) -> dict[str | None, jwt.PyJWK]:
 
 # async: one signature check is cheaper than the hop to the thread pool a sync
 # dependency costs.
-async def resident_id(
-    state: StateDep, now: NowDep, authorization: AuthorizationHeader = None
-) -> str:
+@before_body
+async def resident_id(request: Request) -> str:
     """The resident's subject, from a JWT the configured identity provider signed."""
-    token = _bearer(authorization)
+    token = _bearer(request)
+    state = _state(request)
+    now = int(state.extra["now"]())
     keys = _idp_keys(state)
     try:
         header = jwt.get_unverified_header(token)
@@ -148,14 +157,16 @@ def _lookup_client(state: NodeState, token_hash: str) -> ClientIdentity | None:
         return ClientIdentity(row.id, row.department, frozenset(row.scopes))
 
 
-async def _client(state: StateDep, authorization: AuthorizationHeader = None) -> ClientIdentity:
+@before_body
+async def calling_client(request: Request) -> ClientIdentity:
     """The calling client, from its hashed token. A known client is remembered for
     ``CLIENT_CACHE_SECONDS`` in this worker (service points call many times a second;
     the look-up and its hop to the thread pool cost more than the verification's own
     checks): a revocation takes effect at once in the worker that made it
     (:func:`forget_client`) and within that time in the others. Unknown tokens are
     never remembered."""
-    token_hash = hash_token(_bearer(authorization))
+    token_hash = hash_token(_bearer(request))
+    state = _state(request)
     cache: dict[str, tuple[ClientIdentity, float]] = state.extra.setdefault(_CLIENT_CACHE, {})
     hit = cache.get(token_hash)
     if hit is not None and hit[1] > time.monotonic():
@@ -178,7 +189,7 @@ def forget_client(state: NodeState, client_id: str) -> None:
             cache.pop(token_hash, None)
 
 
-ClientDep = Annotated[ClientIdentity, Depends(_client)]
+ClientDep = Annotated[ClientIdentity, Depends(calling_client)]
 """The calling client, whatever its scopes: for routes whose scope depends on the request
 (``verify:<scenario>``); the route's service checks the scope."""
 
@@ -186,7 +197,9 @@ ClientDep = Annotated[ClientIdentity, Depends(_client)]
 def client_with(scope: str) -> Any:
     """A dependency: the calling client, which must hold ``scope``."""
 
-    async def require(client: Annotated[ClientIdentity, Depends(_client)]) -> ClientIdentity:
+    @before_body
+    async def require(request: Request) -> ClientIdentity:
+        client = await calling_client(request)
         if scope not in client.scopes:
             raise NodeError("forbidden", f"these credentials lack the {scope!r} scope", status=403)
         return client
@@ -194,15 +207,26 @@ def client_with(scope: str) -> Any:
     return Depends(require)
 
 
-def _admin(state: StateDep, session: SessionDep, authorization: AuthorizationHeader = None) -> str:
-    token_hash = hash_token(_bearer(authorization))
+def _admin_client(state: NodeState, token_hash: str) -> str | None:
+    with Session(state.engine) as session:
+        row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
+        if row is not None and row.revoked_at is None and "admin" in row.scopes:
+            return f"client:{row.id}"
+        return None
+
+
+@before_body
+async def admin(request: Request) -> str:
+    """``"admin"`` for the admin token, ``"client:<id>"`` for an admin-scoped client."""
+    token_hash = hash_token(_bearer(request))
+    state = _state(request)
     expected = state.settings.admin_token_hash
     if expected and hmac.compare_digest(token_hash, expected):
         return "admin"
-    row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
-    if row is not None and row.revoked_at is None and "admin" in row.scopes:
-        return f"client:{row.id}"
-    raise NodeError("forbidden", "admin credentials are required", status=403)
+    actor = await run_in_threadpool(_admin_client, state, token_hash)
+    if actor is None:
+        raise NodeError("forbidden", "admin credentials are required", status=403)
+    return actor
 
 
-AdminDep = Annotated[str, Depends(_admin)]
+AdminDep = Annotated[str, Depends(admin)]

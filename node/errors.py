@@ -6,6 +6,7 @@ The mapping from exceptions to responses lives here and only here (STYLE rule 2)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,7 @@ __all__ = [
     "error_body",
     "error_responses",
     "install_error_handlers",
+    "where_and_what",
 ]
 
 log = logging.getLogger("ccx.node")
@@ -96,15 +98,38 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Only where and what, never the input value (it may hold personal data or secrets).
-    return [
-        {
-            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
-            "problem": error.get("msg"),
+def where_and_what(error: Mapping[str, Any]) -> dict[str, str]:
+    """One validation error (pydantic's dict) as ``{"field", "problem"}``: the field and
+    the rule it breaks, never the value sent (it may hold personal data or a secret).
+
+    Pydantic's own message names the value in a few cases: a discriminator's unknown tag
+    (``Input tag 'X' found using 'kind' ...``) and an unknown field's name (in ``loc``);
+    those are said without it, and any other message that quotes the input has it cut."""
+    path = [str(part) for part in error.get("loc", ()) if part != "body"]
+    kind = error.get("type")
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":  # the last part is the unknown name the client sent
+        return {
+            "field": ".".join(path[:-1]),
+            "problem": "holds a field the API does not know (see the OpenAPI document)",
         }
-        for error in exc.errors()
-    ]
+    if kind == "union_tag_invalid":
+        discriminator = str(context.get("discriminator", "")).strip("'")
+        return {
+            "field": ".".join([*path, discriminator] if discriminator else path),
+            "problem": f"must be one of {context.get('expected_tags', 'the documented values')}",
+        }
+    problem = str(error.get("msg", ""))
+    sent = error.get("input")
+    if isinstance(sent, str | int | float) and not isinstance(sent, bool):
+        text = str(sent)
+        if len(text) >= 4 and text in problem:
+            problem = problem.replace(text, "(the value sent)")
+    return {"field": ".".join(path), "problem": problem}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
+    return [where_and_what(error) for error in exc.errors()]
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -89,6 +89,7 @@ def serve(
         )
         raise typer.Exit(2)
     from node.app import load_keyring
+    from node.server import uvicorn_limits
     from node.services.registry import follower_for
 
     try:  # a bad passphrase or pinned root key is the operator's to fix: one line
@@ -107,6 +108,7 @@ def serve(
         log_level=log_level.value,
         access_log=access_log,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
+        **uvicorn_limits(settings),
     )
 
 

@@ -83,6 +83,21 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(2 * 1024 * 1024, gt=0, description="largest request body accepted")
     max_batch_rows: int = Field(10_000, gt=0, description="most records in one push")
+    header_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds a request's headers may take to arrive"
+    )
+    body_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds a request's body may take after its headers"
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, le=300, description="seconds an idle keep-alive connection stays open"
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections per worker before new requests are answered 503 "
+        "(capped by the file limit, less descriptors kept for the database and files)",
+    )
     scheduler: bool = Field(
         True, description="run jobs in this process (development); production runs `ccx scheduler`"
     )

@@ -10,10 +10,16 @@ from pydantic import BaseModel, Field
 from node.auth import AdminDep
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
+from node.guards import GuardedRoute
 from node.routers import ADMIN_ERRORS
 from node.services import audit, keys
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=error_responses(*ADMIN_ERRORS))
+router = APIRouter(
+    route_class=GuardedRoute,
+    prefix="/v1/admin",
+    tags=["admin"],
+    responses=error_responses(*ADMIN_ERRORS),
+)
 
 
 class AuditVerification(BaseModel):

@@ -14,9 +14,10 @@ from fastapi import Path as PathParam
 
 from node.deps import StateDep
 from node.errors import NodeError, error_responses
+from node.guards import GuardedRoute
 from node.services.registry import FOLLOWER, REGISTRY_MEDIA_TYPE, RegistryFollower
 
-router = APIRouter(prefix="/v1/alliance", tags=["alliance"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1/alliance", tags=["alliance"])
 
 TABLE_MEDIA_TYPE = "application/mapping-table+jwt"
 _TABLE_NAME = re.compile(r"[a-z0-9_-]{1,64}\.v[0-9]{1,9}\.table\.jwt")

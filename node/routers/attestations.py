@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.auth import ResidentDep
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
+from node.guards import GuardedRoute
 from node.routers import BODY_ERRORS, RESIDENT_ERRORS
 from node.services import issuing
 
 router = APIRouter(
+    route_class=GuardedRoute,
     prefix="/v1/me/attestations",
     tags=["attestations"],
     responses=error_responses(*RESIDENT_ERRORS),

@@ -19,6 +19,7 @@ from node.app import NodeState
 from node.auth import AdminDep, ClientIdentity, client_with, forget_client
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError, error_responses
+from node.guards import BATCH_BODY, GuardedRoute
 from node.models import DistributionSnapshot
 from node.routers import ADMIN_ERRORS, BODY_ERRORS, CLIENT_ERRORS
 from node.services import clients, records, scoring
@@ -26,7 +27,7 @@ from node.services.records import RecordIn
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["departments"])
+router = APIRouter(route_class=GuardedRoute, tags=["departments"])
 
 PUSH_SCOPE = "records:push"
 PushClient = Annotated[ClientIdentity, client_with(PUSH_SCOPE)]
@@ -153,6 +154,7 @@ class RescoreOut(BaseModel):
     summary="Push one record or a batch; each row gets its own result",
     response_model_exclude_unset=True,
     responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 503),  # 503: pushes kept colliding
+    openapi_extra=BATCH_BODY,
 )
 def push_records(
     body: RecordPush,
@@ -177,6 +179,7 @@ def push_records(
     responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 415, 503),
     # the file part's types, which decide where its name has no .csv or .jsonl suffix
     openapi_extra={
+        **BATCH_BODY,
         "requestBody": {
             "content": {
                 "multipart/form-data": {

@@ -8,10 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.deps import NowDep, StateDep
 from node.dev_idp import DevIdentityProvider
 from node.errors import error_responses
+from node.guards import GuardedRoute
 from node.routers import BODY_ERRORS
 from node.services.records import RESIDENT_ID_PATTERN
 
-router = APIRouter(prefix="/dev-idp", tags=["development identity provider"])
+router = APIRouter(
+    route_class=GuardedRoute, prefix="/dev-idp", tags=["development identity provider"]
+)
 
 
 class TokenRequest(BaseModel):

@@ -11,9 +11,10 @@ from sqlalchemy import text
 
 from node.deps import NowDep, StateDep
 from node.errors import error_responses
+from node.guards import GuardedRoute
 from node.services.registry import FOLLOWER, RegistryFollower
 
-router = APIRouter(tags=["federation"])
+router = APIRouter(route_class=GuardedRoute, tags=["federation"])
 
 KEYS_UNAVAILABLE = error_responses(503)  # the keyring file can't be read again
 

@@ -23,6 +23,7 @@ from pydantic import (
 from node.auth import AdminDep, ResidentDep
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
+from node.guards import GuardedRoute
 from node.routers import ADMIN_ERRORS, BODY_ERRORS, RESIDENT_ERRORS
 from node.services import residents as service
 
@@ -190,7 +191,12 @@ class AdminObjectionList(BaseModel):
 
 # --- the resident's routes ------------------------------------------------------------
 
-me = APIRouter(prefix="/v1/me", tags=["residents"], responses=error_responses(*RESIDENT_ERRORS))
+me = APIRouter(
+    route_class=GuardedRoute,
+    prefix="/v1/me",
+    tags=["residents"],
+    responses=error_responses(*RESIDENT_ERRORS),
+)
 
 
 @me.get(
@@ -276,7 +282,10 @@ def my_objections(resident: ResidentDep, session: SessionDep) -> ObjectionList:
 # --- the admins' side of objections ---------------------------------------------------
 
 admin = APIRouter(
-    prefix="/v1/admin/objections", tags=["admin"], responses=error_responses(*ADMIN_ERRORS)
+    route_class=GuardedRoute,
+    prefix="/v1/admin/objections",
+    tags=["admin"],
+    responses=error_responses(*ADMIN_ERRORS),
 )
 
 
@@ -315,6 +324,6 @@ def resolve_objection(
     return AdminObjectionPublic.model_validate(view)
 
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 router.include_router(me)
 router.include_router(admin)

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Response
 
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
+from node.guards import GuardedRoute
 from node.services import issuing
 
-router = APIRouter(tags=["status"])
+router = APIRouter(route_class=GuardedRoute, tags=["status"])
 
 STATUS_LIST_MEDIA_TYPE = "application/statuslist+jwt"
 

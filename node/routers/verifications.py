@@ -5,27 +5,33 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.auth import ClientDep, ClientIdentity
+from node.app import NodeState
+from node.auth import ClientIdentity, calling_client
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
+from node.guards import GuardedRoute, before_body
 from node.routers import BODY_ERRORS, CLIENT_ERRORS
 from node.scenarios import SCENARIO_PATTERN, Requirement
 from node.services import verifying
 
 # 429: the client's rate limit; 503: no registry, mapping table or catalogue to decide by
 router = APIRouter(
+    route_class=GuardedRoute,
     prefix="/v1/verifications",
     tags=["verifications"],
     responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 429, 503),
 )
 
 
-async def _rate_limited(client: ClientDep, state: StateDep, now: NowDep) -> ClientIdentity:
+@before_body  # the rate is checked before the body is read, and a token taken once
+async def _rate_limited(request: Request) -> ClientIdentity:
     # async: an in-memory token bucket is cheaper than the hop to the thread pool
-    verifying.check_rate(state, client, now)
+    client = await calling_client(request)
+    state: NodeState = request.app.state.node
+    verifying.check_rate(state, client, int(state.extra["now"]()))
     return client
 
 

@@ -13,8 +13,15 @@ primary key on ``seq`` refuses a second entry with the same number if anything s
 past. The lock is held until the caller's transaction ends, so append as late as you
 can in it.
 
-Details must never carry secrets: no tokens, proofs, attestations, keys or passwords.
-:func:`append` refuses keys with such names and anything shaped like a compact JWS.
+What details may carry (issue 19, item 1). Never a secret: a key that names one
+(``token``, ``proof``, ``attestation``, ...) is the caller's bug and refused with
+``ValueError``. Values often come from a request (a record id, a purpose), so a value can
+never make an append fail: a string shaped like a compact JWS (a token) is kept as its
+digest, ``sha256:<hex>``, which still lets an auditor match it against a value she holds
+without the log holding it; a string over ``MAX_TEXT`` characters is kept as its first
+``MAX_TEXT`` characters and its digest; and details still over 8 KiB are kept as the
+digest of their canonical JSON with their size and top-level keys. The entry is written
+whatever the request carried, and the request goes on.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ __all__ = [
 
 GENESIS_HASH = "0" * 64
 MAX_DETAILS_BYTES = 8192
+MAX_TEXT = 512  # characters of one string value kept whole
 _BATCH = 1000
 _ENTRIES = cast(Table, AuditEntry.__table__)  # type: ignore[attr-defined]
 _HEAD = core_select(_ENTRIES.c.seq, _ENTRIES.c.hash).order_by(_ENTRIES.c.seq.desc()).limit(1)
@@ -120,24 +128,37 @@ def entry_hash(
     return hashlib.sha256(canonical_json(fields)).hexdigest()
 
 
-def _refuse_secrets(value: Any, path: str) -> None:
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _storable(value: Any, path: str) -> Any:
+    """``value`` as the log may hold it: secrets' names refused (the caller's bug),
+    token-shaped and over-long strings digested (the request's content)."""
     if isinstance(value, Mapping):
+        kept = {}
         for key, item in value.items():
             if str(key).lower() in _SECRET_KEYS:
                 raise ValueError(f"audit details must not carry {path}{key!s} (a secret)")
-            _refuse_secrets(item, f"{path}{key!s}.")
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _refuse_secrets(item, path)
-    elif isinstance(value, str) and TOKEN_SHAPE.search(value):
-        raise ValueError(f"audit details must not carry a token (at {path or 'top level'})")
+            kept[key] = _storable(item, f"{path}{key!s}.")
+        return kept
+    if isinstance(value, list | tuple):
+        return [_storable(item, path) for item in value]
+    if isinstance(value, str):
+        if TOKEN_SHAPE.search(value):
+            return _digest(value)
+        if len(value) > MAX_TEXT:
+            return f"{value[:MAX_TEXT]}... ({_digest(value)})"
+    return value
 
 
 def _checked_details(details: Mapping[str, Any]) -> dict[str, Any]:
-    _refuse_secrets(details, "")
-    encoded = canonical_json(details)
+    encoded = canonical_json(_storable(details, ""))
     if len(encoded) > MAX_DETAILS_BYTES:
-        raise ValueError(f"audit details exceed {MAX_DETAILS_BYTES} bytes")
+        whole = hashlib.sha256(encoded).hexdigest()
+        encoded = canonical_json(
+            {"oversized": {"sha256": whole, "bytes": len(encoded), "keys": sorted(details)}}
+        )
     # Stored as it will read back (int keys become strings, tuples lists), so that the
     # hash computed now is the hash recomputed from the row later.
     checked: dict[str, Any] = json.loads(encoded)
@@ -165,9 +186,9 @@ def append(
 
     ``actor`` is who acted (``"resident:<id>"``, ``"admin"``, ``"node"``), ``action`` a
     stable dotted name (``"attestation.issued"``), ``subject`` the resident or object
-    concerned. Raises ``ValueError`` for details that carry a secret or a token, that
-    exceed 8 KiB or are not JSON, and for over-long names; a programming error, never
-    the caller's input.
+    concerned. ``details`` are kept as the module docstring says (tokens and long text
+    digested, never refused). Raises ``ValueError`` for details under a secret's name or
+    not JSON, and for over-long names: a programming error, never the caller's input.
     """
     _check_length("actor", actor, 128)
     _check_length("action", action, 64)

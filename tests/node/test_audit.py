@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from typing import Any
@@ -203,20 +204,49 @@ def test_two_writers_never_fork_the_chain(client: TestClient) -> None:
         {"nested": {"Proof": "abc"}},
         {"attestation": "x"},
         {"d": "private key material"},
-        {"note": "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"},
-        {"list": ["fine", "eyJhbGciOiJFUzI1NiJ9.e30.sig~WyJzYWx0Il0~"]},
     ],
 )
-def test_secrets_and_tokens_are_refused(client: TestClient, details: dict[str, Any]) -> None:
+def test_secrets_are_refused(client: TestClient, details: dict[str, Any]) -> None:
     with session(client) as db, pytest.raises(ValueError, match="must not carry"):
         audit.append(db, actor="node", action="test.event", subject=None, details=details, now=NOW)
 
 
-def test_oversized_details_are_refused(client: TestClient) -> None:
-    with session(client) as db, pytest.raises(ValueError, match="exceed"):
-        audit.append(
-            db, actor="node", action="test", subject=None, details={"x": "y" * 9000}, now=NOW
+TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+PRESENTATION = "eyJhbGciOiJFUzI1NiJ9.e30.sig~WyJzYWx0Il0~"
+
+
+def test_a_token_shaped_value_is_kept_as_its_digest(client: TestClient) -> None:
+    details = {"note": TOKEN, "list": ["fine", PRESENTATION], "record": "tax/eyJhbGciOiJ.x.1"}
+    with session(client) as db:
+        entry = audit.append(
+            db, actor="node", action="test.event", subject=None, details=details, now=NOW
         )
+        db.commit()
+    digest = "sha256:" + hashlib.sha256(TOKEN.encode()).hexdigest()
+    assert entry.details["note"] == digest
+    assert entry.details["list"] == [
+        "fine",
+        "sha256:" + hashlib.sha256(PRESENTATION.encode()).hexdigest(),
+    ]
+    assert entry.details["record"].startswith("sha256:")
+    assert TOKEN not in json.dumps(entry.details)
+    assert check(client) == (True, None, 1)
+
+
+def test_oversized_details_are_kept_as_their_digest(client: TestClient) -> None:
+    long_text = "y" * 9000
+    many = {f"k{i}": "z" * 500 for i in range(40)}
+    with session(client) as db:
+        one = audit.append(
+            db, actor="node", action="test", subject=None, details={"x": long_text}, now=NOW
+        )
+        other = audit.append(db, actor="node", action="test", subject=None, details=many, now=NOW)
+        db.commit()
+    assert one.details["x"].startswith("y" * audit.MAX_TEXT + "... (sha256:")
+    assert one.details["x"].endswith(hashlib.sha256(long_text.encode()).hexdigest() + ")")
+    assert other.details["oversized"]["keys"] == sorted(many)
+    assert other.details["oversized"]["bytes"] > audit.MAX_DETAILS_BYTES
+    assert check(client) == (True, None, 2)
 
 
 @pytest.mark.parametrize(
