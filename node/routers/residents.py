@@ -8,6 +8,8 @@ and return; the rules and the transactions live there.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path, Query
@@ -48,21 +50,62 @@ class _Body(BaseModel):
 
 
 def _recipient(value: str) -> str:
-    return value if value == "alliance" else value.rstrip("/")
+    return value if value == service.EVERY_MEMBER else value.rstrip("/")
 
 
-def _distinct(values: list[str]) -> list[str]:
+def _recipient_list(values: list[str]) -> list[str]:
     if len(set(values)) != len(values):
         raise ValueError("recipients must be distinct")
+    if service.EVERY_MEMBER in values and len(values) > 1:
+        raise ValueError(
+            'recipients: "alliance" already names every member; name it alone, or name '
+            "members without it"
+        )
     return values
 
 
 Recipient = Annotated[
     str,
-    # said in the document (it was checked in code alone): an http(s) URL or "alliance"
-    StringConstraints(min_length=1, max_length=200, pattern=r"^(alliance|https?://[^\s\x00]+)$"),
+    # said in the document (it was checked in code alone): "alliance", or an http(s) URL
+    # of printable ASCII without spaces, quotes or backslashes (a node id as the registry
+    # lists it). Whether it is a member is checked against the registry (the service).
+    StringConstraints(min_length=1, max_length=200, pattern=r"^(alliance|https?://[!#-\[\]-~]+)$"),
     AfterValidator(_recipient),
 ]
+
+# What a purpose may not hold: controls (Cc: line breaks, tabs, escapes), format
+# characters (Cf: bidirectional overrides, zero-width characters), lone surrogates (Cs),
+# line and paragraph separators (Zl, Zp). Spaces of any script (Zs, the ideographic
+# space too) and the letters, digits, punctuation and symbols of every script are fine.
+_NOT_PLAIN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# A compact JWS (a token, a proof of possession, an attestation) begins "eyJ", base64url
+# of '{"'. A purpose never needs one, and the audit log refuses to hold one.
+_TOKEN_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.")
+PURPOSE_RULE = (
+    "1..500 characters of plain text, at least one not a space: no control or format "
+    "character (Unicode categories Cc, Cf, Cs, Zl, Zp; spaces of any script are fine), and "
+    "nothing shaped like a token (a compact JWS: eyJ...)"
+)
+
+
+def _plain_text(value: str) -> str:
+    for position, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category in _NOT_PLAIN:
+            raise ValueError(
+                f"purpose must be plain text: the character at position {position} is of "
+                f"Unicode category {category} (control or format characters, line breaks "
+                "and tabs are refused)"
+            )
+    if _TOKEN_SHAPED.search(value):
+        raise ValueError(
+            "purpose must not hold text shaped like a token (a compact JWS, eyJ...): "
+            "never paste a token, a proof or an attestation into it"
+        )
+    return value
+
+
+Purpose = Annotated[Text, StringConstraints(max_length=500), AfterValidator(_plain_text)]
 
 
 class OpenScoreGrant(_Body):
@@ -72,16 +115,28 @@ class OpenScoreGrant(_Body):
 
 
 class ShareAllianceGrant(_Body):
-    """A separate consent to share her standing with named recipients for a stated
-    purpose (PIPL art. 23)."""
+    """A separate consent to share her credit standing with the recipients she names, for
+    the purpose she states (PIPL art. 23).
+
+    Recipients are member nodes of the alliance, by their ids as the alliance registry
+    lists them, each an active member when she consents; or "alliance" alone, for every
+    member. Every attestation issued under this consent names the same recipients (its
+    ``aud``), and a member not named refuses it: her home city's own service points too,
+    unless she names her home node as well. To change the recipients she withdraws the
+    consent, which revokes every attestation she holds at once, and grants a new one;
+    attestations issued after that name the new recipients."""
 
     kind: Literal["share_alliance"]
     recipients: Annotated[
         list[Recipient],
         Field(min_length=1, max_length=16, json_schema_extra={"uniqueItems": True}),
-        AfterValidator(_distinct),
-    ] = Field(description='member node ids (their base URLs), or "alliance" for every member')
-    purpose: Annotated[Text, StringConstraints(max_length=500)]
+        AfterValidator(_recipient_list),
+    ] = Field(
+        description="the member node ids (their base URLs) of the alliance registry that may "
+        'receive her standing, each an active member; or "alliance" alone for every member. '
+        "Her attestations name them (aud), and any other member refuses them"
+    )
+    purpose: Purpose = Field(description=f"why she shares it: {PURPOSE_RULE}")
 
 
 ConsentGrant = Annotated[OpenScoreGrant | ShareAllianceGrant, Field(discriminator="kind")]
@@ -110,7 +165,10 @@ class _Public(BaseModel):
 class ConsentPublic(_Public):
     id: int
     kind: str
-    recipients: list[str]
+    recipients: list[str] = Field(
+        description="share_alliance: the member ids her attestations name (their aud), or "
+        '"alliance" for every member; empty for open_score'
+    )
     purpose: str | None
     granted_at: int
     withdrawn_at: int | None
@@ -225,13 +283,27 @@ def my_consents(resident: ResidentDep, session: SessionDep) -> ConsentList:
     responses=error_responses(*BODY_ERRORS, 409),
 )
 def grant_consent(
-    body: Annotated[ConsentGrant, Body()], resident: ResidentDep, session: SessionDep, now: NowDep
+    body: Annotated[ConsentGrant, Body()],
+    resident: ResidentDep,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
 ) -> ConsentPublic:
-    """``open_score``, or ``share_alliance`` naming recipients and purpose. 409
-    ``consent_active`` if one of that kind is in force."""
+    """``open_score``, or ``share_alliance`` naming recipients and purpose.
+
+    The recipients bind what is issued: each attestation names them (``aud``), and every
+    other member refuses it. 422 ``invalid_request`` for a body that breaks a rule
+    (``details`` names the field and the rule: a recipient that is not "alliance" alone
+    or a node URL, a purpose with a control or format character, or shaped like a token);
+    422 ``recipient_not_member`` for a recipient that is not an active member in the
+    alliance registry in effect (``details`` names each); 503 ``registry_unavailable``
+    when members are named and this node holds no registry to check them ("alliance"
+    alone needs none); 409 ``consent_active`` if one of that kind is in force (withdraw
+    it first: that revokes her attestations)."""
     shared = body if isinstance(body, ShareAllianceGrant) else None
     consent = service.grant_consent(
         session,
+        state,
         resident,
         kind=body.kind,
         recipients=shared.recipients if shared else (),
@@ -249,8 +321,9 @@ def grant_consent(
 def withdraw_consent(
     kind: ConsentKind, resident: ResidentDep, state: StateDep, session: SessionDep, now: NowDep
 ) -> WithdrawalPublic:
-    """Revokes every outstanding attestation of mine at once. 404 ``consent_not_found``
-    if none of that kind is in force."""
+    """Revokes every outstanding attestation of mine at once (so none outlives a change of
+    the recipients: grant a new consent afterwards). 404 ``consent_not_found`` if none of
+    that kind is in force."""
     withdrawal = service.withdraw_consent(session, state, resident, kind, now=now)
     return WithdrawalPublic.model_validate(withdrawal)
 

@@ -4,7 +4,8 @@ docs/PROTOCOL.md sections 3 and 6, node side in docs/ISSUING.md).
 A resident asks for a proof-of-possession nonce, signs ``{"nonce", "aud", "iat"}`` with
 her wallet key as a ``pop+jwt``, and sends it with the public key. The node checks the
 proof, uses the nonce up, requires both consents (``open_score`` and ``share_alliance``)
-and a current score, maps the score onto the alliance scale with the city's mapping
+and a current score, limits the attestation to the recipients her ``share_alliance``
+consent names (the issuer-signed ``aud``; none when she named "alliance"), maps the score onto the alliance scale with the city's mapping
 table, gives the attestation a random, never reused index in the current status list,
 stores what revocation needs (never the token), writes the audit log and answers with
 the SD-JWT VC.
@@ -69,6 +70,7 @@ from node.services.registry import FOLLOWER, RegistryFollower
 from protocol._jws import check_header, decode_jws, verify_jws_signature
 
 __all__ = [
+    "EVERY_MEMBER",
     "MAPPING_TABLE_ENV",
     "POP_TYP",
     "REQUIRED_CONSENTS",
@@ -77,6 +79,7 @@ __all__ = [
     "IssuedAttestation",
     "PopNonce",
     "apply_band_changes",
+    "attestation_audience",
     "attestation_expiry",
     "city_mapping",
     "create_pop_nonce",
@@ -99,6 +102,7 @@ POP_ALGS = ("ES256", "EdDSA")
 MAX_PROOF_SIZE = 4096
 LEEWAY = 30  # seconds, as everywhere in the protocol (docs/PROTOCOL.md section 1)
 REQUIRED_CONSENTS = ("open_score", "share_alliance")
+EVERY_MEMBER = "alliance"  # a share_alliance recipient meaning every member of the alliance
 STATUS_BITS = 2  # 0 valid, 1 revoked, 2 suspended
 MAX_INDEX_DRAWS = 64  # a list is at most half full, so 64 collisions in a row is 2^-64
 OUTSTANDING = ("valid", "suspended")
@@ -516,7 +520,7 @@ _NONCE_STATE = select(_NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at).w
 # Every nonce has an expiry, whatever its purpose (proofs of possession, verification
 # challenges): all of them are purged the same way.
 _PURGE_NONCES = delete(_NONCES).where(_NONCES.c.expires_at < bindparam("before"))
-_GRANTED_CONSENTS = select(_CONSENTS.c.kind).where(
+_GRANTED_CONSENTS = select(_CONSENTS.c.kind, _CONSENTS.c.id, _CONSENTS.c.recipients).where(
     _CONSENTS.c.resident_id == bindparam("resident"),
     _CONSENTS.c.withdrawn_at.is_(None),
     _CONSENTS.c.granted_at <= bindparam("now"),
@@ -701,10 +705,30 @@ class IssuedAttestation:
     expires_at: int
 
 
-def _require_consents(connection: Connection, resident_id: str, now: int) -> None:
-    granted = set(
-        connection.execute(_GRANTED_CONSENTS, {"resident": resident_id, "now": now}).scalars()
-    )
+class _Sharing(NamedTuple):
+    consent_id: int
+    audience: list[str] | None  # the attestation's aud; None: every member
+
+
+def attestation_audience(recipients: Any, alliance: str) -> list[str] | None:
+    """The ``aud`` of an attestation issued under a ``share_alliance`` consent naming
+    ``recipients``: ``None`` (every member) when they hold "alliance" (or the alliance's
+    own id, which consents recorded before recipients were checked may hold), else the
+    named ids in her order. ``[]`` when the consent names no one usable (never granted
+    through the API): the caller refuses to issue."""
+    names = recipients if isinstance(recipients, list) else []
+    if EVERY_MEMBER in names or alliance in names:
+        return None
+    return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))[: P.MAX_AUDIENCE]
+
+
+def _require_consents(
+    connection: Connection, resident_id: str, now: int, alliance: str
+) -> _Sharing:
+    granted = {
+        row.kind: row
+        for row in connection.execute(_GRANTED_CONSENTS, {"resident": resident_id, "now": now})
+    }
     missing = [kind for kind in REQUIRED_CONSENTS if kind not in granted]
     if missing:
         raise NodeError(
@@ -714,6 +738,17 @@ def _require_consents(connection: Connection, resident_id: str, now: int) -> Non
             status=403,
             details={"missing": missing},
         )
+    share = granted["share_alliance"]
+    audience = attestation_audience(share.recipients, alliance)
+    if audience == []:
+        raise NodeError(
+            "consent_required",
+            "your share_alliance consent names no recipient: withdraw it and grant it again, "
+            'naming members of the alliance or "alliance"',
+            status=403,
+            details={"missing": ["share_alliance"]},
+        )
+    return _Sharing(int(share.id), audience)
 
 
 def _below_half(connection: Connection, state: NodeState, list_id: int, size: int) -> bool:
@@ -821,7 +856,7 @@ def issue(
     hold_lock(session, f"attestations:{resident_id}")
     connection = session.connection()
     _use_nonce(connection, nonce, resident_id, now)
-    _require_consents(connection, resident_id, now)
+    sharing = _require_consents(connection, resident_id, now, settings.alliance)
     score = connection.execute(_SCORE_OF, {"resident": resident_id}).first()
     if score is None:
         raise NodeError("score_unavailable", "the resident has no score yet to attest", status=409)
@@ -859,6 +894,8 @@ def issue(
             "local_score": int(score.score) if float(score.score).is_integer() else score.score,
             "local_scale": mapping.table.local_scale.to_json(),
             "score_date": dt.datetime.fromtimestamp(score.computed_at, dt.UTC).date().isoformat(),
+            # only the members her consent names may accept it (PROTOCOL.md 3.3)
+            **({} if sharing.audience is None else {"aud": sharing.audience}),
         },
         issuer_key=key.private_key,
         kid=key.kid,
@@ -880,6 +917,7 @@ def issue(
             "expires_at": expires_at,
             "signing_kid": key.kid,
             "mapping_version": mapping.table.version,
+            "share_consent_id": sharing.consent_id,  # whose recipients its aud names
         },
         now=now,
     )

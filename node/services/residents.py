@@ -9,7 +9,14 @@ Consent rules (DESIGN section 10, seed/BRIEF.md):
 
 - ``open_score``: 二次授权, opening the score needs her own authorisation.
 - ``share_alliance``: a separate consent naming recipients and purpose (PIPL art. 23).
+  The recipients are active members of the alliance registry in effect (their ids), or
+  ``"alliance"`` alone for every member; every attestation issued under the consent
+  names them (its ``aud``) and any other member refuses it (docs/PROTOCOL.md 3.3). A
+  node that holds no registry can't check a member id: naming members is refused there
+  (503 ``registry_unavailable``, fail closed); ``"alliance"`` needs no check.
 - Withdrawing either revokes every outstanding attestation, in the same transaction.
+  Recipients change only that way (a consent in force can't be granted again), so no
+  attestation outlives the recipients it names.
 - Granting again after a withdrawal adds a new row; the history is kept.
 """
 
@@ -28,15 +35,18 @@ from node.models import Consent, Objection, Record, Score
 from node.scoring import Breakdown
 from node.services import audit, issuing, scoring
 from node.services._locking import hold_lock
+from node.services.registry import registry_in_effect
 
 __all__ = [
     "CONSENT_KINDS",
+    "EVERY_MEMBER",
     "DimensionView",
     "ObjectionView",
     "RecordBehind",
     "ScoreView",
     "Withdrawal",
     "active_consent",
+    "check_recipients",
     "file_objection",
     "grant_consent",
     "list_consents",
@@ -49,6 +59,7 @@ __all__ = [
 ]
 
 CONSENT_KINDS = ("open_score", "share_alliance")
+EVERY_MEMBER = issuing.EVERY_MEMBER  # the recipient "alliance": every member
 # The audit actor of a resident's own acts; the entry's subject names her. (Not
 # "resident:<id>": a 128-character id would not fit the 128-character actor column.)
 RESIDENT_ACTOR = "resident"
@@ -137,8 +148,73 @@ def list_consents(session: Session, resident_id: str) -> list[Consent]:
     )
 
 
+def check_recipients(state: NodeState, recipients: Sequence[str], *, now: int) -> list[str]:
+    """The recipients of a ``share_alliance`` consent, checked: ``["alliance"]`` (every
+    member; nothing to check), or ids of members that are active in the alliance
+    registry in effect at ``now``, exactly as it lists them.
+
+    Raises ``NodeError`` 422 ``invalid_request`` (none, repeated, or "alliance" beside
+    others), 422 ``recipient_not_member`` (``details``: each recipient's field and why),
+    503 ``registry_unavailable`` when members are named and the node holds no registry in
+    effect (it follows none, none is in effect yet, or it expired): fail closed.
+    """
+    names = list(recipients)
+    if not names or len(set(names)) != len(names):
+        raise _bad_recipients("recipients must be one or more distinct ids")
+    if EVERY_MEMBER in names:
+        if len(names) > 1:
+            raise _bad_recipients('"alliance" already names every member: name it alone')
+        return names
+    try:
+        registry = registry_in_effect(state, now)
+    except NodeError as exc:
+        raise NodeError(
+            "registry_unavailable",
+            "this node holds no alliance registry in effect, so it can't check that the "
+            f'recipients you name are members ({exc.message}); name "alliance" to share '
+            "with every member, or try again later",
+            status=503,
+        ) from exc
+    problems = []
+    for position, name in enumerate(names):
+        member = registry.members.get(name)
+        if name in (registry.alliance, state.settings.alliance):
+            # issuing reads the alliance's own id as "every member" (older consents): a
+            # recipient that is also a member's id would be ambiguous, so it is refused
+            why = "the alliance's own id, not a member's: name \"alliance\" for every member"
+        elif member is None:
+            why = f"not a member of the alliance (registry version {registry.version})"
+        elif member.status != "active":
+            why = (
+                f"a {member.status} member of the alliance (registry version "
+                f"{registry.version}): only active members may receive it"
+            )
+        else:
+            continue
+        problems.append({"field": f"recipients.{position}", "problem": why})
+    if problems:
+        raise NodeError(
+            "recipient_not_member",
+            "every recipient must be an active member of the alliance, by its id as the "
+            'registry lists it, or "alliance" alone for every member',
+            status=422,
+            details=problems,
+        )
+    return names
+
+
+def _bad_recipients(problem: str) -> NodeError:
+    return NodeError(
+        "invalid_request",
+        "the request does not match the API",
+        status=422,
+        details=[{"field": "recipients", "problem": problem}],
+    )
+
+
 def grant_consent(
     session: Session,
+    state: NodeState,
     resident_id: str,
     *,
     kind: str,
@@ -148,11 +224,18 @@ def grant_consent(
 ) -> Consent:
     """Record a new consent (a new row, even after a withdrawal) and audit it.
 
-    Raises ``NodeError`` 409 ``consent_active`` if one of that kind is in force: she
-    withdraws it first, so that changing whom she shares with never happens silently.
+    A ``share_alliance`` consent's recipients are checked first (:func:`check_recipients`:
+    422 ``recipient_not_member``, 503 ``registry_unavailable``). Raises ``NodeError`` 409
+    ``consent_active`` if one of that kind is in force: she withdraws it first (which
+    revokes her attestations), so that changing whom she shares with never happens
+    silently and no attestation names recipients she no longer consents to.
     """
     if kind not in CONSENT_KINDS:
         raise ValueError(f"unknown consent kind {kind!r}")
+    if kind == "share_alliance":
+        recipients = check_recipients(state, recipients, now=now)
+    elif recipients:
+        raise ValueError("only a share_alliance consent names recipients")
     hold_lock(session, f"consents:{resident_id}")  # two grants at once can't both pass
     if active_consent(session, resident_id, kind) is not None:
         raise NodeError(

@@ -8,8 +8,11 @@ KB-JWT over that nonce and aud; the service point sends the presentation back. T
 
 1. checks the challenge (unknown, used or expired: 401) without using it up yet;
 2. verifies the presentation (docs/PROTOCOL.md section 5) with issuer keys from the
-   registry in effect only; on an unknown key or member it asks the alliance host for
-   a newer registry once (at most one fetch per cooldown) and tries again;
+   registry in effect only, and this node's id as ``aud``: an attestation whose ``aud``
+   names its recipients and not this node is refused (403 ``recipient_not_named``: the
+   holder's consent did not name this city, PROTOCOL.md 3.3); on an unknown key or
+   member it asks the alliance host for a newer registry once (at most one fetch per
+   cooldown) and tries again;
 3. refuses an attestation of another alliance (401 ``alliance_mismatch``), one whose
    ``mapping`` names a table the registry doesn't list for the issuer's city (401
    ``mapping_table_unknown``; an issuer city without tables in the registry is
@@ -561,10 +564,12 @@ def verify(
     docstring); the decision is audited and committed.
 
     Raises NodeError 401 ``nonce_unknown`` / ``nonce_used`` / ``nonce_expired`` /
-    ``alliance_mismatch`` / ``mapping_table_unknown``, 403 ``forbidden`` (the scope was withdrawn since the
-    challenge), 503 ``registry_unavailable`` / ``status_unavailable``; every protocol
-    error of the presentation with its code and HTTP hint (docs/PROTOCOL.md section 8).
-    A refusal after the nonce is used is audited with its code."""
+    ``alliance_mismatch`` / ``mapping_table_unknown``, 403 ``forbidden`` (the scope was
+    withdrawn since the challenge), 503 ``registry_unavailable`` / ``status_unavailable``;
+    every protocol error of the presentation with its code and HTTP hint
+    (docs/PROTOCOL.md section 8), 403 ``recipient_not_named`` among them (the attestation
+    names its recipients, and this node is not one). A refusal after the nonce is used is
+    audited with its code."""
     kind, digest = _challenge(session, client, nonce, now)
     try:
         scenario = _scenario(state, client, kind)

@@ -460,6 +460,96 @@ def test_a_withdrawn_consent_does_not_count(client: TestClient, headers: dict[st
     assert response.json()["error"]["details"] == {"missing": ["share_alliance"]}
 
 
+# --- recipients: the attestation names those of her consent (issue 19, item 4) -----------
+
+QUANZHOU = "https://quanzhou.ccx.example"
+
+
+def seed_share(client: TestClient, recipients: list[str], resident: str = RESIDENT) -> int:
+    """Her share_alliance consent naming ``recipients``, written into the database."""
+    with session(client) as db:
+        consent = Consent(
+            resident_id=resident,
+            kind="share_alliance",
+            recipients=recipients,
+            purpose="visits",
+            granted_at=NOW - 60,
+        )
+        db.add(consent)
+        db.commit()
+        assert consent.id is not None
+        return consent.id
+
+
+def issuer_claims(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = json.loads(P.b64url_decode(token.split("~")[0].split(".")[1]))
+    return claims
+
+
+@pytest.mark.parametrize(
+    ("recipients", "aud"),
+    [
+        ([QUANZHOU, VERIFIER], [QUANZHOU, VERIFIER]),
+        ([VERIFIER], [VERIFIER]),
+        (["alliance"], None),
+        # the alliance's own id (the registry's iss), as consents recorded before
+        # recipients were checked may hold: every member, as "alliance"
+        (["https://alliance.ccx.example"], None),
+    ],
+    ids=["two-members", "one-member", "every-member", "the-alliance-id"],
+)
+def test_the_attestation_names_the_recipients_of_her_consent(
+    client: TestClient, recipients: list[str], aud: list[str] | None
+) -> None:
+    seed_resident(client, consents=("open_score",))
+    consent_id = seed_share(client, recipients)
+    token = issued(client, bearer(client), ec_key(43))
+
+    assert issuer_claims(token).get("aud") == aud
+    with session(client) as db:
+        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "attestation.issued")).one()
+    assert entry.details["share_consent_id"] == consent_id
+
+
+def test_a_named_recipient_accepts_the_attestation_and_another_member_refuses_it(
+    client: TestClient,
+) -> None:
+    seed_resident(client, consents=("open_score",))
+    seed_share(client, [VERIFIER])
+    holder = ec_key(44)
+    token = issued(client, bearer(client), holder)
+
+    def verify_at(verifier: str) -> P.VerifiedPresentation:
+        presentation = P.present(
+            token, disclose=("band",), holder_key=holder, aud=verifier, nonce="n", now=NOW
+        )
+        return P.verify_presentation(
+            presentation,
+            resolve_issuer_key=node_key_resolver(client),
+            aud=verifier,
+            nonce="n",
+            now=NOW,
+        )
+
+    assert verify_at(VERIFIER).audience == (VERIFIER,)
+    with pytest.raises(P.RecipientNotNamed):
+        verify_at(QUANZHOU)
+
+
+def test_a_share_consent_naming_no_one_issues_nothing(client: TestClient) -> None:
+    # Never granted through the API (it takes one recipient at least): a row by hand.
+    seed_resident(client, consents=("open_score",))
+    seed_share(client, [])
+    headers = bearer(client)
+    holder = ec_key(45)
+    proof = make_proof(holder, new_nonce(client, headers))
+    response = request_attestation(client, headers, holder, proof=proof)
+    assert response.status_code == 403
+    assert error_code(response) == "consent_required"
+    assert "names no recipient" in response.json()["error"]["message"]
+    assert attestation_rows(client) == []
+
+
 def test_a_resident_without_a_score_gets_no_attestation(client: TestClient) -> None:
     seed_resident(client, score=None)
     response = request_attestation(client, bearer(client), ec_key(42))

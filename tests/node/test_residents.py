@@ -32,14 +32,19 @@ from node.models import (
 )
 from node.services import audit, issuing
 from tests.conftest import NOW
+from tests.node.test_verifications import install_registry, registry_token
 
 DAY = 86400
 ADMIN_TOKEN = "an admin token for tests only"
+FUZHOU = "https://fuzhou.ccx.example"
+QUANZHOU = "https://quanzhou.ccx.example"
+PUTIAN = "https://putian.ccx.example"  # a suspended member
 SHARE = {
     "kind": "share_alliance",
-    "recipients": ["https://fuzhou.ccx.example", "alliance"],
+    "recipients": [FUZHOU, QUANZHOU],
     "purpose": "deposit-free library borrowing while visiting Fuzhou",
 }
+SHARE_WITH_EVERY_MEMBER = {**SHARE, "recipients": ["alliance"]}
 
 
 # --- collaborators --------------------------------------------------------------------
@@ -82,8 +87,28 @@ def revocations(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 # --- helpers --------------------------------------------------------------------------
 
 
+def follow_registry(client: TestClient, members: dict[str, str], *, now: int = NOW) -> None:
+    """Have the node follow a registry (signed by the test root) listing ``members``
+    (id -> status), each with this node's keys (only the ids matter here)."""
+    jwks = client.get("/.well-known/jwks.json").json()
+    token = registry_token(
+        [(mid, f"city{i}", jwks, status) for i, (mid, status) in enumerate(members.items())],
+        now=now,
+    )
+    install_registry(client, token, now)
+
+
 @pytest.fixture
 def client(make_client: Any) -> TestClient:
+    """A node following a registry of Fuzhou, Quanzhou (active) and Putian (suspended)."""
+    node: TestClient = make_client(admin_token_hash=hash_token(ADMIN_TOKEN))
+    follow_registry(node, {FUZHOU: "active", QUANZHOU: "active", PUTIAN: "suspended"})
+    return node
+
+
+@pytest.fixture
+def lone_client(make_client: Any) -> TestClient:
+    """A node that follows no registry (no alliance root key pinned)."""
     return make_client(admin_token_hash=hash_token(ADMIN_TOKEN))  # type: ignore[no-any-return]
 
 
@@ -304,20 +329,127 @@ def test_granting_and_listing_consents(client: TestClient, audit_log: Recorder) 
     assert audit_log.calls[1]["details"]["recipients"] == SHARE["recipients"]
 
 
+@pytest.mark.parametrize(
+    "purpose", ["p" * 500, "信" * 500, "😀" * 500], ids=["ascii", "cjk", "astral"]
+)
 def test_the_largest_share_consent_is_accepted_and_audited(
-    client: TestClient, audit_log: Recorder
+    client: TestClient, audit_log: Recorder, purpose: str
 ) -> None:
     """At every bound at once: the consent and its audit entry both fit."""
     grant = {
         "kind": "share_alliance",
         "recipients": [f"https://n{i:02d}." + "a" * 188 for i in range(16)],
-        "purpose": "p" * 500,
+        "purpose": purpose,
     }
     assert all(len(r) == 200 for r in grant["recipients"])
+    follow_registry(client, dict.fromkeys(grant["recipients"], "active"))
     response = client.post("/v1/me/consents", json=grant, headers=login(client, "alice"))
     assert response.status_code == 201, response.text
     assert response.json()["recipients"] == grant["recipients"]
+    assert response.json()["purpose"] == purpose
     assert audit_log.actions() == ["consent.granted"]
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        "在福州访问期间免押金借阅图书",
+        "图书馆免押金借阅　（福州、泉州）。",  # ideographic space, full-width punctuation
+        "  surrounding spaces are trimmed  ",
+        "Café visits, 2027—deposit-free (≥ 600)",
+    ],
+    ids=["chinese", "chinese-punctuation", "trimmed", "latin-symbols"],
+)
+def test_a_purpose_in_any_script_is_accepted(client: TestClient, purpose: str) -> None:
+    grant = {**SHARE, "purpose": purpose}
+    response = client.post("/v1/me/consents", json=grant, headers=login(client, "alice"))
+    assert response.status_code == 201, response.text
+    assert response.json()["purpose"] == purpose.strip()
+
+
+# --- recipients: members of the alliance registry (issue 19, item 4) --------------------
+
+
+def test_every_member_needs_no_registry(lone_client: TestClient) -> None:
+    headers = login(lone_client, "alice")
+    response = lone_client.post("/v1/me/consents", json=SHARE_WITH_EVERY_MEMBER, headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["recipients"] == ["alliance"]
+
+
+def test_naming_members_without_a_registry_fails_closed(lone_client: TestClient) -> None:
+    before = database_state(lone_client)
+    response = lone_client.post("/v1/me/consents", json=SHARE, headers=login(lone_client, "alice"))
+    assert response.status_code == 503
+    assert error_code(response) == "registry_unavailable"
+    assert "alliance" in response.json()["error"]["message"]
+    assert database_state(lone_client) == before
+
+
+def test_naming_members_once_the_registry_expired_fails_closed(
+    client: TestClient, clock: Any
+) -> None:
+    clock.now = NOW + 31 * DAY  # the test registry lives 30 days
+    response = client.post("/v1/me/consents", json=SHARE, headers=login(client, "alice"))
+    assert response.status_code == 503
+    assert error_code(response) == "registry_unavailable"
+    every = client.post(
+        "/v1/me/consents", json=SHARE_WITH_EVERY_MEMBER, headers=login(client, "bob")
+    )
+    assert every.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("recipient", "problem"),
+    [
+        ("https://nobody.example", "not a member"),
+        (PUTIAN, "suspended member"),
+        ("https://alliance.ccx.example", "alliance's own id"),  # the registry's iss
+        (FUZHOU + "/v1", "not a member"),
+        (FUZHOU.replace("https", "http"), "not a member"),
+    ],
+    ids=["stranger", "suspended", "alliance-id", "longer", "other-scheme"],
+)
+def test_a_recipient_that_is_not_an_active_member_is_refused(
+    client: TestClient, recipient: str, problem: str
+) -> None:
+    before = database_state(client)
+    grant = {**SHARE, "recipients": [FUZHOU, recipient]}
+    response = client.post("/v1/me/consents", json=grant, headers=login(client, "alice"))
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "recipient_not_member"
+    ((detail),) = error["details"]
+    assert detail["field"] == "recipients.1"
+    assert problem in detail["problem"]
+    assert recipient not in json.dumps(error)  # where and why, never the value
+    assert database_state(client) == before
+
+
+def test_a_trailing_slash_names_the_same_member(client: TestClient) -> None:
+    grant = {**SHARE, "recipients": [FUZHOU + "/"]}
+    response = client.post("/v1/me/consents", json=grant, headers=login(client, "alice"))
+    assert response.status_code == 201, response.text
+    assert response.json()["recipients"] == [FUZHOU]
+
+
+def test_alliance_beside_members_is_refused(client: TestClient) -> None:
+    grant = {**SHARE, "recipients": [FUZHOU, "alliance"]}
+    response = client.post("/v1/me/consents", json=grant, headers=login(client, "alice"))
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+    ((detail),) = response.json()["error"]["details"]
+    assert detail["field"] == "share_alliance.recipients"
+    assert "alliance" in detail["problem"]
+
+
+def test_the_document_explains_what_recipients_bind(client: TestClient) -> None:
+    schema = client.app.openapi()["components"]["schemas"]["ShareAllianceGrant"]  # type: ignore[attr-defined]
+    explained = " ".join(schema["description"].split())
+    assert "a member not named refuses it" in explained
+    assert "withdraws the consent, which revokes every attestation" in explained
+    assert "aud" in schema["properties"]["recipients"]["description"]
+    assert "Cc, Cf" in schema["properties"]["purpose"]["description"]
 
 
 def test_consents_of_others_are_not_listed(client: TestClient) -> None:
@@ -780,6 +912,34 @@ BAD_BODIES = {
     "share_without_purpose": (
         "/v1/me/consents",
         {"kind": "share_alliance", "recipients": ["alliance"]},
+    ),
+    "share_alliance_beside_members": (
+        "/v1/me/consents",
+        {**SHARE, "recipients": [FUZHOU, "alliance"]},
+    ),
+    "share_recipient_with_a_control_character": (
+        "/v1/me/consents",
+        {**SHARE, "recipients": [FUZHOU + "\x01"]},
+    ),
+    "share_recipient_with_a_quote": ("/v1/me/consents", {**SHARE, "recipients": [FUZHOU + '"']}),
+    "share_recipient_with_a_backslash": (
+        "/v1/me/consents",
+        {**SHARE, "recipients": [FUZHOU + "\\"]},
+    ),
+    "share_recipient_not_ascii": ("/v1/me/consents", {**SHARE, "recipients": ["https://福州.cn"]}),
+    "share_purpose_with_a_line_break": ("/v1/me/consents", {**SHARE, "purpose": "a\nb"}),
+    "share_purpose_with_a_tab": ("/v1/me/consents", {**SHARE, "purpose": "a\tb"}),
+    "share_purpose_with_an_escape": ("/v1/me/consents", {**SHARE, "purpose": "a\x1b[2Jb"}),
+    "share_purpose_with_a_c1_control": ("/v1/me/consents", {**SHARE, "purpose": "a\x85b"}),
+    "share_purpose_with_a_bidi_override": (
+        "/v1/me/consents",
+        {**SHARE, "purpose": "library \u202eyrarbil"},
+    ),
+    "share_purpose_with_a_zero_width_space": ("/v1/me/consents", {**SHARE, "purpose": "a\u200bb"}),
+    "share_purpose_with_a_line_separator": ("/v1/me/consents", {**SHARE, "purpose": "a\u2028b"}),
+    "share_purpose_shaped_like_a_token": (
+        "/v1/me/consents",
+        {**SHARE, "purpose": "visits eyJhbGciOi.x. here"},
     ),
     "share_blank_purpose": ("/v1/me/consents", {**SHARE, "purpose": "   "}),
     "share_purpose_too_long": ("/v1/me/consents", {**SHARE, "purpose": "p" * 501}),

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 import protocol as P
 from node.alliance import DEFAULT_POLICY
 from node.app import HTTP_CLIENT, create_app, initialize_node
-from node.models import AuditEntry
+from node.models import AuditEntry, Consent
 from node.scenarios import (
     CatalogueError,
     Scenario,
@@ -554,6 +554,71 @@ def test_a_presentation_for_another_verifier_is_refused_and_audited(alliance: Al
     assert entry.details["code"] == "aud_mismatch"
 
 
+def attest_naming(
+    client: TestClient, node_id: str, resident: str, score: float, recipients: list[str]
+) -> tuple[str, Any]:
+    """``attest``, with her share_alliance consent naming ``recipients``."""
+    seed_resident(client, resident, score=score, consents=("open_score",))
+    with Session(node_state(client).engine) as db:
+        db.add(
+            Consent(
+                resident_id=resident,
+                kind="share_alliance",
+                recipients=recipients,
+                purpose="visits",
+                granted_at=NOW - 60,
+            )
+        )
+        db.commit()
+    headers = bearer(client, resident)
+    holder = ec_key(hash(resident) % 1000 + 10)
+    proof = make_proof(holder, new_nonce(client, headers), aud=node_id, iat=NOW)
+    response = request_attestation(client, headers, holder, proof=proof)
+    assert response.status_code == 201, response.text
+    return response.json()["attestation"], holder
+
+
+def test_a_visitor_whose_consent_names_this_node_is_decided(alliance: Alliance) -> None:
+    attestation, holder = attest_naming(alliance.fuzhou, FUZHOU, "fz-named", 600, [XIAMEN])
+    headers = service_point(alliance.xiamen, "library_deposit_free")
+    challenge = alliance.challenge(headers, "library_deposit_free")
+    response = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
+    assert response.status_code == 200, response.text
+    assert response.json()["decision"] == "granted"
+
+
+def test_a_visitor_whose_consent_does_not_name_this_node_is_refused_and_audited(
+    alliance: Alliance,
+) -> None:
+    # Her consent names her home node only: Xiamen is a member, but not a recipient.
+    attestation, holder = attest_naming(alliance.fuzhou, FUZHOU, "fz-home", 600, [FUZHOU])
+    headers = service_point(alliance.xiamen, "library_deposit_free")
+    challenge = alliance.challenge(headers, "library_deposit_free")
+    response = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
+    assert response.status_code == 403
+    assert error_code(response) == "recipient_not_named"
+    assert XIAMEN in response.json()["error"]["message"]
+    with Session(node_state(alliance.xiamen).engine) as db:
+        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "verification.refused")).one()
+    assert entry.details["code"] == "recipient_not_named"
+    again = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
+    assert error_code(again) == "nonce_used"  # the refusal used the challenge up
+    line = 'ccx_verifications_total{outcome="recipient_not_named",scenario="library_deposit_free"}'
+    assert f"{line} 1.0" in alliance.xiamen.get("/metrics").text
+
+
+def test_a_local_whose_consent_names_only_other_members_is_refused_at_home(
+    alliance: Alliance,
+) -> None:
+    # The home node is a recipient like any other (docs/PROTOCOL.md 3.3).
+    attestation, holder = attest_naming(alliance.xiamen, XIAMEN, "xm-away", 720, [FUZHOU])
+    headers = service_point(alliance.xiamen, "library_deposit_free")
+    challenge = alliance.challenge(headers, "library_deposit_free")
+    response = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
+    assert response.status_code == 403
+    assert error_code(response) == "recipient_not_named"
+
+
 def test_a_bad_verification_body_is_422(alliance: Alliance) -> None:
     headers = service_point(alliance.xiamen, "library_deposit_free")
     for body in (
@@ -648,8 +713,14 @@ def _settings(folder: Path, port: int, city: str) -> Settings:
     )
 
 
-def _attest_over_http(node: RunningNode, resident: str, score: float, holder: Any) -> str:
-    seed_resident_app(node, resident, score)
+def _attest_over_http(
+    node: RunningNode,
+    resident: str,
+    score: float,
+    holder: Any,
+    recipients: tuple[str, ...] = ("alliance",),
+) -> str:
+    seed_resident_app(node, resident, score, recipients)
     token = httpx.post(f"{node.url}/dev-idp/token", json={"subject": resident}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     nonce = httpx.post(f"{node.url}/v1/me/attestations/nonce", headers=headers).json()["nonce"]
@@ -664,15 +735,18 @@ def _attest_over_http(node: RunningNode, resident: str, score: float, holder: An
     return attestation
 
 
-def seed_resident_app(node: RunningNode, resident: str, score: float) -> None:
+def seed_resident_app(
+    node: RunningNode, resident: str, score: float, recipients: tuple[str, ...]
+) -> None:
     from node.models import Consent, Score
 
     now = int(time.time())
     with Session(node.app.state.node.engine) as db:
         db.add(Score(resident_id=resident, score=score, by_dimension={}, computed_at=now - 60,
                      model_version="demo-2026.11"))  # fmt: skip
-        for kind in ("open_score", "share_alliance"):
-            db.add(Consent(resident_id=resident, kind=kind, recipients=[], granted_at=now - 60))
+        db.add(Consent(resident_id=resident, kind="open_score", recipients=[], granted_at=now - 60))
+        db.add(Consent(resident_id=resident, kind="share_alliance", recipients=list(recipients),
+                       purpose="visits", granted_at=now - 60))  # fmt: skip
         db.commit()
 
 
@@ -726,8 +800,10 @@ def test_a_fuzhou_resident_at_a_xiamen_service_point_over_loopback(tmp_path: Pat
             )  # fmt: skip
         headers = {"Authorization": f"Bearer {token}"}
         good_holder, poor_holder = ec_key(31), ec_key(32)
-        good = _attest_over_http(fuzhou, "fz-good", 600, good_holder)  # alliance 662
+        # her consent names Xiamen: the attestation's aud, which Xiamen finds itself in
+        good = _attest_over_http(fuzhou, "fz-good", 600, good_holder, (xm.node_id,))
         poor = _attest_over_http(fuzhou, "fz-poor", 520, poor_holder)  # alliance 544
+        assert json.loads(P.b64url_decode(good.split(".")[1]))["aud"] == [xm.node_id]
 
         granted = _present_over_http(xiamen, headers, good, good_holder)
         assert granted.status_code == 200, granted.text
