@@ -13,6 +13,11 @@ credit centre, which certifies repairs), else the row is refused
 (``repair_not_allowed``): a department's stolen token must not wipe out what other
 departments recorded (docs/SECURITY.md, section 4).
 
+A record id (and a ``repairs`` reference) must not look like a token (the shape the
+audit log refuses, :data:`node.services.audit.TOKEN_SHAPE`): such a row is refused
+``invalid_record``, as ids travel into the audit log (a resident's objection names
+the record).
+
 One request is one transaction: the stored rows, her new resident row and her new
 score are committed together, or nothing is (refused rows never write). The checks
 that read (is this id known? which record does this repair name?) run before the first
@@ -28,9 +33,9 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -40,6 +45,7 @@ from node.app import NodeState
 from node.errors import NodeError
 from node.models import STORABLE_TEXT, Record
 from node.scoring import KIND_PATTERN, RecordInput, ScoringModel
+from node.services.audit import TOKEN_SHAPE
 from node.services.scoring import (
     IN_CHUNK,
     collector_paused,
@@ -72,13 +78,26 @@ ATTEMPTS = 3  # a request whose insert lost a race is checked and written again
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # PostgreSQL: serialization failure, deadlock
 
 
+def _not_token_shaped(value: str) -> str:
+    if TOKEN_SHAPE.search(value):
+        raise ValueError(
+            "looks like a token (eyJ... with dots, a compact JWS), which the node never "
+            "stores or logs; use another id"
+        )
+    return value
+
+
+# A record id: the pattern (kept in the OpenAPI document), then the token shape.
+RecordId = Annotated[str, Field(pattern=RECORD_ID_PATTERN), AfterValidator(_not_token_shaped)]
+
+
 class RecordIn(BaseModel):
     """One record as a department pushes it. Times are epoch seconds (UTC)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    record_id: str = Field(
-        pattern=RECORD_ID_PATTERN, description="the department's own id of the record"
+    record_id: RecordId = Field(
+        description="the department's own id of the record (not shaped like a token)"
     )
     resident_id: str = Field(
         pattern=RESIDENT_ID_PATTERN, description="the resident (her identity provider subject)"
@@ -92,10 +111,8 @@ class RecordIn(BaseModel):
         allow_inf_nan=False,
         description="the record's own points, only for kinds whose points may be overridden",
     )
-    repairs: str | None = Field(
-        None,
-        pattern=RECORD_ID_PATTERN,
-        description="for a repair kind: the record_id of her record it repairs",
+    repairs: RecordId | None = Field(
+        None, description="for a repair kind: the record_id of her record it repairs"
     )
     note: str | None = Field(None, max_length=500, pattern=STORABLE_TEXT)
 
@@ -223,7 +240,9 @@ def _parse(raw: Any, *, strict: bool) -> RecordIn:
 
 def _echo_id(raw: Any) -> str | None:
     record_id = raw.get("record_id") if isinstance(raw, Mapping) else None
-    return record_id if isinstance(record_id, str) and len(record_id) <= 128 else None
+    if not isinstance(record_id, str) or len(record_id) > 128 or TOKEN_SHAPE.search(record_id):
+        return None  # too long to be an id, or a token: never echoed
+    return record_id
 
 
 def _check_alone(model: ScoringModel, record: RecordIn, *, now: int) -> None:

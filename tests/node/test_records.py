@@ -143,6 +143,11 @@ BAD_ROWS = {
     ),
     "repair_without_repairs": (record("x", kind="repair_completed"), "invalid_repair"),
     "repairs_on_a_plain_record": (record("x", repairs="base-tax"), "invalid_repair"),
+    "record_id_shaped_like_a_token": (record("eyJhbGciOiJ.x.1"), "invalid_record"),
+    "repairs_shaped_like_a_token": (
+        record("x", kind="repair_completed", repairs="eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.sig"),
+        "invalid_record",
+    ),
     "points_where_not_overridable": (record("x", points=-1), "points_not_overridable"),
     "occurred_at_as_text": ({**record("x"), "occurred_at": "1799000000"}, "invalid_record"),
     "occurred_at_as_float": ({**record("x"), "occurred_at": 1799000000.5}, "invalid_record"),
@@ -531,6 +536,11 @@ REQUEST_REFUSALS = {
     "malformed_json": (b'{"record_id": "t-1",', 422, "invalid_request"),
     "unknown_field_in_a_single_record": (
         json.dumps({**record("t-1"), "x": 1}).encode(),
+        422,
+        "invalid_request",
+    ),
+    "record_id_shaped_like_a_token_in_a_single_record": (
+        json.dumps(record("eyJhbGciOiJ.x.1")).encode(),
         422,
         "invalid_request",
     ),
