@@ -54,6 +54,10 @@ class Record(SQLModel, table=True):
     recorded_at: int = Field(sa_type=BigInteger)
     points: float | None = None  # overrides the kind's points where the model allows it
     repairs: str | None = Field(default=None, max_length=128)  # record_id this repairs
+    # A repair's: the department of the record it repairs, resolved and checked when it
+    # was pushed (null before migration 0003 where that could not be told: it repairs
+    # nothing). With ``repairs`` it names one row for good (node.services.scoring).
+    repairs_department: str | None = Field(default=None, max_length=64)
     status: str = Field(default="active", max_length=16)  # active | objected | removed
     note: str | None = Field(default=None, max_length=500)
 
