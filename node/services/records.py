@@ -7,11 +7,17 @@ and a bad row never costs the good ones. Pushes are idempotent by (department,
 body under the same id is refused (``record_id_conflict``). The department is the
 caller's, from its credentials, never from the body.
 
-A repair names the record it repairs. A department may repair its own records; another
-department's only with the scope ``records:repair`` (:data:`REPAIR_SCOPE`: the city's
-credit centre, which certifies repairs), else the row is refused
-(``repair_not_allowed``): a department's stolen token must not wipe out what other
-departments recorded (docs/SECURITY.md, section 4).
+A repair names the record it repairs: ``repairs`` (its record id) and, optionally,
+``repairs_department`` (its department). Without the department the reference is
+resolved as it always was: her counting record of that id from the pushing
+department, else her only one from another department; several are refused. The
+department found is stored with the repair, and rescoring links the repair to that
+row only, for good (:mod:`node.services.scoring`): rows pushed later, or the removal
+of that row, never hand the repair to another record. A department may repair its own
+records; another department's only with the scope ``records:repair``
+(:data:`REPAIR_SCOPE`: the city's credit centre, which certifies repairs), else the
+row is refused (``repair_not_allowed``): a department's stolen token must not wipe out
+what other departments recorded (docs/SECURITY.md, section 4).
 
 A record id (and a ``repairs`` reference) must not look like a token (the shape the
 audit log refuses, :data:`node.services.audit.TOKEN_SHAPE`): such a row is refused
@@ -70,6 +76,8 @@ __all__ = [
 REPAIR_SCOPE = "records:repair"  # repairs of another department's records (the credit centre)
 FUTURE_LEEWAY = 300  # seconds a record may lie in the future (clocks of departments drift)
 RECORD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # no "/": keys are dept/record_id
+# as client credentials name departments (node/routers/departments.py NAME_PATTERN)
+DEPARTMENT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 RESIDENT_ID_PATTERN = r"^[!-~]{1,128}$"  # the identity provider's subject: printable ASCII
 LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_POINTS = 10_000.0
@@ -113,6 +121,13 @@ class RecordIn(BaseModel):
     )
     repairs: RecordId | None = Field(
         None, description="for a repair kind: the record_id of her record it repairs"
+    )
+    repairs_department: str | None = Field(
+        None,
+        pattern=DEPARTMENT_PATTERN,
+        description="for a repair kind: the department of the record it repairs; without "
+        "it, her record of that id from the pushing department, else her only one from "
+        "another department. Another department's record needs the records:repair scope",
     )
     note: str | None = Field(None, max_length=500, pattern=STORABLE_TEXT)
 
@@ -259,8 +274,9 @@ def _check_alone(model: ScoringModel, record: RecordIn, *, now: int) -> None:
         )
     if kind.repair and record.repairs is None:
         raise _Refused("invalid_repair", "a repair names the record it repairs (repairs)")
-    if not kind.repair and record.repairs is not None:
-        raise _Refused("invalid_repair", f"kind {record.kind!r} is not a repair; drop repairs")
+    if not kind.repair and (record.repairs is not None or record.repairs_department is not None):
+        given = "repairs" if record.repairs is not None else "repairs_department"
+        raise _Refused("invalid_repair", f"kind {record.kind!r} is not a repair; drop {given}")
     if record.repairs == record.record_id:
         raise _Refused("invalid_repair", "a record can't repair itself")
 
@@ -275,6 +291,7 @@ class _Pending:
     occurred_at: int
     points: float | None
     repairs: str | None
+    repairs_department: str | None  # resolved by _check_repair
     status: str = "active"
 
 
@@ -294,12 +311,12 @@ def _store(
         session, [r.resident_id for _, r in checked if model.kinds[r.kind].repair]
     )
     outcome: dict[int, RowResult] = {}
-    accepted: dict[str, RecordIn] = {}
+    accepted: dict[str, RecordIn] = {}  # repairs with the department _check_repair found
     new_rows: list[dict[str, Any]] = []
     for index, record in checked:
         previous = accepted.get(record.record_id) or known.get(record.record_id)
         if previous is not None:
-            if _body(previous) == _body(record):
+            if _same_record(previous, record):
                 outcome[index] = RowResult(index, record.record_id, "duplicate")
             else:
                 outcome[index] = RowResult(
@@ -310,15 +327,22 @@ def _store(
                     "this record_id holds another record already; record ids are never reused",
                 )
             continue
+        repairs_department = None
         if model.kinds[record.kind].repair:
             try:
-                _check_repair(model, department, record, theirs[record.resident_id], may_repair)
+                repairs_department = _check_repair(
+                    model, department, record, theirs[record.resident_id], may_repair
+                )
             except _Refused as refusal:
                 outcome[index] = RowResult(
                     index, record.record_id, "refused", refusal.code, refusal.message
                 )
                 continue
-        accepted[record.record_id] = record
+        accepted[record.record_id] = (
+            record
+            if repairs_department is None
+            else record.model_copy(update={"repairs_department": repairs_department})
+        )
         if record.resident_id in theirs:
             theirs[record.resident_id].append(
                 _Pending(
@@ -328,6 +352,7 @@ def _store(
                     record.occurred_at,
                     record.points,
                     record.repairs,
+                    repairs_department,
                 )
             )
         new_rows.append(
@@ -340,6 +365,7 @@ def _store(
                 "recorded_at": now,
                 "points": record.points,
                 "repairs": record.repairs,
+                "repairs_department": repairs_department,
                 "status": "active",
                 "note": record.note,
             }
@@ -358,6 +384,7 @@ _KNOWN_RECORDS = select_columns(
     col(Record.occurred_at),
     col(Record.points),
     col(Record.repairs),
+    col(Record.repairs_department),
     col(Record.note),
 ).where(
     col(Record.department) == bindparam("department"),
@@ -378,6 +405,16 @@ def _known_records(session: Session, department: str, record_ids: set[str]) -> d
     return known
 
 
+def _same_record(previous: Any, record: RecordIn) -> bool:
+    """Whether ``record`` is the stored (or earlier accepted) ``previous`` again. A
+    repair pushed again without ``repairs_department`` is the same repair whichever
+    department its first push resolved; with it, the department must be the stored one."""
+    if _body(previous) != _body(record):
+        return False
+    named = record.repairs_department
+    return named is None or named == previous.repairs_department
+
+
 def _body(record: Any) -> tuple[Any, ...]:
     points = None if record.points is None else float(record.points)
     return (
@@ -392,30 +429,35 @@ def _body(record: Any) -> tuple[Any, ...]:
 
 def _check_repair(
     model: ScoringModel, department: str, repair: RecordIn, rows: list[Any], may_repair: bool
-) -> None:
+) -> str:
     """The record a repair names must be hers, counting, negative, not yet repaired, and
-    the department's own unless ``may_repair`` (the choice among her records follows
-    :func:`node.services.scoring.repair_links`)."""
+    the department's own unless ``may_repair``. Returns its department, which is stored
+    with the repair: rescoring links the repair to that row only
+    (:func:`node.services.scoring.repair_links`), so the right checked here is the right
+    the repair keeps. Which record an id without a department names:
+    :func:`node.services.scoring.repair_candidates`."""
     assert repair.repairs is not None
-    chosen = repair_candidates(model, rows, repair.repairs, department)
+    named = repair.repairs_department
+    if named is not None and named != department and not may_repair:
+        # refused before looking: without the scope, another department's records are
+        # none of its business (not even whether one exists)
+        raise _Refused("repair_not_allowed", _not_allowed(repair.repairs))
+    chosen = repair_candidates(model, rows, repair.repairs, department, named)
     if not chosen:
+        where = f" of department {named!r}" if named is not None else ""
         raise _Refused(
             "unknown_repaired_record",
-            f"the resident has no counting record {repair.repairs!r} to repair",
+            f"the resident has no counting record {repair.repairs!r}{where} to repair",
         )
     if len(chosen) > 1:
         raise _Refused(
             "unknown_repaired_record",
-            f"{repair.repairs!r} names records of several departments; "
-            "the department that recorded it must push the repair",
+            f"{repair.repairs!r} names records of several departments; name the one it "
+            "repairs in repairs_department",
         )
     original = rows[chosen[0]]
     if original.department != department and not may_repair:
-        raise _Refused(
-            "repair_not_allowed",
-            f"record {repair.repairs!r} is another department's: only credentials with the "
-            f"{REPAIR_SCOPE!r} scope (the credit centre) may repair it",
-        )
+        raise _Refused("repair_not_allowed", _not_allowed(repair.repairs))
     points = model.points_of(RecordInput("", original.kind, original.occurred_at, original.points))
     if points >= 0:
         raise _Refused("not_repairable", f"record {repair.repairs!r} is not a negative record")
@@ -423,6 +465,14 @@ def _check_repair(
         raise _Refused("already_repaired", f"record {repair.repairs!r} has been repaired already")
     if repair.occurred_at < original.occurred_at:
         raise _Refused("invalid_repair", "a repair can't occur before the record it repairs")
+    return str(original.department)
+
+
+def _not_allowed(record_id: str) -> str:
+    return (
+        f"record {record_id!r} is another department's: only credentials with the "
+        f"{REPAIR_SCOPE!r} scope (the credit centre) may repair it"
+    )
 
 
 # --- files --------------------------------------------------------------------------------

@@ -7,12 +7,26 @@ Both paths feed :class:`node.scoring.ScoringModel` the same records, linked the 
 
 - a record counts while its status is in :data:`COUNTING_STATUSES` (an objection flags
   a record, it keeps counting until resolved) and its kind is in the model;
-- a repair names the record it repairs by ``record_id``: her counting record of that id
-  from the repair's own department, else her only one from another department (credit
-  repair is often certified by the credit centre, not the department that recorded the
-  default); an ambiguous or unknown reference repairs nothing;
+- a repair repairs the one record it was checked against when it was pushed: the row
+  of ``(repairs_department, repairs)``, stored with the repair
+  (:func:`node.services.records.push_records` resolves and checks it). Ids are never
+  reused and rows never deleted, so that pair names one row for good. While that row
+  counts and is hers, the repair is linked to it; once it is removed (an upheld
+  objection) the repair repairs nothing, and it never moves to another row. A repair
+  without a department (a row the migration to 0003 could not resolve) repairs
+  nothing;
 - a record is restored by its first repair only (by ``occurred_at``, then by id), so two
   repairs pushed at once can't restore it twice.
+
+Why the department is stored and not looked up again at each rescore: the reference
+used to be resolved from ``record_id`` alone every time (her record of that id from the
+repair's department, else her only one from another department). Rows pushed later
+then changed what an old repair meant: another department's record of the same id made
+a certified repair ambiguous, so it repaired nothing (an honest id collision did the
+same), and a department's own record removed by an upheld objection handed its repair
+to another department's record of that id, which that department had no right to
+repair (issue 19). The right to repair is checked against one row at push time; the
+link stays with that row.
 
 Writes serialise per resident: :func:`lock_residents` creates her row if needed and locks
 it (PostgreSQL: ``SELECT ... FOR UPDATE`` in id order; SQLite: the insert takes the
@@ -97,6 +111,8 @@ class ScoringRow(Protocol):
     @property
     def repairs(self) -> str | None: ...
     @property
+    def repairs_department(self) -> str | None: ...
+    @property
     def status(self) -> str: ...
 
 
@@ -104,39 +120,56 @@ class ScoringRow(Protocol):
 
 
 def repair_candidates(
-    model: ScoringModel, rows: Sequence[ScoringRow], record_id: str, department: str
+    model: ScoringModel,
+    rows: Sequence[ScoringRow],
+    record_id: str,
+    department: str,
+    repairs_department: str | None = None,
 ) -> list[int]:
-    """Indexes of the rows a repair from ``department`` naming ``record_id`` may repair:
-    her counting records of that id from that department, else from any department.
-    Exactly one means it is linked; none or several, that it repairs nothing."""
+    """At push time only (:mod:`node.services.records`): indexes of the rows a repair
+    pushed by ``department`` naming ``record_id`` may be for. With
+    ``repairs_department`` (the push names it): her counting record of that id from that
+    department. Without: her counting record of that id from ``department``, else her
+    counting records of that id from any department. Exactly one means the repair is for
+    that row, whose department is then stored with the repair; none or several, that the
+    push is refused. Rescoring never resolves a reference again (:func:`repair_links`)."""
     candidates = [
         i
         for i, row in enumerate(rows)
         if row.record_id == record_id and _counts_as_plain(model, row)
     ]
+    if repairs_department is not None:
+        return [i for i in candidates if rows[i].department == repairs_department]
     own = [i for i in candidates if rows[i].department == department]
     return own or candidates
 
 
 def repair_links(model: ScoringModel, rows: Sequence[ScoringRow]) -> dict[int, int]:
     """For one resident's rows in id order: ``{index of a repair: index of the record it
-    repairs}``, by the rules in this module's docstring. Rows that don't count (status,
-    unknown kind) are neither repairs nor repaired."""
-    repairs = [
-        i
-        for i, row in enumerate(rows)
-        if row.status in COUNTING_STATUSES
-        and row.kind in model.kinds
-        and model.kinds[row.kind].repair
-    ]
+    repairs}``, by the rules in this module's docstring: a repair is linked to her
+    counting record of exactly ``(repairs_department, repairs)``, or to nothing; the
+    first repair of a record (by ``occurred_at``, then index) claims it. Rows that don't
+    count (status, unknown kind) are neither repairs nor repaired."""
+    plain: dict[tuple[str, str], int] = {}
+    repairs: list[int] = []
+    for i, row in enumerate(rows):
+        kind = model.kinds.get(row.kind)
+        if kind is None or row.status not in COUNTING_STATUSES:
+            continue
+        if kind.repair:
+            repairs.append(i)
+        else:
+            plain[(row.department, row.record_id)] = i
     links: dict[int, int] = {}
     claimed: set[int] = set()
     for i in sorted(repairs, key=lambda i: (rows[i].occurred_at, i)):
         repair = rows[i]
-        chosen = repair_candidates(model, rows, repair.repairs or "", repair.department)
-        if len(chosen) == 1 and chosen[0] not in claimed:
-            links[i] = chosen[0]
-            claimed.add(chosen[0])
+        if repair.repairs_department is None or repair.repairs is None:
+            continue
+        target = plain.get((repair.repairs_department, repair.repairs))
+        if target is not None and target not in claimed:
+            links[i] = target
+            claimed.add(target)
     return links
 
 
@@ -185,6 +218,7 @@ SCORING_COLUMNS = (
     col(Record.occurred_at),
     col(Record.points),
     col(Record.repairs),
+    col(Record.repairs_department),
     col(Record.status),
 )
 
@@ -202,6 +236,7 @@ class StoredRow(NamedTuple):
     occurred_at: int
     points: float | None
     repairs: str | None
+    repairs_department: str | None
     status: str
 
 
@@ -654,9 +689,10 @@ def _load_repairs(
     up_to: int,
 ) -> RecordArrays | None:
     """Repairs are few: load them with the records they name (one statement: a scan for
-    the repairs, an index lookup by resident for what each names), link them per
-    resident with :func:`repair_links` (the very rule the single-resident path uses),
-    and take each repair's points and expiry from the record it repairs."""
+    the repairs, a lookup on the unique (department, record_id) index for the row each
+    names by ``(repairs_department, repairs)``), link them per resident with
+    :func:`repair_links` (the very rule the single-resident path uses), and take each
+    repair's points and expiry from the record it repairs."""
     repair_kinds = [k for k in model.kind_order if model.kinds[k].repair]
     if not repair_kinds:
         return None
@@ -669,8 +705,9 @@ def _load_repairs(
             fix.outerjoin(
                 named,
                 and_(
-                    named.c.resident_id == fix.c.resident_id,
+                    named.c.department == fix.c.repairs_department,
                     named.c.record_id == fix.c.repairs,
+                    named.c.resident_id == fix.c.resident_id,
                     named.c.status.in_(COUNTING_STATUSES),
                     named.c.id <= up_to,
                 ),

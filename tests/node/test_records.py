@@ -143,6 +143,18 @@ BAD_ROWS = {
     ),
     "repair_without_repairs": (record("x", kind="repair_completed"), "invalid_repair"),
     "repairs_on_a_plain_record": (record("x", repairs="base-tax"), "invalid_repair"),
+    "repairs_department_on_a_plain_record": (
+        record("x", repairs_department="tax"),
+        "invalid_repair",
+    ),
+    "repairs_department_malformed": (
+        record("x", kind="repair_completed", repairs="base-tax", repairs_department="Tax Office"),
+        "invalid_record",
+    ),
+    "repairs_department_of_no_such_record": (
+        record("x", kind="repair_completed", repairs="base-tax", repairs_department="police"),
+        "repair_not_allowed",  # another department's, named without the scope: not looked up
+    ),
     "record_id_shaped_like_a_token": (record("eyJhbGciOiJ.x.1"), "invalid_record"),
     "repairs_shaped_like_a_token": (
         record("x", kind="repair_completed", repairs="eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.sig"),
@@ -710,6 +722,95 @@ def test_a_repair_naming_records_of_two_other_departments_is_refused(
     assert score_of(node, "alice").score == 420  # type: ignore[union-attr]  # -80 -20 +20
 
 
+def test_a_repair_stores_the_department_of_the_record_it_repairs(
+    node: TestClient, tax: dict[str, str]
+) -> None:
+    centre = credentials(node, "credit-centre", scopes=CREDIT_CENTRE_SCOPES)
+    push(
+        node,
+        tax,
+        record("t-1"),
+        record("t-2"),
+        record("fix-1", kind="repair_completed", repairs="t-1"),
+    )
+    push(node, centre, record("fix-2", kind="repair_completed", repairs="t-2"))
+    rows = {r.record_id: r for r in stored_records(node)}
+    assert (rows["fix-1"].repairs, rows["fix-1"].repairs_department) == ("t-1", "tax")
+    assert (rows["fix-2"].repairs, rows["fix-2"].repairs_department) == ("t-2", "tax")
+    assert rows["t-1"].repairs_department is None
+    assert score_of(node, "alice").score == 420  # type: ignore[union-attr]  # -80 -80 +40 +40
+
+
+def test_a_repair_may_name_the_department_of_the_record_it_repairs(
+    node: TestClient, tax: dict[str, str]
+) -> None:
+    police = credentials(node, "police")
+    centre = credentials(node, "credit-centre", scopes=CREDIT_CENTRE_SCOPES)
+    push(node, tax, record("x-1"))
+    push(node, police, record("x-1", kind="late_utility_payment"))
+    fix = record("fix-1", kind="repair_completed", repairs="x-1")
+    assert push(node, centre, fix)["results"][0]["code"] == "unknown_repaired_record"
+    body = push(node, centre, {**fix, "repairs_department": "tax"})
+    assert body["results"][0]["status"] == "stored"
+    assert score_of(node, "alice").score == 440  # type: ignore[union-attr]  # -80 -20 +40
+    unknown = push(node, centre, {**fix, "record_id": "fix-2", "repairs_department": "court"})
+    assert unknown["results"][0]["code"] == "unknown_repaired_record"
+    # the police may name its own department, as the one its own id would name anyway
+    own = push(node, police, {**fix, "repairs_department": "police"})
+    assert own["results"][0]["status"] == "stored"
+    assert score_of(node, "alice").score == 460  # type: ignore[union-attr]  # and +20
+
+
+def test_a_repair_pushed_again_is_a_duplicate_unless_it_names_another_department(
+    node: TestClient, tax: dict[str, str]
+) -> None:
+    push(node, tax, record("t-1"), record("fix-1", kind="repair_completed", repairs="t-1"))
+    fix = record("fix-1", kind="repair_completed", repairs="t-1")
+    body = push(node, tax, fix, {**fix, "repairs_department": "tax"})
+    assert [r["status"] for r in body["results"]] == ["duplicate", "duplicate"]
+    body = push(node, tax, {**fix, "repairs_department": "police"})
+    assert [(r["status"], r.get("code")) for r in body["results"]] == [
+        ("refused", "record_id_conflict")
+    ]
+    # within one batch too: the first row's department was resolved, then compared
+    body = push(
+        node,
+        tax,
+        record("t-2"),
+        record("fix-2", kind="repair_completed", repairs="t-2"),
+        record("fix-2", kind="repair_completed", repairs="t-2", repairs_department="tax"),
+        record("fix-2", kind="repair_completed", repairs="t-2", repairs_department="police"),
+    )
+    assert [(r["status"], r.get("code")) for r in body["results"]] == [
+        ("stored", None),
+        ("stored", None),
+        ("duplicate", None),
+        ("refused", "record_id_conflict"),
+    ]
+
+
+def test_a_repair_names_departments_as_client_credentials_do() -> None:
+    from node.routers import departments
+
+    assert records_service.DEPARTMENT_PATTERN == departments.NAME_PATTERN
+
+
+def test_csv_may_name_the_department_of_the_record_a_repair_repairs(
+    node: TestClient, tax: dict[str, str]
+) -> None:
+    centre = credentials(node, "credit-centre", scopes=CREDIT_CENTRE_SCOPES)
+    push(node, tax, record("t-1"))
+    data = (
+        "record_id,resident_id,kind,occurred_at,repairs,repairs_department\n"
+        f"c-1,alice,repair_completed,{NOW},t-1,tax\n"
+    )
+    response = node.post(
+        "/v1/records/upload", files={"file": ("r.csv", data.encode(), "text/csv")}, headers=centre
+    )
+    assert response.json()["stored"] == 1, response.text
+    assert {r.record_id: r.repairs_department for r in stored_records(node)}["c-1"] == "tax"
+
+
 def test_a_department_without_the_repair_scope_repairs_only_its_own_records(
     node: TestClient, tax: dict[str, str]
 ) -> None:
@@ -720,6 +821,12 @@ def test_a_department_without_the_repair_scope_repairs_only_its_own_records(
     assert body["results"][0]["code"] == "repair_not_allowed"
     assert "records:repair" in body["results"][0]["message"]
     assert score_of(node, "alice").score == 340  # type: ignore[union-attr]  # -80 -80: both count
+    named = push(
+        node,
+        library,
+        record("fix-3", kind="repair_completed", repairs="t-1", repairs_department="tax"),
+    )
+    assert named["results"][0]["code"] == "repair_not_allowed"
     assert (
         push(node, library, record("fix-2", kind="repair_completed", repairs="l-1"))["stored"] == 1
     )

@@ -25,6 +25,7 @@ from node.services import records as records_service
 from node.services import scoring as scoring_service
 from node.services.scoring import (
     distribution_summary,
+    repair_candidates,
     repair_links,
     rescore_everyone,
     rescore_resident,
@@ -287,36 +288,74 @@ class Row:
         *,
         at: int = NOW - DAY,
         repairs: str | None = None,
+        repairs_department: str | None = None,
         status: str = "active",
         points: float | None = None,
     ) -> None:
         self.department, self.record_id, self.kind = department, record_id, kind
         self.occurred_at, self.repairs, self.status, self.points = at, repairs, status, points
+        self.repairs_department = repairs_department
 
 
-def test_a_repair_links_to_its_own_departments_record_first() -> None:
+def fix(department: str, record_id: str, of: str, repairs: str, **fields: Any) -> Row:
+    """A repair by ``department`` of the record ``repairs`` of department ``of``."""
+    return Row(
+        department, record_id, "repair_completed", repairs=repairs, repairs_department=of, **fields
+    )
+
+
+def test_a_repair_links_to_the_record_of_its_stored_department_and_id_only() -> None:
     rows = [
         Row("police", "x", "tax_arrears"),
         Row("tax", "x", "tax_arrears"),
-        Row("tax", "fix", "repair_completed", repairs="x"),
+        fix("tax", "fix", "police", "x"),
+        fix("centre", "fix-2", "tax", "x"),
     ]
-    assert repair_links(load_model(), rows) == {2: 1}
+    assert repair_links(load_model(), rows) == {2: 0, 3: 1}
 
 
-def test_a_repair_naming_several_other_departments_records_links_to_none() -> None:
+def test_a_repair_without_a_department_links_to_nothing() -> None:
+    rows = [Row("tax", "x", "tax_arrears"), Row("tax", "fix", "repair_completed", repairs="x")]
+    assert repair_links(load_model(), rows) == {}
+
+
+def test_another_departments_record_of_the_same_id_leaves_a_link_alone() -> None:
+    """Issue 19 (a): a later record of the same id used to make the repair ambiguous."""
     rows = [
-        Row("police", "x", "tax_arrears"),
-        Row("tax", "x", "tax_arrears"),
-        Row("centre", "fix", "repair_completed", repairs="x"),
+        Row("court", "J-9", "unfulfilled_judgment"),
+        fix("centre", "fix", "court", "J-9"),
+        Row("tax", "J-9", "volunteering"),
+        Row("centre", "J-9", "tax_arrears"),  # even the repairing department's own
+    ]
+    assert repair_links(load_model(), rows) == {1: 0}
+
+
+def test_a_repair_of_a_removed_record_repairs_nothing_and_never_moves() -> None:
+    """Issue 19 (b): it used to move to another department's record of the same id."""
+    rows = [
+        Row("court", "J-77", "unfulfilled_judgment"),
+        Row("library", "J-77", "tax_arrears", status="removed"),
+        fix("library", "fix", "library", "J-77"),
     ]
     assert repair_links(load_model(), rows) == {}
+    assert load_model().score(scoring_inputs(load_model(), rows), NOW).by_dimension["repair"] == 0
+
+
+def test_at_push_time_an_id_names_the_own_departments_record_first() -> None:
+    rows = [Row("police", "x", "tax_arrears"), Row("tax", "x", "tax_arrears")]
+    assert repair_candidates(load_model(), rows, "x", "tax") == [1]
+    assert repair_candidates(load_model(), rows, "x", "centre") == [0, 1]  # ambiguous
+    assert repair_candidates(load_model(), rows, "x", "tax", "police") == [0]
+    assert repair_candidates(load_model(), rows, "x", "centre", "court") == []
+    rows[1].status = "removed"
+    assert repair_candidates(load_model(), rows, "x", "tax") == [0]  # police's: needs the scope
 
 
 def test_the_first_repair_by_occurrence_claims_the_record() -> None:
     rows = [
         Row("tax", "x", "tax_arrears"),
-        Row("tax", "late", "repair_completed", repairs="x", at=NOW),
-        Row("tax", "early", "repair_completed", repairs="x", at=NOW - 1),
+        fix("tax", "late", "tax", "x", at=NOW),
+        fix("centre", "early", "tax", "x", at=NOW - 1),
     ]
     assert repair_links(load_model(), rows) == {2: 0}
     inputs = scoring_inputs(load_model(), rows)
@@ -327,10 +366,7 @@ def test_the_first_repair_by_occurrence_claims_the_record() -> None:
     ("status", "linked"), [("active", True), ("objected", True), ("removed", False)]
 )
 def test_only_counting_records_are_repaired(status: str, linked: bool) -> None:
-    rows = [
-        Row("tax", "x", "tax_arrears", status=status),
-        Row("tax", "fix", "repair_completed", repairs="x"),
-    ]
+    rows = [Row("tax", "x", "tax_arrears", status=status), fix("tax", "fix", "tax", "x")]
     assert repair_links(load_model(), rows) == ({1: 0} if linked else {})
 
 
@@ -352,11 +388,18 @@ def node(make_client: Any) -> TestClient:
 
 
 def push_rows(
-    node: TestClient, department: str, rows: list[dict[str, Any]], *, now: int = NOW
+    node: TestClient,
+    department: str,
+    rows: list[dict[str, Any]],
+    *,
+    now: int = NOW,
+    may_repair_others: bool = False,
 ) -> None:
     state = state_of(node)
     with Session(state.engine) as session:
-        result = records_service.push_records(session, state, department, rows, now=now)
+        result = records_service.push_records(
+            session, state, department, rows, now=now, may_repair_others=may_repair_others
+        )
     refused = [r for r in result.results if r.status == "refused"]
     assert refused == [], refused
 
@@ -390,7 +433,13 @@ def test_rescore_resident_without_records_gives_the_base_and_creates_her(node: T
 def _random_pushes(rng: np.random.Generator, residents: int) -> dict[str, list[dict[str, Any]]]:
     model = load_model()
     kinds = [k for k in model.kind_order if not model.kinds[k].repair]
-    by_department: dict[str, list[dict[str, Any]]] = {"tax": [], "police": [], "centre": []}
+    # pushed in this order: "library" last, records with the ids of repaired ones
+    by_department: dict[str, list[dict[str, Any]]] = {
+        "tax": [],
+        "police": [],
+        "centre": [],
+        "library": [],
+    }
     for r in range(residents):
         negatives = []
         for i in range(int(rng.integers(0, 25))):
@@ -412,15 +461,21 @@ def _random_pushes(rng: np.random.Generator, residents: int) -> dict[str, list[d
         for j, (department, target) in enumerate(negatives):
             if rng.random() < 0.5:
                 by = "centre" if rng.random() < 0.3 else department
-                by_department[by].append(
-                    record(
-                        f"r{r}-fix{j}",
-                        f"res-{r}",
-                        "repair_completed",
-                        repairs=target["record_id"],
-                        occurred_at=target["occurred_at"] + int(rng.integers(0, 300 * DAY)),
-                    )
+                repair = record(
+                    f"r{r}-fix{j}",
+                    f"res-{r}",
+                    "repair_completed",
+                    repairs=target["record_id"],
+                    occurred_at=target["occurred_at"] + int(rng.integers(0, 300 * DAY)),
                 )
+                if rng.random() < 0.5:  # else the node resolves it (own department first)
+                    repair["repairs_department"] = department
+                by_department[by].append(repair)
+                if rng.random() < 0.3:  # another department's record of the same id, later
+                    kind = kinds[int(rng.integers(len(kinds)))]
+                    late = record(target["record_id"], f"res-{r}", kind, occurred_at=NOW - DAY)
+                    if late["record_id"] not in {x["record_id"] for x in by_department["library"]}:
+                        by_department["library"].append(late)
     return by_department
 
 
@@ -428,7 +483,9 @@ def _push_leniently(node: TestClient, pushes: dict[str, list[dict[str, Any]]]) -
     state = state_of(node)
     for department, rows in pushes.items():
         with Session(state.engine) as session:
-            records_service.push_records(session, state, department, rows, now=NOW)
+            records_service.push_records(
+                session, state, department, rows, now=NOW, may_repair_others=department == "centre"
+            )
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -440,7 +497,15 @@ def test_the_monthly_job_agrees_with_rescoring_each_resident(
     _push_leniently(node, pushes)
     state = state_of(node)
     with Session(state.engine) as session:  # objections: flagged ones count, removed ones don't
-        ids = list(session.exec(select(Record.id)))
+        stored = list(session.exec(select(Record)))
+        # the cases the rule is about are there: the credit centre's repairs of others'
+        # records, and records of repaired ids pushed after the repair
+        assert any(r.department == "centre" and r.repairs_department != "centre" for r in stored)
+        repaired = {(r.resident_id, r.repairs) for r in stored if r.repairs is not None}
+        assert any(
+            (r.resident_id, r.record_id) in repaired for r in stored if r.department == "library"
+        )
+        ids = [r.id for r in stored]
         for status in ("objected", "removed"):
             chosen = rng.choice(ids, size=len(ids) // 10, replace=False).tolist()
             session.exec(update(Record).values(status=status).where(col(Record.id).in_(chosen)))
@@ -462,6 +527,42 @@ def test_the_monthly_job_agrees_with_rescoring_each_resident(
         snapshot = {s.resident_id: s.score for s in session.exec(select(ScoreSnapshot))}
     assert len(batch) == summary.residents
     assert snapshot == {rid: score for rid, (score, _) in batch.items()}
+
+
+def test_both_paths_link_a_repair_to_the_record_it_was_pushed_for_only(node: TestClient) -> None:
+    """Issue 19: alice's judgment J-9 of the court, repaired by the credit centre, keeps
+    its repair when the tax office pushes a J-9 of its own; bob's J-77 of the library,
+    repaired by the library and then removed, doesn't hand the repair to the court's
+    J-77. The monthly job and the single-resident path agree."""
+    judgment = {"kind": "unfulfilled_judgment", "occurred_at": NOW - 20 * DAY}
+    push_rows(node, "court", [record("J-9", **judgment), record("J-77", "bob", **judgment)])
+    push_rows(
+        node,
+        "centre",
+        [record("fix-9", kind="repair_completed", repairs="J-9")],
+        may_repair_others=True,
+    )
+    push_rows(node, "tax", [record("J-9", kind="volunteering")])  # 8 points
+    push_rows(
+        node,
+        "library",
+        [record("J-77", "bob"), record("fix-77", "bob", "repair_completed", repairs="J-77")],
+    )
+    state = state_of(node)
+    with Session(state.engine) as session:
+        session.exec(
+            update(Record)
+            .values(status="removed")
+            .where(col(Record.department) == "library", col(Record.record_id) == "J-77")
+        )
+        session.commit()
+    rescore_everyone(state, NOW)
+    batch = {r: score_of(node, r).score for r in ("alice", "bob")}  # type: ignore[union-attr]
+    with Session(state.engine) as session:
+        single = {r: rescore_resident(session, state, r, NOW).score for r in batch}
+        session.rollback()
+    # alice: 500 - 250 + 62.5 (a quarter back) + 8 = 320.5, half up; bob: no repair
+    assert batch == single == {"alice": 321, "bob": 250}
 
 
 def test_the_monthly_job_stores_the_snapshot_and_the_distribution(node: TestClient) -> None:
