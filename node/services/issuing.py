@@ -880,27 +880,24 @@ def issue(
     )
     uri = status_list_uri(settings.node_id, list_id)
     key = state.signing_keys().active
+    claims: P.AttestationClaims = {
+        "iss": settings.node_id,
+        "nbf": now,
+        "exp": expires_at,
+        "alliance": settings.alliance,
+        "mapping": mapping.reference,
+        "status": {"idx": status_idx, "uri": uri},
+        "alliance_score": alliance_score,
+        "band": band,
+        "thresholds": mapping.scale.thresholds,
+        "local_score": int(score.score) if float(score.score).is_integer() else score.score,
+        "local_scale": mapping.table.local_scale.to_json(),
+        "score_date": dt.datetime.fromtimestamp(score.computed_at, dt.UTC).date().isoformat(),
+    }
+    if sharing.audience is not None:  # only the members her consent names accept it
+        claims["aud"] = sharing.audience
     token = P.issue_attestation(
-        {
-            "iss": settings.node_id,
-            "nbf": now,
-            "exp": expires_at,
-            "alliance": settings.alliance,
-            "mapping": mapping.reference,
-            "status": {"idx": status_idx, "uri": uri},
-            "alliance_score": alliance_score,
-            "band": band,
-            "thresholds": mapping.scale.thresholds,
-            "local_score": int(score.score) if float(score.score).is_integer() else score.score,
-            "local_scale": mapping.table.local_scale.to_json(),
-            "score_date": dt.datetime.fromtimestamp(score.computed_at, dt.UTC).date().isoformat(),
-            # only the members her consent names may accept it (PROTOCOL.md 3.3)
-            **({} if sharing.audience is None else {"aud": sharing.audience}),
-        },
-        issuer_key=key.private_key,
-        kid=key.kid,
-        holder_jwk=holder_public,
-        now=now,
+        claims, issuer_key=key.private_key, kid=key.kid, holder_jwk=holder_public, now=now
     )
     # Last, because the audit lock is held until commit. Never the token or the proof.
     audit.append(
