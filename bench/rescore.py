@@ -215,7 +215,7 @@ def build_database(path: Path, residents: int, records: int, seed: int) -> dict[
             )
             occurred = NOW - int(ages[n])
             rows.append(
-                (department, f"r{r}-{j}", ids[r], kind, occurred, NOW, points, None, status)
+                (department, f"r{r}-{j}", ids[r], kind, occurred, NOW, points, None, None, status)
             )
             if model.kinds[kind].points < 0 and repair_draw[n] < REPAIRED_SHARE:
                 rows.append(
@@ -228,6 +228,7 @@ def build_database(path: Path, residents: int, records: int, seed: int) -> dict[
                         NOW,
                         None,
                         f"r{r}-{j}",
+                        department,  # the repair names its record's department (migration 0003)
                         "active",
                     )
                 )
@@ -261,7 +262,7 @@ def build_database(path: Path, residents: int, records: int, seed: int) -> dict[
 
 _INSERT_RECORD = (
     "INSERT INTO record (department, record_id, resident_id, kind, occurred_at, recorded_at,"
-    " points, repairs, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " points, repairs, repairs_department, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

@@ -285,7 +285,13 @@ def test_a_score_of_another_model_version_is_recomputed(
 
 def test_repair_restores_part_of_the_record_it_names(client: TestClient) -> None:
     seed(client, "carol", ("tax", "t-9", "tax_arrears"))
-    seed(client, "carol", ("tax", "t-10", "repair_completed"), repairs="t-9")
+    seed(
+        client,
+        "carol",
+        ("tax", "t-10", "repair_completed"),
+        repairs="t-9",
+        repairs_department="tax",
+    )
     headers = login(client, "carol")
     grant_open_score(client, headers)
     body = client.get("/v1/me/score", headers=headers).json()
