@@ -5,13 +5,25 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg pg-start pg-stop bench clean
+LOCK   := requirements.lock
 
-$(STAMP): pyproject.toml
+.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg pg-start pg-stop bench clean lock
+
+# Every package comes from requirements.lock, pinned with its hashes (a fresh clone next
+# month installs what this one did); then the project itself, editable, without deps.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# Refresh requirements.lock from pyproject.toml's dependencies and the dev and bench
+# extras, at their newest releases (pip-tools, in a venv of its own); commit the result.
+lock:
+	@test -x .venv-lock/bin/pip-compile || \
+		($(PYTHON) -m venv .venv-lock && .venv-lock/bin/python -m pip install --quiet pip-tools)
+	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --extra dev --extra bench -o $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/ccx simulate
@@ -53,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache build *.egg-info
