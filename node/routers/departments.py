@@ -186,7 +186,7 @@ def push_records(
                     "encoding": {"file": {"contentType": ", ".join(sorted(records.FILE_TYPES))}}
                 }
             }
-        }
+        },
     },
 )
 def upload_records(

@@ -78,7 +78,7 @@ def test_unfinished_headers_are_cut_off_and_load_is_shed_meanwhile(node: CityNod
 def test_a_body_that_never_ends_is_cut_off(node: CityNode) -> None:
     head = (
         b"POST /v1/records HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n{\"records\": ["
+        b'Content-Length: 1000\r\n\r\n{"records": ['
     )
     connection = open_slow(node.process.port, head)
     try:
