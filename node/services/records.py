@@ -48,7 +48,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col
 
 from node.app import NodeState
-from node.errors import NodeError
+from node.errors import NodeError, where_and_what
 from node.models import STORABLE_TEXT, Record
 from node.scoring import KIND_PATTERN, RecordInput, ScoringModel
 from node.services.audit import TOKEN_SHAPE
@@ -246,10 +246,11 @@ def _parse(raw: Any, *, strict: bool) -> RecordIn:
     try:
         return RecordIn.model_validate(raw, strict=strict)
     except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        fields = [".".join(str(p) for p in e["loc"]) or "record" for e in errors]
+        # the field and the rule, never the value sent (nor an unknown field's name)
+        described = [where_and_what(e) for e in exc.errors(include_url=False)]
+        fields = [d["field"] or "record" for d in described]
         code = "invalid_resident_id" if fields[0] == "resident_id" else "invalid_record"
-        message = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, errors, strict=True))
+        message = "; ".join(f"{f}: {d['problem']}" for f, d in zip(fields, described, strict=True))
         raise _Refused(code, message) from None
 
 

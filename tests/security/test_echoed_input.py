@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.node.pushing import admin_settings, credentials
+
 SECRET = "SECRET-TOKEN-abc123"
 
 
@@ -43,3 +45,22 @@ def test_a_discriminator_error_names_the_allowed_values(client: TestClient) -> N
     assert detail["field"] == "kind"
     assert "open_score" in detail["problem"]
     assert "share_alliance" in detail["problem"]
+
+
+def test_a_refused_record_row_names_the_field_not_the_value(make_client: Any) -> None:
+    client = make_client(**admin_settings())
+    row = {
+        "record_id": "t-1",
+        "resident_id": "r-1",
+        "kind": "tax_arrears",
+        "occurred_at": 1,
+        SECRET: "x",
+    }
+    response = client.post(
+        "/v1/records",
+        json={"records": [row, {**row, "kind": 7}]},
+        headers=credentials(client, "tax"),
+    )
+    assert response.status_code == 200, response.text
+    assert [r["code"] for r in response.json()["results"]] == ["invalid_record"] * 2
+    assert "SECRET" not in response.text
