@@ -378,6 +378,10 @@ def create_app(
         # redirect from the request's Host header, so `GET /x/` with `Host: evil.example`
         # answered 307 to http://evil.example/x (issue 19, item 6).
         redirect_slashes=False,
+        # The interactive pages load Swagger UI and ReDoc from a CDN, where an operator
+        # might paste the admin token: off unless CCX_API_DOCS (issue 19, item 8).
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.node = state
     install_error_handlers(app)

@@ -30,12 +30,14 @@ __all__ = [
     "AdminDep",
     "ClientDep",
     "ClientIdentity",
+    "MetricsReaderDep",
     "ResidentDep",
     "admin",
     "calling_client",
     "client_with",
     "forget_client",
     "hash_token",
+    "metrics_reader",
     "resident_id",
 ]
 
@@ -230,3 +232,20 @@ async def admin(request: Request) -> str:
 
 
 AdminDep = Annotated[str, Depends(admin)]
+
+
+@before_body
+async def metrics_reader(request: Request) -> None:
+    """The scraper of ``/metrics``: a bearer token whose SHA-256 is
+    ``CCX_METRICS_TOKEN_HASH``. Without that setting the metrics are off (404): request
+    counts by route and the registry's state are the operator's, not the public's."""
+    expected = _state(request).settings.metrics_token_hash
+    if not expected:
+        raise NodeError(
+            "not_found", "metrics are off on this node (CCX_METRICS_TOKEN_HASH)", status=404
+        )
+    if not hmac.compare_digest(hash_token(_bearer(request)), expected):
+        raise NodeError("forbidden", "these credentials may not read the metrics", status=403)
+
+
+MetricsReaderDep = Annotated[None, Depends(metrics_reader)]

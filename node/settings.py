@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         True, description="run jobs in this process (development); production runs `ccx scheduler`"
     )
     admin_token_hash: str | None = Field(None, description="SHA-256 hex of the admin bearer token")
+    metrics_token_hash: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 hex of the bearer token that may read /metrics (Prometheus's "
+        "`authorization` credentials); unset: /metrics is off and answers 404",
+    )
+    api_docs: bool = Field(
+        False,
+        description="serve the interactive API documentation at /docs and /redoc (their "
+        "pages load scripts from a CDN: development only); /openapi.json is always served",
+    )
     alliance_root_jwk: str | None = Field(
         None,
         description="the alliance root PUBLIC key every registry must be signed by: JWK JSON "

@@ -22,6 +22,10 @@ VERIFIER = "https://fuzhou.ccx.example"
 ALLIANCE = "https://alliance.ccx.example"
 STATUS_URI = f"{ISSUER}/v1/status-lists/1"
 THRESHOLDS = (550, 600, 650, 700, 750)
+# /metrics answers only its scraper's token (CCX_METRICS_TOKEN_HASH); the test nodes have one
+METRICS_TOKEN = "a metrics token for tests"
+METRICS_TOKEN_HASH = hashlib.sha256(METRICS_TOKEN.encode()).hexdigest()
+METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def ec_key(seed: int) -> ec.EllipticCurvePrivateKey:

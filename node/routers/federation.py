@@ -1,4 +1,5 @@
-"""Public federation endpoints: issuer metadata, keys, status lists, health, metrics."""
+"""Public federation endpoints: issuer metadata, keys, status lists, health; and the
+metrics, for the operator's scraper alone (``node.auth.metrics_reader``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from node.auth import MetricsReaderDep
 from node.deps import NowDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute
@@ -95,11 +97,12 @@ def readyz(state: StateDep, now: NowDep, response: Response) -> Readiness:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (with CCX_METRICS_TOKEN_HASH's bearer token)",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+        **error_responses(401, 403, 404),  # no token; another token; metrics off
     },
 )
-def metrics(state: StateDep) -> Response:
+def metrics(state: StateDep, _: MetricsReaderDep) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 from node.app import create_app, initialize_node
 from node.services.records import FILE_TYPES
 from node.settings import Settings
-from tests.conftest import NOW
+from tests.conftest import METRICS, METRICS_TOKEN_HASH, NOW
 from tests.node.issuing_helpers import bearer, node_state, seed_resident
 from tests.node.pushing import ADMIN, admin_settings, credentials, record
 from tests.node.test_verifications import (
@@ -87,6 +87,7 @@ def _settings(folder: Path, database_url: str) -> Settings:
         # the bucket would be empty after 20 requests at a clock that stands still, and
         # the fuzzer would see nothing past the rate limiter (its 429 is documented)
         verify_burst=1_000_000,
+        metrics_token_hash=METRICS_TOKEN_HASH,
         **admin_settings(),
     )
 
@@ -157,6 +158,7 @@ def fuzz_node(
             "department": department,
             "service_point": service_point(client, *ALL_KINDS, client_id="fuzz-service-point"),
             "resident": resident,
+            "metrics": METRICS,
         },
     )
     node_state(client).engine.dispose()  # before the PostgreSQL database is emptied or dropped
@@ -175,7 +177,7 @@ AUDIENCES = (
     ("/dev-idp/", "public"),
     ("/healthz", "public"),
     ("/readyz", "public"),
-    ("/metrics", "public"),
+    ("/metrics", "metrics"),
 )
 
 
@@ -205,6 +207,7 @@ OTHER_CREDENTIALS = st.sampled_from(
         "department",
         "service_point",
         "resident",
+        "metrics",
     ]
 )
 

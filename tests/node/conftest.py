@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from node.app import create_app, initialize_node
 from node.db import make_engine, migrate
 from node.settings import Settings
-from tests.conftest import NOW
+from tests.conftest import METRICS_TOKEN_HASH, NOW
 
 
 class Clock:
@@ -79,6 +79,7 @@ def node_settings(tmp_path: Path, migrated_sqlite: Path) -> Settings:
         dev_idp=True,
         scheduler=False,
         keyring_passphrase="a passphrase for tests only",  # type: ignore[arg-type]
+        metrics_token_hash=METRICS_TOKEN_HASH,
     )
     if settings.database_url is None:  # not on PostgreSQL (tests/storage/node_postgres.py)
         settings.data_dir.mkdir(parents=True)

@@ -22,6 +22,7 @@ from node.auth import hash_token
 from node.mapping_cli import PASSPHRASE_ENV
 from node.services.registry import FOLLOWER, RegistryFollower
 from node.settings import Settings
+from tests.conftest import METRICS, METRICS_TOKEN_HASH
 from tests.node.servers import RunningNode, free_port
 
 ALLIANCE_ID = "https://alliance.ccx.example"
@@ -46,6 +47,7 @@ def settings(folder: Path, port: int, **overrides: Any) -> Settings:
         scheduler=False,
         dev_idp=True,
         keyring_passphrase="a node passphrase for tests",  # type: ignore[arg-type]
+        metrics_token_hash=METRICS_TOKEN_HASH,
         **overrides,
     )
 
@@ -112,7 +114,7 @@ def test_the_member_follows_the_hosts_registry_and_serves_its_copy(
         f"{member.url}/v1/alliance/registry", headers={"If-None-Match": copy.headers["ETag"]}
     )
     assert again.status_code == 304
-    assert "ccx_registry_version 1.0" in httpx.get(f"{member.url}/metrics").text
+    assert "ccx_registry_version 1.0" in httpx.get(f"{member.url}/metrics", headers=METRICS).text
 
 
 def test_a_new_version_and_a_skipped_one_are_taken_through_the_chain(

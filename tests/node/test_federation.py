@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 import protocol as P
 from node.auth import ResidentDep
 from protocol._jwk import private_jwk_members
+from tests.conftest import METRICS
 
 
 def test_jwks_lists_active_and_next_keys_public_only(client: TestClient) -> None:
@@ -34,7 +37,7 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 def test_metrics_count_requests_by_route(client: TestClient) -> None:
     client.get("/healthz")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=METRICS).text
     assert 'ccx_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
 
 
@@ -54,6 +57,12 @@ def test_oversized_body_is_refused_before_it_is_read(make_client: object) -> Non
 def test_openapi_document_is_served(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/.well-known/jwks.json", "/healthz", "/readyz", "/metrics"} <= set(paths)
+
+
+def test_interactive_docs_are_off_unless_asked_for(make_client: Any) -> None:
+    assert make_client().get("/docs").status_code == 404
+    assert make_client().get("/redoc").status_code == 404
+    assert make_client(api_docs=True).get("/docs").status_code == 200
 
 
 probe = APIRouter()

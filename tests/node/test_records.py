@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from node.models import AuditEntry, Client, Resident
 from node.services import audit
 from node.services import records as records_service
-from tests.conftest import NOW
+from tests.conftest import METRICS, NOW
 from tests.node.pushing import (
     ADMIN,
     DAY,
@@ -617,7 +617,7 @@ def test_the_batch_limit_counts_rows_not_bytes(make_client: Any) -> None:
 def test_outcomes_are_counted_in_the_metrics(node: TestClient, tax: dict[str, str]) -> None:
     push(node, tax, record("t-1"), record("t-2", kind="nope"))
     push(node, tax, record("t-1"))
-    text = node.get("/metrics").text
+    text = node.get("/metrics", headers=METRICS).text
     assert 'ccx_records_total{outcome="stored"} 1.0' in text
     assert 'ccx_records_total{outcome="refused"} 1.0' in text
     assert 'ccx_records_total{outcome="duplicate"} 1.0' in text

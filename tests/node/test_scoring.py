@@ -31,7 +31,7 @@ from node.services.scoring import (
     rescore_resident,
     scoring_inputs,
 )
-from tests.conftest import NOW
+from tests.conftest import METRICS, NOW
 from tests.node.pushing import ADMIN, admin_settings, credentials, record, score_of, state_of
 
 DEMO: dict[str, Any] = tomllib.loads(
@@ -668,7 +668,7 @@ def test_the_rescore_route_reports_counts_and_duration(node: TestClient) -> None
     body = response.json()
     assert (body["residents"], body["records"], body["snapshot"]) == (1, 1, "created")
     assert body["seconds"] >= 0
-    metrics = node.get("/metrics").text
+    metrics = node.get("/metrics", headers=METRICS).text
     [line] = [x for x in metrics.splitlines() if x.startswith("ccx_last_full_rescore_seconds ")]
     assert float(line.split()[1]) > 0
     with Session(state_of(node).engine) as session:

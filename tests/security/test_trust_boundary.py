@@ -18,12 +18,13 @@ RESIDENT = "resident-boundary-7f3a"
 RECORD_ID = "record-boundary-991"
 # Public by design (docs/PROTOCOL.md section 6 and 7, DESIGN section 10), with the
 # development identity provider, which a production node never serves (CCX_DEV_IDP).
+# /metrics answers its scraper's token alone; /openapi.json (not an operation of the
+# document) is public and holds no data; /docs and /redoc are off (CCX_API_DOCS).
 PUBLIC = {
     "GET /.well-known/jwks.json",
     "GET /.well-known/jwt-vc-issuer",
     "GET /healthz",
     "GET /readyz",
-    "GET /metrics",
     "GET /v1/status-lists/{list_id}",
     "GET /v1/alliance/registry",
     "GET /v1/alliance/registry/versions/{version}",
