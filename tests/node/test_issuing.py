@@ -21,7 +21,7 @@ from node.errors import NodeError
 from node.models import Attestation, AuditEntry, Consent, Nonce, Score, StatusListRow
 from node.scoring import load_model
 from node.services import issuing
-from tests.conftest import NOW, ec_key, ed_key
+from tests.conftest import METRICS, NOW, ec_key, ed_key
 from tests.node.conftest import Clock
 from tests.node.issuing_helpers import (
     BOTH_CONSENTS,
@@ -171,7 +171,7 @@ def test_the_node_keeps_what_revocation_needs_and_never_the_token(
 
 def test_issuance_is_counted_in_the_metrics(client: TestClient, headers: dict[str, str]) -> None:
     issued(client, headers, ec_key(13))
-    assert "ccx_attestations_issued_total 1.0" in client.get("/metrics").text
+    assert "ccx_attestations_issued_total 1.0" in client.get("/metrics", headers=METRICS).text
 
 
 def test_extra_members_of_the_holder_jwk_do_not_reach_the_attestation(
@@ -781,7 +781,7 @@ def test_revoke_outstanding_shows_in_the_status_list(
     [other] = attestation_rows(client, "resident-2")
     assert other.status == "valid"
     assert status_of(client, 1, other.status_idx) == P.STATUS_VALID
-    assert "ccx_attestations_revoked_total 2.0" in client.get("/metrics").text
+    assert "ccx_attestations_revoked_total 2.0" in client.get("/metrics", headers=METRICS).text
     with session(client) as db:
         entry = db.exec(select(AuditEntry).where(AuditEntry.action == "attestations.revoked")).one()
     assert entry.subject == RESIDENT
@@ -805,7 +805,7 @@ def test_revocation_rolled_back_by_the_caller_leaves_no_trace(
     [row] = attestation_rows(client)
     assert row.status == "valid"
     assert status_of(client, 1, row.status_idx) == P.STATUS_VALID
-    assert "ccx_attestations_revoked_total 0.0" in client.get("/metrics").text
+    assert "ccx_attestations_revoked_total 0.0" in client.get("/metrics", headers=METRICS).text
 
 
 def test_revoke_outstanding_also_revokes_suspended_attestations(
@@ -878,7 +878,7 @@ def test_a_lower_band_revokes_and_a_higher_band_keeps(client: TestClient) -> Non
             ).all()
         }
     assert reasons == {"falls": "band_lowered", "gone": "score_removed"}
-    assert "ccx_attestations_revoked_total 2.0" in client.get("/metrics").text
+    assert "ccx_attestations_revoked_total 2.0" in client.get("/metrics", headers=METRICS).text
 
 
 def test_a_fall_across_a_threshold_inside_the_band_revokes(client: TestClient) -> None:

@@ -31,7 +31,7 @@ from node.models import (
     StatusListRow,
 )
 from node.services import audit, issuing
-from tests.conftest import NOW
+from tests.conftest import METRICS, NOW
 from tests.node.test_verifications import install_registry, registry_token
 
 DAY = 86400
@@ -1052,5 +1052,5 @@ def test_a_token_whose_kid_is_not_a_string_is_refused(client: TestClient, kid: A
 
 def test_a_failing_request_is_counted_with_its_status(client: TestClient) -> None:
     client.get("/v1/me/score", headers={"Authorization": "Bearer not-a-jwt"})
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=METRICS).text
     assert 'ccx_http_requests_total{method="GET",route="/v1/me/score",status="401"} 1.0' in text

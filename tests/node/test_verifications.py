@@ -32,7 +32,7 @@ from node.scenarios import (
 from node.services import clients, issuing
 from node.services.registry import FOLLOWER, RegistryFollower
 from node.settings import Settings
-from tests.conftest import ALLIANCE, NOW, ec_key, ed_key
+from tests.conftest import ALLIANCE, METRICS, NOW, ec_key, ed_key
 from tests.node.issuing_helpers import (
     bearer,
     error_code,
@@ -495,7 +495,7 @@ def test_outcomes_and_the_status_cache_show_in_the_metrics(alliance: Alliance) -
         alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
     again = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
     assert error_code(again) == "nonce_used"  # refused before any outcome is counted
-    text = alliance.xiamen.get("/metrics").text
+    text = alliance.xiamen.get("/metrics", headers=METRICS).text
     for outcome in ("granted", "denied"):
         line = f'ccx_verifications_total{{outcome="{outcome}",scenario="library_deposit_free"}} 1.0'
         assert line in text
@@ -604,7 +604,7 @@ def test_a_visitor_whose_consent_does_not_name_this_node_is_refused_and_audited(
     again = alliance.verify(headers, attestation, holder, challenge, ("score_at_least.600",))
     assert error_code(again) == "nonce_used"  # the refusal used the challenge up
     line = 'ccx_verifications_total{outcome="recipient_not_named",scenario="library_deposit_free"}'
-    assert f"{line} 1.0" in alliance.xiamen.get("/metrics").text
+    assert f"{line} 1.0" in alliance.xiamen.get("/metrics", headers=METRICS).text
 
 
 def test_a_local_whose_consent_names_only_other_members_is_refused_at_home(
