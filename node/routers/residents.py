@@ -8,7 +8,6 @@ and return; the rules and the transactions live there.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated, Literal
 
@@ -28,6 +27,7 @@ from node.errors import error_responses
 from node.guards import GuardedRoute
 from node.routers import ADMIN_ERRORS, BODY_ERRORS, RESIDENT_ERRORS
 from node.services import residents as service
+from node.services.audit import TOKEN_SHAPE
 
 __all__ = ["router"]
 
@@ -78,9 +78,8 @@ Recipient = Annotated[
 # line and paragraph separators (Zl, Zp). Spaces of any script (Zs, the ideographic
 # space too) and the letters, digits, punctuation and symbols of every script are fine.
 _NOT_PLAIN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-# A compact JWS (a token, a proof of possession, an attestation) begins "eyJ", base64url
-# of '{"'. A purpose never needs one, and the audit log refuses to hold one.
-_TOKEN_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.")
+# A compact JWS (a token, a proof of possession, an attestation; audit.TOKEN_SHAPE) has
+# no place in a purpose: never paste one there.
 PURPOSE_RULE = (
     "1..500 characters of plain text, at least one not a space: no control or format "
     "character (Unicode categories Cc, Cf, Cs, Zl, Zp; spaces of any script are fine), and "
@@ -97,7 +96,7 @@ def _plain_text(value: str) -> str:
                 f"Unicode category {category} (control or format characters, line breaks "
                 "and tabs are refused)"
             )
-    if _TOKEN_SHAPED.search(value):
+    if TOKEN_SHAPE.search(value):
         raise ValueError(
             "purpose must not hold text shaped like a token (a compact JWS, eyJ...): "
             "never paste a token, a proof or an attestation into it"
