@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["RunningNode", "free_port"]
+__all__ = ["RunningNode", "WorldClock", "free_port"]
 
 
 def free_port() -> int:
@@ -19,6 +19,21 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+class WorldClock:
+    """The time of a world of nodes served over loopback, stopped where the test puts it:
+    every node (``create_app(..., now=clock)``), the registry, the holders' proofs and
+    presentations read it, so the test passes on any day."""
+
+    def __init__(self, start: int) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += seconds
 
 
 class RunningNode:

@@ -8,10 +8,9 @@ real signatures and real HTTP between them; both follow one signed alliance regi
 - a consent withdrawn at home reaches the service point once the cached list expires;
 - a replayed and a tampered presentation are refused.
 
-Both nodes read one clock the test moves by hand (it starts at the wall clock's time, so
-the shared helpers' proofs, dated by the wall clock, fall within the protocol's 30 s
-leeway), so the world's time moves for both cities at once while the HTTP underneath
-stays real.
+Both nodes read one clock the test moves by hand (it starts at the tests' fixed NOW, and
+the holders' proofs are dated by it too), so the world's time moves for both cities at
+once while the HTTP underneath stays real, on any day.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,27 +34,13 @@ from node.auth import hash_token
 from node.services import clients
 from node.services.registry import FOLLOWER, RegistryFollower
 from node.services.verifying import STATUS_CACHE
-from tests.conftest import ec_key
-from tests.node.servers import RunningNode, free_port
+from tests.conftest import NOW, ec_key
+from tests.node.servers import RunningNode, WorldClock, free_port
 from tests.node.test_verifications import ROOT, _attest_over_http, _settings, registry_token
 
 ADMIN_TOKEN = "an admin token for the federation fault tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SCENARIO = "library_deposit_free"  # policy minimum 600 on the alliance scale
-
-
-class WorldClock:
-    """The world's time, stopped where the test puts it: both nodes, the registry, the
-    holders' proofs and presentations read it (the wall clock only sets its start)."""
-
-    def __init__(self) -> None:
-        self.now = int(time.time())
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: int) -> None:
-        self.now += seconds
 
 
 class Federation:
@@ -69,7 +53,7 @@ class Federation:
         policy: dict[str, Any] | None = None,
         fuzhou: dict[str, Any] | None = None,
     ) -> None:
-        self.clock = WorldClock()
+        self.clock = WorldClock(NOW)
         self.policy = policy
         fz_port, xm_port = free_port(), free_port()
         fz = _settings(tmp_path / "fz", fz_port, "fuzhou").model_copy(
@@ -195,7 +179,9 @@ def test_with_the_issuer_down_the_cached_list_serves_until_the_stale_limit(
     policy["status_stale_limit"] = 600  # less than a status list's life (a day)
     world = federation(policy=policy)  # Fuzhou's lists carry ttl 300 (the default)
     holder = ec_key(41)
-    attestation = _attest_over_http(world.fuzhou, "fz-visitor", 600, holder)  # alliance 662
+    attestation = _attest_over_http(
+        world.fuzhou, "fz-visitor", 600, holder, now=world.clock()
+    )  # alliance 662
 
     assert _granted(world.verify(attestation, holder))  # Xiamen fetched Fuzhou's list
     assert world.cache_stats().fetches == 1
@@ -242,7 +228,7 @@ def test_a_rotation_at_the_issuer_fails_no_verification(
     listed = world.jwks[world.fz_id]  # registry v1: Fuzhou's active and next keys
     assert len(listed["keys"]) == 2
     old_holder, new_holder = ec_key(42), ec_key(43)
-    old = _attest_over_http(world.fuzhou, "fz-before", 600, old_holder)
+    old = _attest_over_http(world.fuzhou, "fz-before", 600, old_holder, now=world.clock())
     assert _granted(world.verify(old, old_holder))
 
     rotated = httpx.post(f"{fz}/v1/admin/keys/rotate", headers=ADMIN)
@@ -251,7 +237,7 @@ def test_a_rotation_at_the_issuer_fails_no_verification(
     assert done["retired_kid"] == _kid(old)
     assert {done["retired_kid"], done["active_kid"]} == {k["kid"] for k in listed["keys"]}
 
-    new = _attest_over_http(world.fuzhou, "fz-after", 620, new_holder)
+    new = _attest_over_http(world.fuzhou, "fz-after", 620, new_holder, now=world.clock())
     assert _kid(new) == done["active_kid"] != _kid(old)
     assert _granted(world.verify(old, old_holder))  # the retired key, listed in v1
     assert _granted(world.verify(new, new_holder))  # the promoted key, listed in v1 as next
@@ -288,7 +274,7 @@ def test_a_consent_withdrawn_at_home_denies_the_visitor_once_the_cached_list_exp
 ) -> None:
     world = federation(fuzhou={"status_list_ttl": 30})  # Xiamen clamps it to 60 s
     holder = ec_key(44)
-    attestation = _attest_over_http(world.fuzhou, "fz-withdrawer", 600, holder)
+    attestation = _attest_over_http(world.fuzhou, "fz-withdrawer", 600, holder, now=world.clock())
     assert _granted(world.verify(attestation, holder))  # Xiamen caches Fuzhou's list
 
     login = httpx.post(f"{world.fuzhou.url}/dev-idp/token", json={"subject": "fz-withdrawer"})
@@ -319,7 +305,7 @@ def test_a_replayed_or_tampered_presentation_is_refused(
 ) -> None:
     world = federation()
     holder = ec_key(45)
-    attestation = _attest_over_http(world.fuzhou, "fz-shown", 600, holder)
+    attestation = _attest_over_http(world.fuzhou, "fz-shown", 600, holder, now=world.clock())
 
     nonce, presentation = world.presentation(attestation, holder)
     assert _granted(world.send(nonce, presentation))

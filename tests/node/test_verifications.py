@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from tests.node.issuing_helpers import (
     request_attestation,
     seed_resident,
 )
-from tests.node.servers import RunningNode, free_port
+from tests.node.servers import RunningNode, WorldClock, free_port
 
 ROOT = ed_key(77)
 XIAMEN = "http://xiamen.ccx.test"
@@ -719,12 +718,15 @@ def _attest_over_http(
     score: float,
     holder: Any,
     recipients: tuple[str, ...] = ("alliance",),
+    *,
+    now: int,
 ) -> str:
-    seed_resident_app(node, resident, score, recipients)
+    """An attestation of ``resident`` fetched over HTTP, the node's clock at ``now``."""
+    seed_resident_app(node, resident, score, recipients, now=now)
     token = httpx.post(f"{node.url}/dev-idp/token", json={"subject": resident}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     nonce = httpx.post(f"{node.url}/v1/me/attestations/nonce", headers=headers).json()["nonce"]
-    proof = make_proof(holder, nonce, aud=node.url, iat=int(time.time()))
+    proof = make_proof(holder, nonce, aud=node.url, iat=now)
     response = httpx.post(
         f"{node.url}/v1/me/attestations",
         headers=headers,
@@ -736,11 +738,10 @@ def _attest_over_http(
 
 
 def seed_resident_app(
-    node: RunningNode, resident: str, score: float, recipients: tuple[str, ...]
+    node: RunningNode, resident: str, score: float, recipients: tuple[str, ...], *, now: int
 ) -> None:
     from node.models import Consent, Score
 
-    now = int(time.time())
     with Session(node.app.state.node.engine) as db:
         db.add(Score(resident_id=resident, score=score, by_dimension={}, computed_at=now - 60,
                      model_version="demo-2026.11"))  # fmt: skip
@@ -751,7 +752,7 @@ def seed_resident_app(
 
 
 def _present_over_http(
-    verifier: RunningNode, headers: dict[str, str], attestation: str, holder: Any
+    verifier: RunningNode, headers: dict[str, str], attestation: str, holder: Any, *, now: int
 ) -> httpx.Response:
     challenge = httpx.post(
         f"{verifier.url}/v1/verifications/challenge",
@@ -766,7 +767,7 @@ def _present_over_http(
         holder_key=holder,
         aud=body["aud"],
         nonce=body["nonce"],
-        now=int(time.time()),
+        now=now,
     )
     return httpx.post(
         f"{verifier.url}/v1/verifications",
@@ -781,18 +782,20 @@ def test_a_fuzhou_resident_at_a_xiamen_service_point_over_loopback(tmp_path: Pat
         _settings(tmp_path / "fz", fz_port, "fuzhou"),
         _settings(tmp_path / "xm", xm_port, "xiamen"),
     )
-    now = int(time.time())
-    fz_ring, xm_ring = initialize_node(fz), initialize_node(xm)
+    clock = WorldClock(NOW)  # both nodes, the registry and the holders at the test's time
+    now = clock()
+    fz_ring, xm_ring = initialize_node(fz, now=now), initialize_node(xm, now=now)
     members = [
         (xm.node_id, "xiamen", xm_ring.jwks(now), "active"),
         (fz.node_id, "fuzhou", fz_ring.jwks(now), "active"),
     ]
     first = registry_token(members, now=now)
-    xm_app = create_app(xm)
+    xm_app = create_app(xm, now=clock)
     follower = RegistryFollower(root_key=ROOT.public_key())
     follower.accept(first, now=now)
     xm_app.state.node.extra[FOLLOWER] = follower
-    with RunningNode(create_app(fz), fz_port) as fuzhou, RunningNode(xm_app, xm_port) as xiamen:
+    fz_app = create_app(fz, now=clock)
+    with RunningNode(fz_app, fz_port) as fuzhou, RunningNode(xm_app, xm_port) as xiamen:
         with Session(xm_app.state.node.engine) as db:
             _, token = clients.create_client(
                 db, client_id="library-desk", department="culture",
@@ -801,21 +804,22 @@ def test_a_fuzhou_resident_at_a_xiamen_service_point_over_loopback(tmp_path: Pat
         headers = {"Authorization": f"Bearer {token}"}
         good_holder, poor_holder = ec_key(31), ec_key(32)
         # her consent names Xiamen: the attestation's aud, which Xiamen finds itself in
-        good = _attest_over_http(fuzhou, "fz-good", 600, good_holder, (xm.node_id,))
-        poor = _attest_over_http(fuzhou, "fz-poor", 520, poor_holder)  # alliance 544
+        good = _attest_over_http(fuzhou, "fz-good", 600, good_holder, (xm.node_id,), now=now)
+        poor = _attest_over_http(fuzhou, "fz-poor", 520, poor_holder, now=now)  # alliance 544
         assert json.loads(P.b64url_decode(good.split(".")[1]))["aud"] == [xm.node_id]
 
-        granted = _present_over_http(xiamen, headers, good, good_holder)
+        granted = _present_over_http(xiamen, headers, good, good_holder, now=now)
         assert granted.status_code == 200, granted.text
         assert granted.json()["decision"] == "granted"
         assert granted.json()["issuer_city"] == "fuzhou"
-        denied = _present_over_http(xiamen, headers, poor, poor_holder)
+        denied = _present_over_http(xiamen, headers, poor, poor_holder, now=now)
         assert denied.json()["decision"] == "denied"
         assert denied.json()["reasons"][0]["code"] == "below_threshold"
 
         members[1] = (fz.node_id, "fuzhou", fz_ring.jwks(now), "suspended")
-        second = registry_token(members, now=now + 1, version=2, prev=P.registry_hash(first))
-        follower.accept(second, now=now + 1)
-        refused = _present_over_http(xiamen, headers, good, good_holder)
+        clock.advance(1)
+        second = registry_token(members, now=clock(), version=2, prev=P.registry_hash(first))
+        follower.accept(second, now=clock())
+        refused = _present_over_http(xiamen, headers, good, good_holder, now=clock())
         assert refused.status_code == 401
         assert error_code(refused) == "issuer_suspended"
