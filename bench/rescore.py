@@ -268,9 +268,9 @@ _INSERT_RECORD = (
 
 def node_state(path: Path) -> Any:
     from keys import Keyring
-    from node.app import Metrics, NodeState
     from node.db import make_engine
     from node.settings import Settings
+    from node.state import Metrics, NodeState
 
     settings = Settings(data_dir=path.parent, database_url=f"sqlite:///{path}")
     return NodeState(

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
@@ -21,10 +20,10 @@ from fastapi import Depends, Request
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from node.app import NodeState
 from node.errors import NodeError
 from node.guards import before_body
 from node.models import Client
+from node.state import ClientIdentity, NodeState
 
 __all__ = [
     "AdminDep",
@@ -62,14 +61,11 @@ def _state(request: Request) -> NodeState:
     return state
 
 
-_IDP_KEYS = "auth.idp_keys"
-
-
 def _idp_keys(state: NodeState) -> dict[str | None, jwt.PyJWK]:
     """The identity provider's keys by kid, parsed once per app (not once a request)."""
-    keys: dict[str | None, jwt.PyJWK] | None = state.extra.get(_IDP_KEYS)
+    keys = state.memory.idp_keys
     if keys is None:
-        jwks = state.extra.get("idp_jwks") or state.settings.idp_jwks
+        jwks = state.idp_jwks()
         if not jwks:
             raise NodeError("idp_unavailable", "no identity provider is configured", status=503)
         try:
@@ -80,7 +76,7 @@ def _idp_keys(state: NodeState) -> dict[str | None, jwt.PyJWK]:
                 "the identity provider's key set (CCX_IDP_JWKS) is unusable",
                 status=503,
             ) from exc
-        keys = state.extra[_IDP_KEYS] = {key.key_id: key for key in keyset.keys}
+        keys = state.memory.idp_keys = {key.key_id: key for key in keyset.keys}
     return keys
 
 
@@ -91,7 +87,7 @@ async def resident_id(request: Request) -> str:
     """The resident's subject, from a JWT the configured identity provider signed."""
     token = _bearer(request)
     state = _state(request)
-    now = int(state.extra["now"]())
+    now = int(state.now())
     keys = _idp_keys(state)
     try:
         header = jwt.get_unverified_header(token)
@@ -139,15 +135,7 @@ async def resident_id(request: Request) -> str:
 ResidentDep = Annotated[str, Depends(resident_id)]
 
 
-@dataclass(frozen=True)
-class ClientIdentity:
-    id: str
-    department: str
-    scopes: frozenset[str]
-
-
 CLIENT_CACHE_SECONDS = 10.0
-_CLIENT_CACHE = "auth.clients"  # NodeState.extra: token hash -> (identity, good until)
 _CLIENT_CACHE_MAX = 10_000
 
 
@@ -169,7 +157,7 @@ async def calling_client(request: Request) -> ClientIdentity:
     never remembered."""
     token_hash = hash_token(_bearer(request))
     state = _state(request)
-    cache: dict[str, tuple[ClientIdentity, float]] = state.extra.setdefault(_CLIENT_CACHE, {})
+    cache = state.memory.clients
     hit = cache.get(token_hash)
     if hit is not None and hit[1] > time.monotonic():
         return hit[0]
@@ -185,7 +173,7 @@ async def calling_client(request: Request) -> ClientIdentity:
 
 def forget_client(state: NodeState, client_id: str) -> None:
     """Drop ``client_id`` from this worker's cache (after revoking its credentials)."""
-    cache: dict[str, tuple[ClientIdentity, float]] = state.extra.get(_CLIENT_CACHE, {})
+    cache = state.memory.clients
     for token_hash, (identity, _) in list(cache.items()):
         if identity.id == client_id:
             cache.pop(token_hash, None)

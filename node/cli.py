@@ -36,13 +36,12 @@ def demo() -> None:
 def scheduler() -> None:
     """Run the node's scheduled jobs (monthly rescoring, nonce purge) in this process, for
     deployments whose web workers run with CCX_SCHEDULER=false."""
-    import time
 
-    from node.app import Metrics, NodeState, load_keyring
     from node.db import make_engine, migrate
     from node.jobs import build_scheduler
     from node.scoring import load_model
     from node.settings import Settings
+    from node.state import Metrics, NodeState, load_keyring
 
     settings = Settings()
     engine = make_engine(settings.effective_database_url)
@@ -50,7 +49,6 @@ def scheduler() -> None:
     state = NodeState(
         settings, engine, load_keyring(settings), load_model(settings.scoring_model), Metrics()
     )
-    state.extra["now"] = lambda: int(time.time())
     typer.echo(
         "ccx scheduler: monthly rescoring on the 1st at 02:00 UTC, nonce purge every 10 minutes"
     )

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from node.app import NodeState
+from node.state import NodeState
 
 __all__ = ["NowDep", "SessionDep", "StateDep"]
 
@@ -40,7 +40,7 @@ async def get_session(state: Annotated[NodeState, Depends(get_state)]) -> AsyncI
 
 
 async def get_now(state: Annotated[NodeState, Depends(get_state)]) -> int:
-    return int(state.extra["now"]())
+    return int(state.now())
 
 
 StateDep = Annotated[NodeState, Depends(get_state)]

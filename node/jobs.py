@@ -17,8 +17,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session
 
-from node.app import NodeState
-from node.services import issuing, scoring
+from node.services import issuing, nonces, scoring
+from node.state import NodeState
 
 __all__ = ["build_scheduler", "monthly_rescore", "purge_nonces"]
 
@@ -28,7 +28,7 @@ log = logging.getLogger("ccx.jobs")
 def monthly_rescore(state: NodeState) -> None:
     """Rescore everyone, keep the month's snapshot and distribution summary, then revoke
     the attestations that now overstate their holder's band (PROTOCOL.md section 6)."""
-    now = int(state.extra["now"]())
+    now = int(state.now())
     summary = scoring.rescore_everyone(state, now)
     with Session(state.engine) as session:
         changes = issuing.apply_band_changes(session, state, now)
@@ -43,7 +43,7 @@ def monthly_rescore(state: NodeState) -> None:
 def purge_nonces(state: NodeState) -> None:
     """Delete proof-of-possession nonces that expired (they can never be used again)."""
     with Session(state.engine) as session:
-        purged = issuing.purge_expired_nonces(session, now=int(state.extra["now"]()))
+        purged = nonces.purge_expired_nonces(session, now=int(state.now()))
     log.info(json.dumps({"event": "purge_nonces", "purged": purged}))
 
 

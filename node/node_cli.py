@@ -88,9 +88,9 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    from node.app import load_keyring
     from node.server import uvicorn_limits
     from node.services.registry import follower_for
+    from node.state import load_keyring
 
     try:  # a bad passphrase or pinned root key is the operator's to fix: one line
         load_keyring(settings)  # before the workers start, each failing with a traceback
@@ -127,11 +127,11 @@ def rotate_keys(
     from sqlmodel import Session
 
     from keys import KeyringError
-    from node.app import load_keyring
     from node.db import make_engine
     from node.errors import NodeError
     from node.services.keys import require_next_key_in_registry, rotate_signing_key
     from node.services.registry import follower_for
+    from node.state import load_keyring
 
     settings = _settings(None, data_dir, None)
     if not settings.keyring_path.exists():

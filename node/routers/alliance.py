@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 from node.deps import StateDep
 from node.errors import NodeError, error_responses
 from node.guards import GuardedRoute
-from node.services.registry import FOLLOWER, REGISTRY_MEDIA_TYPE, RegistryFollower
+from node.services.registry import REGISTRY_MEDIA_TYPE
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/alliance", tags=["alliance"])
 
@@ -49,7 +49,7 @@ def _signed(token: str, media_type: str, if_none_match: str | None) -> Response:
 
 
 def _held(state: StateDep, version: int | None) -> str:
-    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
+    follower = state.follower
     versions = follower.versions if follower is not None else []
     if version is None:
         if not versions:

@@ -12,7 +12,7 @@ from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute
 from node.routers import BODY_ERRORS, RESIDENT_ERRORS
-from node.services import issuing
+from node.services import issuing, nonces
 
 router = APIRouter(
     route_class=GuardedRoute,
@@ -38,7 +38,7 @@ class AttestationRequest(BaseModel):
     proof: str = Field(
         description='compact JWS, typ "pop+jwt", ES256 or EdDSA, signed by the holder key '
         'over {"nonce": <nonce>, "aud": <node id>, "iat": <now>}',
-        max_length=issuing.MAX_PROOF_SIZE,
+        max_length=nonces.MAX_PROOF_SIZE,
     )
 
 
@@ -53,7 +53,7 @@ class AttestationResponse(BaseModel):
 def create_nonce(
     resident: ResidentDep, session: SessionDep, state: StateDep, now: NowDep
 ) -> NonceResponse:
-    nonce = issuing.create_pop_nonce(session, state, resident, now=now)
+    nonce = nonces.create_pop_nonce(session, state, resident, now=now)
     return NonceResponse(
         nonce=nonce.value, expires_at=nonce.expires_at, aud=state.settings.node_id, typ="pop+jwt"
     )

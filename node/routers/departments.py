@@ -15,7 +15,6 @@ from fastapi import APIRouter, File, Path, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from sqlmodel import Session
 
-from node.app import NodeState
 from node.auth import AdminDep, ClientIdentity, client_with, forget_client
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError, error_responses
@@ -24,6 +23,7 @@ from node.models import DistributionSnapshot
 from node.routers import ADMIN_ERRORS, BODY_ERRORS, CLIENT_ERRORS
 from node.services import clients, records, scoring
 from node.services.records import RecordIn
+from node.state import NodeState
 
 __all__ = ["router"]
 

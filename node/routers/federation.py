@@ -14,7 +14,6 @@ from node.auth import MetricsReaderDep
 from node.deps import NowDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute
-from node.services.registry import FOLLOWER, RegistryFollower
 
 router = APIRouter(route_class=GuardedRoute, tags=["federation"])
 
@@ -69,7 +68,7 @@ def readyz(state: StateDep, now: NowDep, response: Response) -> Readiness:
     alliance root key and holds no registry version in effect (it would refuse every
     visitor). ``registry`` says which version is in effect and how stale it is."""
     checks: dict[str, Any] = {"keys": bool(state.signing_keys().active)}
-    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
+    follower = state.follower
     registry: dict[str, Any] | None = None
     if follower is not None:
         in_effect = follower.in_effect(now)

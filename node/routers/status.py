@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute
-from node.services import issuing
+from node.services import status_lists
 
 router = APIRouter(route_class=GuardedRoute, tags=["status"])
 
@@ -31,7 +31,7 @@ def status_list(
     state: StateDep,
     now: NowDep,
 ) -> Response:
-    token = issuing.status_list_token(session, state, list_id, now=now)
+    token = status_lists.status_list_token(session, state, list_id, now=now)
     return Response(
         token,
         media_type=STATUS_LIST_MEDIA_TYPE,

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.app import NodeState
 from node.auth import ClientIdentity, calling_client
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
@@ -16,6 +15,7 @@ from node.guards import GuardedRoute, before_body
 from node.routers import BODY_ERRORS, CLIENT_ERRORS
 from node.scenarios import SCENARIO_PATTERN, Requirement
 from node.services import verifying
+from node.state import NodeState
 
 # 429: the client's rate limit; 503: no registry, mapping table or catalogue to decide by
 router = APIRouter(
@@ -31,7 +31,7 @@ async def _rate_limited(request: Request) -> ClientIdentity:
     # async: an in-memory token bucket is cheaper than the hop to the thread pool
     client = await calling_client(request)
     state: NodeState = request.app.state.node
-    verifying.check_rate(state, client, int(state.extra["now"]()))
+    verifying.check_rate(state, client, int(state.now()))
     return client
 
 

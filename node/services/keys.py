@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from keys import DEFAULT_OVERLAP, Keyring
-from node.app import NodeState, load_keyring, save_keyring
 from node.errors import NodeError
 from node.services import audit
 from node.services._locking import hold_lock
-from node.services.registry import FOLLOWER, RegistryFollower
+from node.services.registry import RegistryFollower
 from node.settings import Settings
+from node.state import NodeState, load_keyring, save_keyring
 
 __all__ = ["Rotation", "require_next_key_in_registry", "rotate_node_key", "rotate_signing_key"]
 
@@ -114,7 +114,7 @@ def rotate_node_key(session: Session, state: NodeState, *, actor: str, now: int)
     the registry in effect does not list the next key (:func:`require_next_key_in_registry`)."""
     upcoming = state.signing_keys().next
     require_next_key_in_registry(
-        state.extra.get(FOLLOWER),
+        state.follower,
         state.settings.node_id,
         upcoming.kid if upcoming else None,
         now=now,

@@ -47,7 +47,6 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col
 
-from node.app import NodeState
 from node.errors import NodeError, where_and_what
 from node.models import STORABLE_TEXT, Record
 from node.scoring import KIND_PATTERN, RecordInput, ScoringModel
@@ -60,6 +59,7 @@ from node.services.scoring import (
     rescore_residents,
     scoring_rows,
 )
+from node.state import NodeState
 
 __all__ = [
     "FUTURE_LEEWAY",

@@ -22,25 +22,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
 import protocol as P
-from node.errors import NodeError
 from node.files import write_atomically
 from node.settings import Settings
 
-if TYPE_CHECKING:
-    from node.app import NodeState
-
 __all__ = [
-    "FOLLOWER",
     "REGISTRY_MEDIA_TYPE",
     "FetchResult",
     "RegistryFollower",
     "follower_for",
-    "registry_in_effect",
     "version_url",
 ]
 
@@ -49,7 +42,6 @@ log = logging.getLogger("ccx.node")
 REGISTRY_MEDIA_TYPE = "application/alliance-registry+jwt"
 MAX_REGISTRY_BYTES = 1024 * 1024
 MAX_INTERMEDIATES = 64  # versions fetched one by one to bridge a gap
-FOLLOWER = "registry.follower"  # its key in NodeState.extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,27 +287,3 @@ def follower_for(settings: Settings, *, now: int) -> RegistryFollower | None:
     follower = RegistryFollower(root_key=root_key, folder=settings.data_dir / "registry")
     follower.load(now=now)
     return follower
-
-
-def registry_in_effect(state: NodeState, now: int) -> P.Registry:
-    """The registry version in effect for this node, or NodeError 503
-    ``registry_unavailable`` (fail closed: no registry, no visitors)."""
-    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
-    registry = follower.in_effect(now) if follower is not None else None
-    if registry is None:
-        reason = (
-            "this node pins no alliance root key (CCX_ALLIANCE_ROOT_JWK)"
-            if follower is None
-            else "no registry version is in effect yet"
-        )
-        raise NodeError(
-            "registry_unavailable", f"the alliance registry is unavailable: {reason}", status=503
-        )
-    if now > registry.expires_at:
-        raise NodeError(
-            "registry_unavailable",
-            f"the newest registry in effect (version {registry.version}) expired at "
-            f"{registry.expires_at}; the alliance host has not been reached since",
-            status=503,
-        )
-    return registry

@@ -29,13 +29,12 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from node.app import NodeState
 from node.errors import NodeError
 from node.models import Consent, Objection, Record, Score
 from node.scoring import Breakdown
 from node.services import audit, issuing, scoring
 from node.services._locking import hold_lock
-from node.services.registry import registry_in_effect
+from node.state import NodeState
 
 __all__ = [
     "CONSENT_KINDS",
@@ -166,7 +165,7 @@ def check_recipients(state: NodeState, recipients: Sequence[str], *, now: int) -
             raise _bad_recipients('"alliance" already names every member: name it alone')
         return names
     try:
-        registry = registry_in_effect(state, now)
+        registry = state.registry_in_effect(now)
     except NodeError as exc:
         raise NodeError(
             "registry_unavailable",

@@ -57,11 +57,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from mappings import DistributionSummary, LocalScale
-from node.app import NodeState
 from node.db import take_sqlite_writer
 from node.models import DistributionSnapshot, Record, Resident, Score, ScoreSnapshot
 from node.scoring import DAY, BatchScores, RecordInput, ScoringModel
 from node.services import audit
+from node.state import NodeState
 
 __all__ = [
     "COUNTING_STATUSES",

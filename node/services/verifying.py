@@ -36,17 +36,14 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlmodel import Session
 
 import protocol as P
-from node.app import HTTP_CLIENT, NodeState
-from node.auth import ClientIdentity
 from node.errors import NodeError
 from node.models import Nonce, StatusListRow
 from node.scenarios import (
@@ -60,17 +57,16 @@ from node.scenarios import (
 )
 from node.services import audit
 from node.services._locking import hold_lock
-from node.services.issuing import city_mapping, nonce_digest, status_list_uri
-from node.services.registry import FOLLOWER, RegistryFollower, registry_in_effect
-from node.services.status_cache import StatusListCache
+from node.services.mapping_tables import city_mapping
+from node.services.nonces import nonce_digest
+from node.services.status_lists import status_list_uri
+from node.state import ClientIdentity, NodeState
 
 __all__ = [
     "MAX_NONCE_LENGTH",
-    "STATUS_CACHE",
     "VERIFY_PURPOSE",
     "Challenge",
     "Decision",
-    "RateLimiter",
     "Reason",
     "catalogue",
     "check_mapping",
@@ -84,11 +80,7 @@ __all__ = [
 log = logging.getLogger("ccx.node")
 
 VERIFY_PURPOSE = "verify"  # Nonce.purpose of a challenge
-STATUS_CACHE = "status.cache"  # NodeState.extra: other cities' status lists
 MAX_NONCE_LENGTH = 64
-_CATALOGUE = "verifying.catalogue"
-_LIMITER = "verifying.rate_limiter"
-_SHARED = threading.Lock()  # guards the lazy creation of the per-app objects above
 
 _NONCES = cast(Table, Nonce.__table__)  # type: ignore[attr-defined]
 _INSERT_CHALLENGE = insert(_NONCES)
@@ -113,7 +105,7 @@ _USE_CHALLENGE = (
 def catalogue(state: NodeState) -> ScenarioCatalogue:
     """The node's scenario catalogue (``CCX_SCENARIOS`` or the demo one), read at first
     use and kept. Raises NodeError 503 ``scenarios_unavailable`` naming the bad field."""
-    cached: ScenarioCatalogue | None = state.extra.get(_CATALOGUE)
+    cached = state.memory.catalogue
     if cached is None:
         try:
             cached = load_catalogue(state.settings.scenarios)
@@ -124,7 +116,7 @@ def catalogue(state: NodeState) -> ScenarioCatalogue:
                 status=503,
                 details={"field": exc.field},
             ) from exc
-        state.extra[_CATALOGUE] = cached
+        state.memory.catalogue = cached
     return cached
 
 
@@ -139,37 +131,10 @@ def _scenario(state: NodeState, client: ClientIdentity, kind: str) -> Scenario:
     return scenario
 
 
-@dataclass
-class RateLimiter:
-    """A token bucket per client, in this process's memory: ``burst`` requests at once,
-    refilled at ``rate`` a second. ``take`` returns None, or the seconds to wait."""
-
-    rate: float
-    burst: int
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def take(self, key: str, now: float) -> float | None:
-        with self._lock:
-            tokens, at = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return None
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-
-
 def check_rate(state: NodeState, client: ClientIdentity, now: int) -> None:
     """Count one verification request of ``client``; raises NodeError 429
     ``rate_limited`` with a ``Retry-After`` header when its bucket is empty."""
-    limiter: RateLimiter | None = state.extra.get(_LIMITER)
-    if limiter is None:
-        with _SHARED:
-            limiter = state.extra.setdefault(
-                _LIMITER, RateLimiter(state.settings.verify_rate, state.settings.verify_burst)
-            )
-    wait = limiter.take(client.id, float(now))
+    wait = state.rate_limiter.take(client.id, float(now))
     if wait is not None:
         seconds = max(1, math.ceil(wait))
         raise NodeError(
@@ -240,7 +205,7 @@ def create_challenge(
     ``unknown_scenario``, 503 ``registry_unavailable`` / ``mapping_table_unavailable`` /
     ``scenarios_unavailable`` (the node can't decide, so it asks for nothing)."""
     scenario = _scenario(state, client, kind)
-    registry = registry_in_effect(state, now)
+    registry = state.registry_in_effect(now)
     reqs = scenario_requirements(state, registry, scenario, now=now)
     nonce = secrets.token_urlsafe(32)
     expires_at = now + state.settings.challenge_lifetime
@@ -377,9 +342,7 @@ def _resolver(registry: P.Registry, now: int) -> P.IssuerKeyResolver:
 def _refresh_registry(state: NodeState, now: int) -> bool:
     """Ask the alliance host for a newer registry (at most once a cooldown); whether a
     new version was taken."""
-    follower: RegistryFollower | None = state.extra.get(FOLLOWER)
-    http = state.extra.get(HTTP_CLIENT)
-    url = state.settings.registry_url
+    follower, http, url = state.follower, state.http, state.settings.registry_url
     if follower is None or http is None or not url:
         return False
     result = follower.refresh_unless_recent(
@@ -392,7 +355,7 @@ def _verified(
     state: NodeState, presentation: str, nonce: str, now: int
 ) -> tuple[P.Registry, P.VerifiedPresentation]:
     aud = state.settings.node_id
-    registry = registry_in_effect(state, now)
+    registry = state.registry_in_effect(now)
 
     def attempt(reg: P.Registry) -> P.VerifiedPresentation:
         return P.verify_presentation(
@@ -404,7 +367,7 @@ def _verified(
     except (P.UnknownKid, P.IssuerNotMember):
         if not _refresh_registry(state, now):
             raise
-    registry = registry_in_effect(state, now)
+    registry = state.registry_in_effect(now)
     return registry, attempt(registry)
 
 
@@ -439,18 +402,14 @@ def _status_of(
     resident, else the issuer's list through the status cache (fail closed: 503)."""
     if verified.issuer == state.settings.node_id:
         return _local_status(session, state, verified.status)
-    cache = state.extra.get(STATUS_CACHE)
-    if cache is None:
-        with _SHARED:
-            cache = state.extra.setdefault(
-                STATUS_CACHE, StatusListCache(min_ttl=state.settings.status_cache_min_ttl)
-            )
-    http = state.extra.get(HTTP_CLIENT)
+    http = state.http
     if http is None:  # only an app whose lifespan never ran
         raise NodeError(
             "status_unavailable", "this node has no HTTP client to fetch status lists", status=503
         )
-    value: int = cache.status_of(http, registry, verified.status, verified.issuer, now=now)
+    value: int = state.status_cache.status_of(
+        http, registry, verified.status, verified.issuer, now=now
+    )
     return value
 
 

@@ -33,9 +33,9 @@ from sqlalchemy.pool import NullPool
 
 import protocol as P
 from keys import generate_key
-from node.app import load_keyring
 from node.dev_idp import DevIdentityProvider
 from node.settings import Settings
+from node.state import load_keyring
 from simulator.api import Api
 from simulator.cluster import NodeProcess, free_port, new_admin_token
 from simulator.holders import attestation_request, consent

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 import protocol as P
-from node.services.issuing import nonce_digest
+from node.services.nonces import nonce_digest
 from simulator.api import Api, Unreachable, error_code
 from simulator.tooling import ccx
 from tests.durability.harness import (

@@ -13,8 +13,8 @@ from sqlmodel import Session
 
 import protocol as P
 from mappings import AllianceScale, MappingTable
-from node.app import NodeState
 from node.models import Consent, Score
+from node.state import NodeState
 from protocol._jws import sign_jws
 from tests.conftest import NOW
 
@@ -121,7 +121,7 @@ def request_attestation(
         proof = make_proof(
             holder_key,
             new_nonce(client, headers),
-            iat=iat if iat is not None else node_state(client).extra["now"](),
+            iat=iat if iat is not None else node_state(client).now(),
         )
     return client.post(
         "/v1/me/attestations",

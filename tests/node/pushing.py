@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from node.app import NodeState
 from node.auth import hash_token
 from node.models import Record, Score
+from node.state import NodeState
 from tests.conftest import NOW
 
 ADMIN_TOKEN = "admin-token"

@@ -17,11 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from node.alliance_cli import alliance_app
-from node.app import create_app, initialize_node, load_keyring
+from node.app import create_app, initialize_node
 from node.auth import hash_token
 from node.mapping_cli import PASSPHRASE_ENV
-from node.services.registry import FOLLOWER, RegistryFollower
+from node.services.registry import RegistryFollower
 from node.settings import Settings
+from node.state import load_keyring
 from tests.conftest import METRICS, METRICS_TOKEN_HASH
 from tests.node.servers import RunningNode, free_port
 
@@ -83,7 +84,7 @@ def federation(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def follower(node: RunningNode) -> RegistryFollower:
-    found: RegistryFollower = node.app.state.node.extra[FOLLOWER]
+    found: RegistryFollower = node.app.state.node.follower
     return found
 
 

@@ -32,8 +32,7 @@ from node.alliance import DEFAULT_POLICY
 from node.app import create_app, initialize_node
 from node.auth import hash_token
 from node.services import clients
-from node.services.registry import FOLLOWER, RegistryFollower
-from node.services.verifying import STATUS_CACHE
+from node.services.registry import RegistryFollower
 from tests.conftest import NOW, ec_key
 from tests.node.servers import RunningNode, WorldClock, free_port
 from tests.node.test_verifications import ROOT, _attest_over_http, _settings, registry_token
@@ -73,7 +72,7 @@ class Federation:
         for app in (fz_app, xm_app):
             follower = RegistryFollower(root_key=ROOT.public_key())
             follower.accept(self.tokens[0], now=now)
-            app.state.node.extra[FOLLOWER] = follower
+            app.state.node.follower = follower
             self.followers.append(follower)
         self.fuzhou, self.xiamen = RunningNode(fz_app, fz_port), RunningNode(xm_app, xm_port)
         with Session(xm_app.state.node.engine) as db:
@@ -136,7 +135,7 @@ class Federation:
         return self.send(*self.presentation(attestation, holder))
 
     def cache_stats(self) -> Any:
-        return self.xiamen.app.state.node.extra[STATUS_CACHE].snapshot()
+        return self.xiamen.app.state.node.status_cache.snapshot()
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def test_an_identity_providers_subject_with_a_nul_is_refused_not_a_500(
     client: TestClient,
 ) -> None:
     # a real provider may sign any subject: the node checks it (node.auth.resident_id)
-    provider = client.app.state.node.extra["dev_idp"]  # type: ignore[attr-defined]
+    provider = client.app.state.node.dev_idp  # type: ignore[attr-defined]
     token = provider.token("alice\x00", now=NOW)
     response = client.get("/v1/me/score", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401

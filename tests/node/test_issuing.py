@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 import protocol as P
+from node.city_mapping import load_mapping_table
 from node.errors import NodeError
 from node.models import Attestation, AuditEntry, Consent, Nonce, Score, StatusListRow
 from node.scoring import load_model
-from node.services import issuing
+from node.services import issuing, mapping_tables, nonces, status_lists
 from tests.conftest import METRICS, NOW, ec_key, ed_key
 from tests.node.conftest import Clock
 from tests.node.issuing_helpers import (
@@ -386,12 +387,12 @@ def test_expired_nonces_are_purged_and_a_purged_nonce_stays_refused(
     client: TestClient, headers: dict[str, str], clock: Clock
 ) -> None:
     old = new_nonce(client, headers)
-    clock.now += node_state(client).settings.nonce_lifetime + issuing.LEEWAY + 1
+    clock.now += node_state(client).settings.nonce_lifetime + nonces.LEEWAY + 1
     fresh = new_nonce(client, headers)
     with session(client) as db:
-        assert issuing.purge_expired_nonces(db, now=clock.now) == 1
-        assert db.get(Nonce, issuing.nonce_digest(old)) is None
-        assert db.get(Nonce, issuing.nonce_digest(fresh)) is not None
+        assert nonces.purge_expired_nonces(db, now=clock.now) == 1
+        assert db.get(Nonce, nonces.nonce_digest(old)) is None
+        assert db.get(Nonce, nonces.nonce_digest(fresh)) is not None
     holder = ec_key(37)
     response = request_attestation(
         client, headers, holder, proof=make_proof(holder, old, iat=clock.now)
@@ -404,7 +405,7 @@ def test_one_nonce_issues_once_when_two_requests_race(client: TestClient) -> Non
     state = node_state(client)
     holder = ec_key(36)
     with session(client) as db:
-        nonce = issuing.create_pop_nonce(db, state, RESIDENT, now=NOW).value
+        nonce = nonces.create_pop_nonce(db, state, RESIDENT, now=NOW).value
     proof = make_proof(holder, nonce)
     outcomes: list[str] = []
     start = threading.Barrier(4)
@@ -576,7 +577,7 @@ def test_mapping_table_comes_from_ccx_mapping_table(
     claims["version"] = 7
     override = tmp_path / "table.json"
     override.write_text(json.dumps(claims), encoding="utf-8")
-    monkeypatch.setenv(issuing.MAPPING_TABLE_ENV, str(override))
+    monkeypatch.setenv(mapping_tables.MAPPING_TABLE_ENV, str(override))
     client = make_client()
     seed_resident(client)
     token = request_attestation(client, bearer(client), ec_key(50)).json()["attestation"]
@@ -602,7 +603,7 @@ def test_a_mapping_table_that_does_not_fit_is_refused(
     claims = {**json.loads(XIAMEN_TABLE.read_text(encoding="utf-8")), **change}
     override = tmp_path / "table.json"
     override.write_text(json.dumps(claims), encoding="utf-8")
-    monkeypatch.setenv(issuing.MAPPING_TABLE_ENV, str(override))
+    monkeypatch.setenv(mapping_tables.MAPPING_TABLE_ENV, str(override))
     client = make_client()
     seed_resident(client)
     response = request_attestation(client, bearer(client), ec_key(51))
@@ -618,7 +619,7 @@ def test_a_table_for_another_local_scale_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "table.json"
     source.write_text(json.dumps(claims), encoding="utf-8")
     with pytest.raises(NodeError) as refused:
-        issuing.load_mapping_table("xiamen", load_model(), source=source)
+        load_mapping_table("xiamen", load_model(), source=source)
     assert refused.value.code == "mapping_table_unavailable"
     assert "local scale" in refused.value.message
 
@@ -626,7 +627,7 @@ def test_a_table_for_another_local_scale_is_refused(tmp_path: Path) -> None:
 def test_a_missing_mapping_table_is_unavailable(
     make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(issuing.MAPPING_TABLE_ENV, str(tmp_path / "nowhere.json"))
+    monkeypatch.setenv(mapping_tables.MAPPING_TABLE_ENV, str(tmp_path / "nowhere.json"))
     client = make_client()
     seed_resident(client)
     response = request_attestation(client, bearer(client), ec_key(52))
@@ -656,7 +657,7 @@ def test_no_status_index_is_used_twice_in_2000_issuances(make_client: Any) -> No
     with session(client) as db:
         for n in range(2000):
             resident = residents[n % len(residents)]
-            nonce = issuing.create_pop_nonce(db, state, resident, now=NOW).value
+            nonce = nonces.create_pop_nonce(db, state, resident, now=NOW).value
             issuing.issue(
                 db,
                 state,
@@ -680,7 +681,7 @@ def test_a_drawn_index_that_is_taken_is_drawn_again(
     client: TestClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     draws = iter([5, 5, 5, 9])
-    monkeypatch.setattr(issuing.secrets, "randbelow", lambda _: next(draws))
+    monkeypatch.setattr(status_lists.secrets, "randbelow", lambda _: next(draws))
     issued(client, headers, ec_key(61))
     issued(client, headers, ec_key(62))
     assert [row.status_idx for row in attestation_rows(client)] == [5, 9]

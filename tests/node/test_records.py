@@ -534,7 +534,7 @@ def test_a_revocation_reaches_the_worker_that_made_it_at_once_and_others_soon(
     assert node.delete("/v1/admin/clients/tax-client", headers=ADMIN).status_code == 200
     assert node.post("/v1/records", json=record("t-3"), headers=tax).status_code == 401
     # The other worker remembers the client for CLIENT_CACHE_SECONDS, then looks again.
-    cache = other.app.state.node.extra["auth.clients"]  # type: ignore[attr-defined]
+    cache = other.app.state.node.memory.clients  # type: ignore[attr-defined]
     assert len(cache) == 1
     for token_hash, (identity, _) in list(cache.items()):
         cache[token_hash] = (identity, 0.0)  # the time has passed

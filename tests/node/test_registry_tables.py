@@ -18,9 +18,8 @@ from sqlmodel import func, select
 import protocol as P
 from mappings import AllianceScale, MappingTable
 from node.alliance import DEFAULT_POLICY
-from node.app import HTTP_CLIENT
 from node.models import Attestation
-from node.services.registry import FOLLOWER, RegistryFollower
+from node.services.registry import RegistryFollower
 from tests.conftest import ALLIANCE, NOW, ec_key, ed_key
 from tests.node.issuing_helpers import (
     XIAMEN_TABLE,
@@ -122,7 +121,7 @@ def registry(
 def follow(client: TestClient, token: str) -> RegistryFollower:
     follower = RegistryFollower(root_key=ROOT.public_key())
     follower.accept(token, now=NOW)
-    node_state(client).extra[FOLLOWER] = follower
+    node_state(client).follower = follower
     return follower
 
 
@@ -175,7 +174,7 @@ def host() -> AllianceHost:
 @pytest.fixture
 def xiamen(make_client: Any, host: AllianceHost) -> TestClient:
     client: TestClient = make_client()
-    node_state(client).extra[HTTP_CLIENT] = host.client()
+    node_state(client).http = host.client()
     return client
 
 
@@ -309,7 +308,7 @@ def test_the_saved_table_keeps_issuing_when_the_alliance_host_is_down(
     assert attest(xiamen, "r-2").status_code == 201
     # A restart on the same data folder: from <data_dir>/tables, verified again.
     restarted: TestClient = make_client()
-    node_state(restarted).extra[HTTP_CLIENT] = host.client()
+    node_state(restarted).http = host.client()
     follow(restarted, token)
     fetches = len(host.requests)
     response = attest(restarted, "r-3")
@@ -329,14 +328,14 @@ def test_a_damaged_saved_table_is_fetched_again(
     [saved] = (node_state(xiamen).settings.data_dir / "tables").glob("*.table.jwt")
     saved.write_text(sign(claims, INTRUDER))  # not the root key's
     restarted: TestClient = make_client()
-    node_state(restarted).extra[HTTP_CLIENT] = host.client()
+    node_state(restarted).http = host.client()
     follow(restarted, token)
     assert attest(restarted, "r-2").status_code == 201
     assert saved.read_text() == host.files["/tables/xiamen.v7.table.jwt"]
     host.down = True
     saved.write_text("garbage")
     again: TestClient = make_client()
-    node_state(again).extra[HTTP_CLIENT] = host.client()
+    node_state(again).http = host.client()
     follow(again, token)
     response = attest(again, "r-3")
     assert error_code(response) == "mapping_table_unavailable"
@@ -370,7 +369,7 @@ def test_a_registry_listing_no_tables_keeps_the_local_table(
 
 
 def test_a_node_following_no_registry_uses_the_unsigned_local_table(xiamen: TestClient) -> None:
-    assert node_state(xiamen).extra[FOLLOWER] is None
+    assert node_state(xiamen).follower is None
     response = attest(xiamen, "r-1")
     assert response.status_code == 201, response.text
     assert issuer_claims(response.json()["attestation"])["mapping"]["sha256"] == (
@@ -391,7 +390,7 @@ class Visit:
         )
         self.host = AllianceHost(forward=self.fuzhou)
         self.xiamen: TestClient = make_client()
-        node_state(self.xiamen).extra[HTTP_CLIENT] = self.host.client()
+        node_state(self.xiamen).http = self.host.client()
         xiamen_claims = table_claims(version=7)
         self.xiamen_entry = entry(xiamen_claims, uri=publish(self.host, xiamen_claims))
         self.members = [

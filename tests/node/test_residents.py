@@ -840,7 +840,7 @@ def test_an_expired_token_is_refused(
 
 def forged(client: TestClient, *, same_kid: bool) -> dict[str, str]:
     """A well-formed token for alice, signed by a key that is not the provider's."""
-    provider: DevIdentityProvider = client.app.state.node.extra["dev_idp"]  # type: ignore[attr-defined]
+    provider: DevIdentityProvider = client.app.state.node.dev_idp  # type: ignore[attr-defined]
     other = DevIdentityProvider(issuer=provider.issuer, audience=provider.audience)
     if not same_kid:
         return {"Authorization": f"Bearer {other.token('alice', now=NOW)}"}
@@ -1039,7 +1039,7 @@ def test_bad_admin_queries_are_invalid_requests(client: TestClient, query: str) 
 
 @pytest.mark.parametrize("kid", [["a"], {"kid": "a"}, 7], ids=["list", "object", "number"])
 def test_a_token_whose_kid_is_not_a_string_is_refused(client: TestClient, kid: Any) -> None:
-    provider: DevIdentityProvider = client.app.state.node.extra["dev_idp"]  # type: ignore[attr-defined]
+    provider: DevIdentityProvider = client.app.state.node.dev_idp  # type: ignore[attr-defined]
     claims: dict[str, Any] = {"iss": provider.issuer, "aud": provider.audience, "sub": "alice"}
     claims |= {"iat": NOW, "exp": NOW + 900}
     signed = jwt.encode(claims, provider.key, algorithm="ES256", headers={"kid": provider.kid})

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 import protocol as P
 from node.alliance import DEFAULT_POLICY
-from node.app import HTTP_CLIENT, create_app, initialize_node
+from node.app import create_app, initialize_node
 from node.models import AuditEntry, Consent
 from node.scenarios import (
     CatalogueError,
@@ -29,7 +29,7 @@ from node.scenarios import (
     requirements,
 )
 from node.services import clients, issuing
-from node.services.registry import FOLLOWER, RegistryFollower
+from node.services.registry import RegistryFollower
 from node.settings import Settings
 from tests.conftest import ALLIANCE, METRICS, NOW, ec_key, ed_key
 from tests.node.issuing_helpers import (
@@ -88,7 +88,7 @@ def registry_token(
 def install_registry(client: TestClient, token: str, now: int) -> RegistryFollower:
     follower = RegistryFollower(root_key=ROOT.public_key())
     follower.accept(token, now=now)
-    node_state(client).extra[FOLLOWER] = follower
+    node_state(client).follower = follower
     return follower
 
 
@@ -142,7 +142,7 @@ class Alliance:
             XIAMEN: self.xiamen.get("/.well-known/jwks.json").json(),
             FUZHOU: self.fuzhou.get("/.well-known/jwks.json").json(),
         }
-        node_state(self.xiamen).extra[HTTP_CLIENT] = forward_to(self.fuzhou)
+        node_state(self.xiamen).http = forward_to(self.fuzhou)
 
     def members(self, fuzhou_status: str = "active") -> list[tuple[str, str, dict[str, Any], str]]:
         return [
@@ -673,7 +673,7 @@ def test_an_attestation_older_than_the_policy_allows_is_denied(
 
 def test_when_the_visitors_city_is_unreachable_the_node_fails_closed(alliance: Alliance) -> None:
     attestation, holder = attest(alliance.fuzhou, FUZHOU, "visitor-5", 600)
-    node_state(alliance.xiamen).extra[HTTP_CLIENT] = httpx.Client(
+    node_state(alliance.xiamen).http = httpx.Client(
         transport=httpx.MockTransport(lambda request: httpx.Response(502))
     )
     headers = service_point(alliance.xiamen, "library_deposit_free")
@@ -793,7 +793,7 @@ def test_a_fuzhou_resident_at_a_xiamen_service_point_over_loopback(tmp_path: Pat
     xm_app = create_app(xm, now=clock)
     follower = RegistryFollower(root_key=ROOT.public_key())
     follower.accept(first, now=now)
-    xm_app.state.node.extra[FOLLOWER] = follower
+    xm_app.state.node.follower = follower
     fz_app = create_app(fz, now=clock)
     with RunningNode(fz_app, fz_port) as fuzhou, RunningNode(xm_app, xm_port) as xiamen:
         with Session(xm_app.state.node.engine) as db:

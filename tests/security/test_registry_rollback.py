@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from node.services.registry import FOLLOWER, RegistryFollower
+from node.services.registry import RegistryFollower
 from tests.conftest import NOW
 from tests.node.issuing_helpers import error_code, node_state
 from tests.node.test_verifications import ROOT
@@ -48,7 +48,7 @@ def test_a_rollback_cannot_bring_back_a_suspended_member(world: World, tmp_path:
     result = restarted.refresh(http, REGISTRY_URL, now=NOW)
     assert result.error is not None
     assert result.error[0] == "registry_rollback"
-    node_state(world.xiamen).extra[FOLLOWER] = restarted
+    node_state(world.xiamen).follower = restarted
     refused = world.verify(headers, attestation, holder)
     assert error_code(refused) == "issuer_suspended"
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import protocol as P
-from node.app import HTTP_CLIENT
+from node.services.status_cache import StatusListCache
 from tests.conftest import ec_key
 from tests.node.issuing_helpers import bearer, new_nonce, node_state
 from tests.node.pushing import ADMIN, ADMIN_TOKEN, admin_settings
@@ -64,10 +64,11 @@ def test_no_secret_reaches_the_logs(
     presentation = world.present(forged, attacker, challenge)
     assert world.send(desk, challenge["nonce"], presentation).status_code == 401
     seen["refused: presentation"] = presentation.rsplit("~", 1)[1]
-    node_state(world.xiamen).extra[HTTP_CLIENT] = httpx.Client(
+    node_state(world.xiamen).http = httpx.Client(
         transport=httpx.MockTransport(lambda request: httpx.Response(502))
     )
-    node_state(world.xiamen).extra.pop("status.cache")  # the visitor's city is now down
+    xiamen = node_state(world.xiamen)  # the visitor's city is now down, nothing cached
+    xiamen.status_cache = StatusListCache(min_ttl=xiamen.settings.status_cache_min_ttl)
     challenge = world.challenge(desk)
     presentation = world.present(visitor, visitor_holder, challenge)
     assert world.send(desk, challenge["nonce"], presentation).status_code == 503

@@ -20,7 +20,6 @@ import httpx
 from fastapi.testclient import TestClient
 
 import protocol as P
-from node.app import HTTP_CLIENT
 from node.services.registry import RegistryFollower
 from protocol._jws import sign_jws
 from tests.conftest import ALLIANCE, NOW, standard_claims
@@ -94,7 +93,7 @@ class World:
         alliance = Alliance(make_client, tmp_path, **xiamen)
         follower = alliance.install()
         network = Network(alliance.fuzhou)
-        node_state(alliance.xiamen).extra[HTTP_CLIENT] = network.client()
+        node_state(alliance.xiamen).http = network.client()
         return cls(alliance, network, follower)
 
     @property
