@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict protocol keys mappings
+	$(BIN)/mypy --strict protocol keys mappings cli alliance wallet node simulator ccx bench scripts
 
 # pytest with a throwaway PostgreSQL server (scripts/pg-test-server): it is found or
 # installed, started, exported as CCX_TEST_DATABASE_URL and always stopped. scripts/test-suites

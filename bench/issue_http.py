@@ -184,7 +184,7 @@ def clock_offset_for(table_path: Path) -> int:
     now = int(time.time())
     if claims["valid_from"] <= now < claims["valid_to"] - 86400:
         return 0
-    return claims["valid_from"] + 86400 - now
+    return int(claims["valid_from"]) + 86400 - now
 
 
 def prepare_node(data_dir: Path, env: dict[str, str], now: int) -> None:

@@ -108,7 +108,7 @@ def build(
     """Raw scores to a mapping table: histogram, summary, build_table."""
     # Scores index the histogram directly; an offset scale would subtract its min first.
     points = raw if LOCAL_SCALE.min == 0 else raw - int(LOCAL_SCALE.min)
-    counts = np.bincount(points, minlength=LOCAL_SCALE.size)
+    counts = np.bincount(points, minlength=LOCAL_SCALE.size).astype(np.float64)
     summary = M.DistributionSummary("xiamen", LOCAL_SCALE, counts, "2026-06-30", "bench-1")
     return M.build_table(
         summary,

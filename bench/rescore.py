@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _machine import cpu_model  # bench/ is on sys.path as the script's folder
 
 from node.scoring import DAY, ScoringModel, load_model
+from node.services.scoring import RecordArrays
 
 NOW = 1_800_000_000  # 2027-01-15, as in the tests
 TARGET_FULL_SECONDS = 60.0
@@ -143,12 +144,13 @@ def section_batch(args: argparse.Namespace) -> dict[str, Any]:
     columns = synthetic_columns(model, args.residents, args.records, rng)
     generate = time.perf_counter() - started
     derive_median, derive_min, arrays = timed(lambda: job_arrays(model, columns), args.rounds)
+    records: RecordArrays = arrays
     score_median, score_min, result = timed(
-        lambda: model.score_batch_breakdown(args.residents, *arrays, NOW), args.rounds
+        lambda: model.score_batch_breakdown(args.residents, *records, NOW), args.rounds
     )
     hist_median, hist_min, counts = timed(lambda: histogram(model, result.scores), args.rounds)
     plain_median, plain_min, _ = timed(
-        lambda: model.score_batch(args.residents, *arrays, NOW), args.rounds
+        lambda: model.score_batch(args.residents, *records, NOW), args.rounds
     )
     total = derive_median + score_median + hist_median
     return {

@@ -7,8 +7,8 @@ Run from the repository root::
 
 With the defaults the whole run takes about 13 minutes (set-up, calibration, references).
 
-The node under soak is a Xiamen node run as an operator runs it, ``python -m node.cli
-node serve --no-access-log --log-level warning`` (``--workers`` uvicorn workers, default
+The node under soak is a Xiamen node run as an operator runs it, ``python -m node
+serve --no-access-log --log-level warning`` (``--workers`` uvicorn workers, default
 1), on SQLite (WAL) in a temporary folder, without its scheduler (production runs
 ``ccx scheduler`` apart). Beside it run a Fuzhou node (the visitors' home city: it
 issues their attestations before timing and serves its status list, which the Xiamen
@@ -80,7 +80,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -471,7 +471,7 @@ class Mix:
 
 
 async def closed_loop(
-    run: Callable[[int, int, float], Awaitable[None]],
+    run: Callable[[int, int, float], Coroutine[Any, Any, None]],
     draw: Callable[[], tuple[int, int]],
     workers: int,
     seconds: float,
@@ -493,7 +493,7 @@ async def closed_loop(
 
 
 async def open_loop(
-    run: Callable[[int, int, float], Awaitable[None]],
+    run: Callable[[int, int, float], Coroutine[Any, Any, None]],
     draw: Callable[[], tuple[int, int]],
     rate: float,
     seconds: float,
@@ -723,8 +723,8 @@ async def _measure(
         load = Load(api, node.url, idp, service_token, records_token, args.residents, visitors)
         for n in range(LOCAL_HOLDERS):  # the first local holders, through the node's API
             await load.issue(n)
-        for kind in range(len(MIX)):  # every operation once: the set-up works
-            await load.operations[kind](kind)
+        for number in range(len(MIX)):  # every operation once: the set-up works
+            await load.operations[number](number)
         result["rss_mib"]["after_set_up"] = tree_rss(pid) / 2**20
 
         echo_bodies = [load.verification_body(v, secrets.token_urlsafe(32)) for v in visitors]
@@ -814,18 +814,18 @@ async def _measure(
     kinds_first = table[0]["p99_ms_by_kind"]
     kinds_last = table[-1]["p99_ms_by_kind"]
     by_kind = {}
-    for index, kind in enumerate(MIX):
+    for index, operation in enumerate(MIX):
         latencies = [
             lat for lat, k in zip(results.latency, results.kind, strict=True) if k == index
         ]
         failed = sum(f for f, k in zip(results.failed, results.kind, strict=True) if k == index)
-        by_kind[kind.name] = {
+        by_kind[operation.name] = {
             "operations": len(latencies),
             "errors": failed,
             "p50_ms": percentile(latencies, 0.5),
             "p99_ms": percentile(latencies, 0.99),
-            "p99_ms_first_minute": kinds_first.get(kind.name, 0.0),
-            "p99_ms_last_minute": kinds_last.get(kind.name, 0.0),
+            "p99_ms_first_minute": kinds_first.get(operation.name, 0.0),
+            "p99_ms_last_minute": kinds_last.get(operation.name, 0.0),
         }
     echo_max = (echo_before["per_second"] + echo_after["per_second"]) / 2
     calibration_requests = max((row["requests_per_second"] for row in calibration), default=0.0)

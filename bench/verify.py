@@ -227,7 +227,7 @@ def reference_issue(user_claims: dict[Any, Any], issuer_jwk: JWK, holder_jwk: JW
         add_decoy_claims=False,
         extra_header_parameters={"typ": P.ATTESTATION_TYP, "kid": kid},
     )
-    return issuer.sd_jwt_issuance
+    return str(issuer.sd_jwt_issuance)
 
 
 def reference_present(issuance: str, holder_jwk: JWK, nonce: str) -> str:
@@ -239,7 +239,7 @@ def reference_present(issuance: str, holder_jwk: JWK, nonce: str) -> str:
         holder_key=holder_jwk,
         sign_alg="ES256",
     )
-    return holder.sd_jwt_presentation
+    return str(holder.sd_jwt_presentation)
 
 
 def reference_key_resolver(issuer_public_jwk: JWK) -> Callable[[str, dict[str, Any]], JWK]:

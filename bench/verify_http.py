@@ -186,8 +186,8 @@ def prepare_verifier(settings: Any, now: int, home: tuple[str, dict[str, Any]]) 
     Returns the root public JWK (JSON) and the client's bearer token."""
     from sqlmodel import Session
 
+    from alliance.state import DEFAULT_POLICY
     from mappings import AllianceScale
-    from node.alliance import DEFAULT_POLICY
     from node.app import initialize_node
     from node.db import make_engine
     from node.services import clients
@@ -445,7 +445,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             servers.append(start_server("fuzhou", "node", home_port, home_env, offset))
             servers.append(start_server("xiamen", "node", verifier_port, verifier_env, offset))
             servers.append(start_server("echo", "echo", free_port(), {}, 0))
-            return await _measure(args, verifier_dir, *servers, token, now)
+            home, verifier, echo = servers
+            return await _measure(args, verifier_dir, home, verifier, echo, token, now)
         finally:
             for server in servers:
                 stop_quietly(server)
@@ -492,7 +493,7 @@ async def _measure(
 
     async def send_echo(connection: Any) -> bool:
         status, _ = await connection.request("POST", "/echo", next(echo_bodies), headers)
-        return status == 200
+        return bool(status == 200)
 
     def granted(answer: tuple[int, bytes]) -> bool:
         return answer[0] == 200 and b'"decision":"granted"' in answer[1]

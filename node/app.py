@@ -58,12 +58,12 @@ def initialize_node(settings: Settings, *, now: int | None = None) -> Keyring:
 HTTP_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
 
-async def _follow_registry(state: NodeState, follower: RegistryFollower, url: str) -> None:
+async def _follow_registry(
+    state: NodeState, follower: RegistryFollower, http: httpx.Client, url: str
+) -> None:
     while True:
         try:
-            await anyio.to_thread.run_sync(
-                lambda: follower.refresh(state.http, url, now=state.now())
-            )
+            await anyio.to_thread.run_sync(lambda: follower.refresh(http, url, now=state.now()))
         except Exception:  # refresh reports what it expects; anything else must not end the loop
             log.exception("registry refresh failed unexpectedly; trying again later")
         await asyncio.sleep(state.settings.registry_refresh)
@@ -98,7 +98,7 @@ def create_app(
             lambda: float(getattr(follower.in_effect(clock()), "version", 0))
         )
         state.metrics.registry_stale_seconds.set_function(
-            lambda: float(follower.staleness(clock()) if follower.last_success else -1)
+            lambda: float(-1 if (stale := follower.staleness(clock())) is None else stale)
         )
 
     @asynccontextmanager
@@ -123,7 +123,7 @@ def create_app(
             # Every worker follows the registry itself (a conditional GET every few
             # minutes): it is this process's memory that must be current.
             following = asyncio.create_task(
-                _follow_registry(state, follower, settings.registry_url)
+                _follow_registry(state, follower, http, settings.registry_url)
             )
         scheduler = None
         if settings.scheduler:  # development: the jobs run in this process

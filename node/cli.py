@@ -1,46 +1,227 @@
-"""The `ccx` command."""
+"""The node operator's commands: `ccx node init | serve | rotate-keys` (make a node's keys
+and database, run it, rotate its signing key), `ccx audit verify` (check its audit
+chain) and `ccx scheduler` (run its jobs). ``python -m node serve ...`` runs `ccx node`
+alone (node/__main__.py), as the simulator and the durability tests start nodes."""
 
 from __future__ import annotations
 
+import enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from sqlmodel import Session
 
-from node.alliance_cli import alliance_app
-from node.audit_cli import audit_app
-from node.mapping_cli import mapping_app
-from node.node_cli import node_app
-from node.wallet_cli import wallet_app
-from simulator.cli import simulate_command
+from node.db import make_engine
+from node.services import audit
+from node.settings import Settings, load_settings
 
-app = typer.Typer(
-    help="City Credit Exchange: a federated inter-city credit exchange node.",
-    no_args_is_help=True,
-    add_completion=False,
+__all__ = ["EXIT_BROKEN_CHAIN", "audit_app", "node_app", "scheduler"]
+
+
+class LogLevel(enum.StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
+# Seconds uvicorn's supervisor waits for a worker to answer its health check before it
+# kills the worker and starts another (uvicorn >= 0.37, hence the pin; its default is 5 s). A worker first answers once it has imported the node, 2-3 s of CPU:
+# on a loaded 2-vCPU machine that took over 5 s, so `--workers 2` killed workers that were
+# still starting, and their replacements too (issue 7, tests/durability/test_workers.py).
+# A worker that hangs for good is still replaced, half a minute later.
+WORKER_HEALTHCHECK_TIMEOUT = 30
+
+node_app = typer.Typer(
+    help="Run a city node: create its keys and database, serve its HTTP API.", no_args_is_help=True
 )
-app.add_typer(alliance_app, name="alliance")
-app.add_typer(audit_app, name="audit")
-app.add_typer(mapping_app, name="mapping")
-app.add_typer(node_app, name="node")
-app.add_typer(wallet_app, name="wallet")
-app.command("simulate")(simulate_command)
 
 
-@app.command()
-def demo() -> None:
-    """Walk through the protocol: issue, present, verify, and refuse a tampered and a replayed copy."""
-    from node.demo import run
+def _settings(city: str | None, data_dir: Path | None, node_id: str | None) -> Settings:
+    overrides = {
+        k: v
+        for k, v in {"city": city, "data_dir": data_dir, "node_id": node_id}.items()
+        if v is not None
+    }
+    return load_settings(**overrides)
 
-    run()
+
+@node_app.command("init")
+def init(
+    city: Annotated[str, typer.Option("--city", help="the city this node serves")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where the database and keyring live (CCX_DATA_DIR)")
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="the node's base URL, the iss of its attestations")
+    ] = None,
+) -> None:
+    """Create the data folder, the database schema and the signing keyring (encrypted with
+    CCX_KEYRING_PASSPHRASE). Safe to run again: existing keys are kept."""
+    from keys import KeyringError
+    from node.app import initialize_node
+
+    settings = _settings(city, data_dir, node_id)
+    try:
+        ring = initialize_node(settings)
+    except KeyringError as exc:  # the operator's to fix: one line, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"node for {settings.city} ready in {settings.data_dir}")
+    typer.echo(f"  database: {settings.effective_database_url.split('@')[-1]}")
+    typer.echo(f"  active key: {ring.active.kid}")
+    typer.echo(f"  next key:   {ring.next.kid if ring.next else '-'}")
 
 
-@app.command()
+@node_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="log every request (uvicorn's access log)")
+    ] = True,
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn's log level")] = LogLevel.info,
+) -> None:
+    """Serve the node's HTTP API with uvicorn (settings from CCX_* variables and .env)."""
+    import uvicorn
+
+    settings = Settings()
+    if not settings.keyring_path.exists():  # say so in one line, not in a traceback
+        typer.echo(
+            f"error: no keyring at {settings.keyring_path}: run `ccx node init --city "
+            f"{settings.city} --data-dir {settings.data_dir}` first",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from node.server import uvicorn_limits
+    from node.services.registry import follower_for
+    from node.state import load_keyring
+
+    try:  # a bad passphrase or pinned root key is the operator's to fix: one line
+        load_keyring(settings)  # before the workers start, each failing with a traceback
+        follower_for(settings, now=0)
+    except ValueError as exc:  # KeyringError (WrongPassphrase too) is a ValueError
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    uvicorn.run(
+        "node.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.value,
+        access_log=access_log,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
+        **uvicorn_limits(settings),
+    )
+
+
+@node_app.command("rotate-keys")
+def rotate_keys(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where the database and keyring live (CCX_DATA_DIR)")
+    ] = None,
+) -> None:
+    """Rotate the signing key: the next key signs from now on, the active key is retired
+    (it verifies until its last attestation has expired), a new next key is made.
+    Audit-logged. Running workers pick the new keyring up within seconds. Rotate only
+    once the next key is in the alliance registry version in effect."""
+    import time
+
+    from sqlmodel import Session
+
+    from keys import KeyringError
+    from node.db import make_engine
+    from node.errors import NodeError
+    from node.services.keys import require_next_key_in_registry, rotate_signing_key
+    from node.services.registry import follower_for
+    from node.state import load_keyring
+
+    settings = _settings(None, data_dir, None)
+    if not settings.keyring_path.exists():
+        raise typer.BadParameter(f"no keyring at {settings.keyring_path}: run `ccx node init`")
+    try:
+        before = load_keyring(settings).next
+        require_next_key_in_registry(
+            follower_for(settings, now=int(time.time())),
+            settings.node_id,
+            before.kid if before else None,
+            now=int(time.time()),
+        )
+    except KeyringError as exc:  # a wrong passphrase, a damaged file: say which, change nothing
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except NodeError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            _, done = rotate_signing_key(session, settings, actor="admin", now=int(time.time()))
+    finally:
+        engine.dispose()
+    if before is not None and before.kid != done.active_kid:  # another rotation came between
+        typer.echo("note: the keyring changed while this ran; showing the final state")
+    typer.echo(f"active key:  {done.active_kid}")
+    typer.echo(f"next key:    {done.next_kid}")
+    typer.echo(f"retired key: {done.retired_kid} (verifies until {done.retired_until})")
+
+
+# --- ccx audit -------------------------------------------------------------------------
+
+EXIT_BROKEN_CHAIN = 1
+
+audit_app = typer.Typer(
+    help="The node's hash-chained audit log.", no_args_is_help=True, add_completion=False
+)
+
+
+@audit_app.command("verify")
+def verify(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="the node's data folder (CCX_DATA_DIR)")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL (CCX_DATABASE_URL); default: SQLite in data_dir"),
+    ] = None,
+) -> None:
+    """Check every entry's hash and link, in order. Exits 0 for an intact chain, 1 with
+    the first broken entry's number otherwise. Reads only; changes nothing."""
+    overrides = {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}
+    settings = load_settings(**overrides)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            check = audit.verify_chain(session)
+            last = audit.head(session)
+    finally:
+        engine.dispose()
+    if check.ok:
+        head = f"; head {last.seq} {last.hash}" if last else ""
+        typer.echo(f"audit chain ok: {check.entries} entries{head}")
+        return
+    typer.echo(
+        f"audit chain BROKEN at entry {check.first_bad_seq} (of {check.entries} entries): "
+        "it, or the entry before it, was changed, inserted or deleted",
+        err=True,
+    )
+    raise typer.Exit(EXIT_BROKEN_CHAIN)
+
+
+# --- ccx scheduler ---------------------------------------------------------------------
+
+
 def scheduler() -> None:
     """Run the node's scheduled jobs (monthly rescoring, nonce purge) in this process, for
     deployments whose web workers run with CCX_SCHEDULER=false."""
-
-    from node.db import make_engine, migrate
+    from node.db import migrate
     from node.jobs import build_scheduler
     from node.scoring import load_model
-    from node.settings import Settings
     from node.state import Metrics, NodeState, load_keyring
 
     settings = Settings()
@@ -53,12 +234,3 @@ def scheduler() -> None:
         "ccx scheduler: monthly rescoring on the 1st at 02:00 UTC, nonce purge every 10 minutes"
     )
     build_scheduler(state, blocking=True).start()
-
-
-@app.callback()
-def main() -> None:
-    """City Credit Exchange: a federated inter-city credit exchange node."""
-
-
-if __name__ == "__main__":  # python -m node.cli (how the simulator starts nodes)
-    app()

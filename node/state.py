@@ -23,11 +23,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 import protocol as P
+from cli import write_atomically
 from keys import Keyring
 from node.city_mapping import CityMapping
 from node.dev_idp import DevIdentityProvider
 from node.errors import NodeError
-from node.files import write_atomically
 from node.scenarios import ScenarioCatalogue
 from node.scoring import ScoringModel
 from node.services.rate_limit import RateLimiter
@@ -183,6 +183,7 @@ class NodeState:
         moment = time.monotonic()
         if moment - checked < KEYRING_RECHECK_SECONDS:
             return self.keyring
+        current: int | None
         try:
             current = self.settings.keyring_path.stat().st_mtime_ns
         except OSError:  # the file went away: keep signing with what was loaded

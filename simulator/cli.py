@@ -1,4 +1,5 @@
-"""`ccx simulate`: run a whole alliance on this machine and write the report."""
+"""`ccx simulate`: run a whole alliance on this machine and write the report; `ccx demo`:
+the protocol walked through in one process (simulator/walkthrough.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["simulate_command"]
+__all__ = ["demo", "simulate_command"]
 
 
 def simulate_command(
@@ -92,3 +93,10 @@ def simulate_command(
     console.print(f"report: {report}")
     if not all(invariant.ok for invariant in result.invariants):
         raise typer.Exit(1)
+
+
+def demo() -> None:
+    """Walk through the protocol: issue, present, verify, and refuse a tampered and a replayed copy."""
+    from simulator.walkthrough import run
+
+    run()

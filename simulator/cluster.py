@@ -64,7 +64,7 @@ class NodeProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        """Spawn ``python -m node.cli node serve`` (no access log: the run makes hundreds of
+        """Spawn ``python -m node serve`` (no access log: the run makes hundreds of
         thousands of requests; errors and warnings still go to the log file)."""
         if self.running:
             return
@@ -72,7 +72,6 @@ class NodeProcess:
         command = [
             sys.executable,
             "-m",
-            "node.cli",
             "node",
             "serve",
             "--port",

@@ -20,18 +20,15 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import protocol as P
 from keys import generate_key
 from simulator.api import Unreachable, error_code
 from simulator.holders import Holder, disclosures, enrol, withdraw
 from simulator.observations import Fault, Visit
-from simulator.run import Grant
 from simulator.tooling import ccx
-
-if TYPE_CHECKING:
-    from simulator.run import City, Simulation
+from simulator.world import STATUS_TTL, City, Grant, World
 
 __all__ = ["schedule"]
 
@@ -42,7 +39,7 @@ REVOKE_SLACK = 2.0  # seconds beyond the status ttl for a fetch in flight and cl
 Inject = Callable[[], Awaitable[None]]
 
 
-def schedule(sim: Simulation) -> list[tuple[float, str, Inject]]:
+def schedule(sim: World) -> list[tuple[float, str, Inject]]:
     """(share of visits done, name, fault) in order: the visits phase starts each when
     its share is done, without waiting for the ones before to end (they may overlap)."""
     names = list(sim.cities)
@@ -57,13 +54,13 @@ def schedule(sim: Simulation) -> list[tuple[float, str, Inject]]:
     ]
 
 
-def _safe(sim: Simulation) -> list[City]:
+def _safe(sim: World) -> list[City]:
     """The cities whose nodes run and are not the one a fault kills (faults overlap)."""
     doomed = getattr(sim, "doomed", None)
     return [c for c in sim.cities.values() if c.node.running and c.name != doomed]
 
 
-def _other(sim: Simulation, city: City) -> City:
+def _other(sim: World, city: City) -> City:
     """Another city whose node runs and stays up, if there is one."""
     others = [c for c in sim.cities.values() if c.name != city.name]
     return next((c for c in _safe(sim) if c.name != city.name), others[0])
@@ -91,7 +88,7 @@ def _decided(visits: list[Visit]) -> int:
 # --- key rotation, and the registry version that follows it ----------------------------
 
 
-async def rotate_keys(sim: Simulation, city: City) -> None:
+async def rotate_keys(sim: World, city: City) -> None:
     at = sim.now()
     rotated = await sim.api.ok(
         "POST", city.node.url, "/v1/admin/keys/rotate", token=city.node.admin_token,
@@ -149,7 +146,7 @@ async def rotate_keys(sim: Simulation, city: City) -> None:
 # --- consent withdrawn -------------------------------------------------------------------
 
 
-async def withdraw_consents(sim: Simulation, *, spare: City) -> None:
+async def withdraw_consents(sim: World, *, spare: City) -> None:
     """``spare``'s residents keep their consent: that node is killed later, and while an
     issuer is unreachable the policy lets other cities serve its last status list for
     ``status_stale_limit`` (availability over freshness, by design); the invariant is
@@ -221,15 +218,13 @@ async def withdraw_consents(sim: Simulation, *, spare: City) -> None:
 
 
 def sim_bound() -> float:
-    from simulator.run import STATUS_TTL
-
     return STATUS_TTL + REVOKE_SLACK
 
 
 # --- tampered and replayed presentations --------------------------------------------------
 
 
-async def tamper_and_replay(sim: Simulation) -> None:
+async def tamper_and_replay(sim: World) -> None:
     at = sim.now()
     holder = next(_active(c) for c in sim.cities.values())
     # two verifiers whose nodes run (another fault may have one down): another city
@@ -313,7 +308,7 @@ async def tamper_and_replay(sim: Simulation) -> None:
 # --- a node killed and restarted -------------------------------------------------------
 
 
-async def _probe(sim: Simulation, holder_city: City, city: City, *, until: float) -> Visit:
+async def _probe(sim: World, holder_city: City, city: City, *, until: float) -> Visit:
     """A visit of one of ``holder_city``'s residents at ``city``, tried again every half
     second until it is decided or ``until`` (monotonic) passes; the last try."""
     holder = _active(holder_city)
@@ -324,7 +319,7 @@ async def _probe(sim: Simulation, holder_city: City, city: City, *, until: float
         await asyncio.sleep(0.5)
 
 
-async def kill_and_restart(sim: Simulation, city: City) -> None:
+async def kill_and_restart(sim: World, city: City) -> None:
     at = sim.now()
     await asyncio.to_thread(city.node.stop, kill=True)
     elsewhere = _other(sim, city)
@@ -369,7 +364,7 @@ async def kill_and_restart(sim: Simulation, city: City) -> None:
 # --- the alliance host down ------------------------------------------------------------------
 
 
-async def host_down(sim: Simulation) -> None:
+async def host_down(sim: World) -> None:
     assert sim.host is not None
     host = sim.host
     at = sim.now()

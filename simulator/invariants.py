@@ -18,26 +18,24 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simulator.observations import Invariant
-
-if TYPE_CHECKING:
-    from simulator.run import Simulation
+from simulator.world import World
 
 __all__ = ["check_online", "raw_records", "scan_for_ids"]
 
 AUDIT_PAGE = 1000
 
 
-async def check_online(sim: Simulation) -> None:
+async def check_online(sim: World) -> None:
     """The invariants read from running nodes (before they are stopped)."""
     sim.result.invariants.append(await audit_chains(sim))
     sim.result.invariants.append(await grants_traceable(sim))
     sim.result.invariants.append(revoked_refused(sim))
 
 
-async def audit_chains(sim: Simulation) -> Invariant:
+async def audit_chains(sim: World) -> Invariant:
     broken: list[str] = []
     entries = 0
     for node in sim.processes():
@@ -56,7 +54,7 @@ async def audit_chains(sim: Simulation) -> Invariant:
     )
 
 
-async def _decisions(sim: Simulation, city: str) -> dict[int, dict[str, Any]]:
+async def _decisions(sim: World, city: str) -> dict[int, dict[str, Any]]:
     node = sim.cities[city].node
     found: dict[int, dict[str, Any]] = {}
     after = 0
@@ -73,7 +71,7 @@ async def _decisions(sim: Simulation, city: str) -> dict[int, dict[str, Any]]:
         after = page["next_after"]
 
 
-async def grants_traceable(sim: Simulation) -> Invariant:
+async def grants_traceable(sim: World) -> Invariant:
     by_city: dict[str, list[Any]] = defaultdict(list)
     for grant in sim.grants:
         by_city[grant.city].append(grant)
@@ -111,7 +109,7 @@ async def grants_traceable(sim: Simulation) -> Invariant:
     return Invariant("every granted decision traceable in an audit log", ok, detail)
 
 
-def revoked_refused(sim: Simulation) -> Invariant:
+def revoked_refused(sim: World) -> Invariant:
     seen = sim.revocation
     if not seen:
         return Invariant(
@@ -157,7 +155,7 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def raw_records(sim: Simulation) -> Invariant:
+def raw_records(sim: World) -> Invariant:
     """Every node stopped: search every file of the run for other cities' ids."""
     patterns = {name: id_pattern(city.profile.prefix) for name, city in sim.cities.items()}
     leaks: list[str] = []

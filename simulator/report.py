@@ -6,7 +6,7 @@ from the clock of the writing, only ``started_at``, shown in UTC. A run with no 
 no faults or no cities still gives a whole report that says so.
 
 Plots are drawn with matplotlib's Agg canvas on bare ``Figure`` objects, as
-``node/mapping_plot.py`` does; the mapping curves are that module's.
+``alliance/plot.py`` does; the mapping curves are that module's.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from alliance.plot import cjk_font, render_curves
+from cli import write_atomically
 from mappings import AllianceScale, MappingError, MappingTable
-from node.files import write_atomically
-from node.mapping_plot import cjk_font, render_curves
 from simulator.fairness import (
     DEFAULT_BUCKETS,
     DEFAULT_MIN_SAMPLES,

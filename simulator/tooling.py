@@ -1,6 +1,7 @@
 """The operators' tooling, run as an operator would: `ccx alliance ...`, `ccx mapping
-build ...` and `ccx node init ...`, with their real arguments and checks, in this process
-(a subprocess per command would cost a second of imports each on this VM)."""
+build ...`, `ccx node init ...` and `ccx audit verify`, with their real arguments and checks, in this process
+(a subprocess per command would cost a second of imports each on this VM). The command
+groups come from their packages; the `ccx` root (ccx/) is never imported."""
 
 from __future__ import annotations
 
@@ -16,11 +17,23 @@ class ToolingError(RuntimeError):
     """A `ccx` command failed; the message holds the command and what it printed."""
 
 
+def _operators() -> typer.Typer:
+    """The operators' command groups the simulator runs, as `ccx` names them."""
+    from alliance.cli import alliance_app
+    from alliance.mapping_cli import mapping_app
+    from node.cli import audit_app, node_app
+
+    operators = typer.Typer(no_args_is_help=True, add_completion=False)
+    operators.add_typer(alliance_app, name="alliance")
+    operators.add_typer(audit_app, name="audit")
+    operators.add_typer(mapping_app, name="mapping")
+    operators.add_typer(node_app, name="node")
+    return operators
+
+
 def ccx(*args: str) -> str:
     """Run ``ccx <args>``; its output. ToolingError if it exits non-zero."""
-    from node.cli import app
-
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(_operators())
     out = io.StringIO()
     code: int | None = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):

@@ -48,3 +48,11 @@ def test_every_python_example_prints_what_the_document_shows(document: str) -> N
             assert out.getvalue().rstrip("\n") == following[1].rstrip("\n"), f"{document}:{line}"
             checked += 1
     assert checked >= 5
+
+
+def test_the_architecture_picture_is_drawn_from_the_code_as_it_is() -> None:
+    from scripts.house import BEGIN, END, picture
+
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    drawn = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
+    assert drawn == picture(ROOT), "stale: run python scripts/house.py --write"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from scripts.house import LAYERS, cycles, layering_breaks, module_graph
 
 ROOT = Path(__file__).parent.parent
 PURE_PACKAGES = ("protocol", "keys", "mappings")
@@ -110,3 +114,44 @@ def test_docs_protocol_lists_every_error_code_with_its_http_status() -> None:
         assert f"| `{error.code}` | {error.http_status} | {name} |" in text, (
             f"{error.code} missing from docs/PROTOCOL.md"
         )
+
+
+# --- the house: no import circle, no arrow against the layering (issue 13) ---------------
+# The graph is read from the code by scripts/house.py, which also draws it in
+# docs/ARCHITECTURE.md.
+
+
+def test_no_module_imports_another_in_a_circle() -> None:
+    assert cycles(module_graph()) == []
+
+
+def test_no_import_runs_against_the_layering() -> None:
+    graph = module_graph()
+    assert {name.split(".")[0] for name in graph} == set(LAYERS), "a layered package is missing"
+    assert layering_breaks(graph) == []
+
+
+def test_the_checks_see_a_circle_and_an_arrow_back_up() -> None:
+    # the same checks on a house with one circle and one import against the layering
+    graph = {
+        "node.state": {"node.services.audit"},
+        "node.services.audit": {"node.state", "protocol"},
+        "protocol": set(),
+        "wallet.cli": {"node.state"},
+        "alliance.cli": {"wallet.cli"},
+    }
+    assert cycles(graph) == [["node.services.audit", "node.state"]]
+    assert layering_breaks(graph) == ["alliance.cli -> wallet.cli", "wallet.cli -> node.state"]
+
+
+def test_the_wallet_and_the_alliance_tools_run_without_the_node(tmp_path: Path) -> None:
+    # the packages a kiosk or the alliance's laptop installs, imported with node/ unreachable
+    code = (
+        "import sys; sys.modules['node'] = None\n"
+        "import wallet, wallet.cli, alliance, alliance.cli, alliance.mapping_cli\n"
+        "print('ok')"
+    )
+    result = subprocess.run(  # noqa: S603 (our own interpreter and code)
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -150,7 +150,7 @@ def verify_presentation(
     decision = verifying.verify(
         session, state, client, nonce=body.nonce, presentation=body.presentation, now=now
     )
-    shown = {
+    shown: dict[str, Any] = {
         name: value
         for name, value in (("band", decision.band), ("alliance_score", decision.alliance_score))
         if value is not None

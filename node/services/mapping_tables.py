@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 
 import protocol as P
+from cli import write_atomically
 from mappings import AllianceScale, MappingError, MappingTable
 from node.city_mapping import CityMapping, check_table, load_mapping_table, log_loaded
 from node.errors import NodeError
-from node.files import write_atomically
 from node.services.registry import RegistryFollower
 from node.state import NodeState
 

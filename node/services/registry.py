@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 import protocol as P
-from node.files import write_atomically
+from cli import write_atomically
 from node.settings import Settings
 
 __all__ = [

@@ -698,7 +698,7 @@ def _load_repairs(
         return None
     table = Record.__table__  # type: ignore[attr-defined]
     fix, named = table.alias("fix"), table.alias("named")
-    names = [c.key for c in SCORING_COLUMNS]
+    names = list(StoredRow._fields)  # the columns of SCORING_COLUMNS, in their order
     statement = (
         select_columns(*(fix.c[n] for n in names), *(named.c[n] for n in names))
         .select_from(
@@ -731,9 +731,9 @@ def _load_repairs(
                 rows[row[width]] = StoredRow._make(row[width:])
     linked: list[tuple[StoredRow, StoredRow]] = []
     for by_id in by_resident.values():
-        rows = [by_id[i] for i in sorted(by_id)]
-        links = repair_links(model, rows)
-        linked.extend((rows[i], rows[j]) for i, j in links.items())
+        ordered = [by_id[i] for i in sorted(by_id)]
+        links = repair_links(model, ordered)
+        linked.extend((ordered[i], ordered[j]) for i, j in links.items())
     if not linked:
         return None
     linked.sort(key=lambda pair: pair[0].id)  # repairs by id, as scoring_inputs orders them

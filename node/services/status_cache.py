@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 import httpx
 
 import protocol as P
-from node.alliance import MAX_STATUS_STALE_LIMIT
+from alliance.state import MAX_STATUS_STALE_LIMIT
 from node.errors import NodeError
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Real nodes for the durability tests (issue 7): ``python -m node.cli node serve``
+"""Real nodes for the durability tests (issue 7): ``python -m node serve``
 processes on loopback ports (``simulator.cluster.NodeProcess``), set up the way an
 operator, a city's departments, its residents and its service points do it (``ccx node
 init`` and ``ccx alliance ...`` through ``simulator.tooling``, then the public HTTP API
@@ -475,7 +475,7 @@ class PinnedConnection:
 def paused(pids: set[int]) -> Iterator[None]:
     """The worker processes ``pids`` stopped (SIGSTOP) for the block, continued (SIGCONT)
     however it ends. Keep it short: uvicorn replaces a worker that doesn't answer its
-    health check in time (node/node_cli.py)."""
+    health check in time (node/cli.py)."""
     try:
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)

@@ -11,7 +11,7 @@
   workers: exactly one decision, the others 401 ``nonce_used``; one decision in the
   audit log per challenge.
 - A worker that answers its supervisor's health check late (a slow start on a loaded
-  machine) is kept, not killed and replaced (a regression, node/node_cli.py).
+  machine) is kept, not killed and replaced (a regression, node/cli.py).
 
 Which worker served each request is read from the kernel (harness.PinnedConnection),
 and every test checks that both served some. On SQLite and on PostgreSQL.
@@ -281,7 +281,7 @@ def test_a_worker_that_answers_nothing_for_a_while_is_kept(
     """A worker busy starting up answers its supervisor's health check late: for
     PAUSE seconds, longer than uvicorn's default 5 s, one answers nothing at all (paused)
     and is then still the same worker, serving (regression: under load, ``--workers 2``
-    killed its workers while they started, node/node_cli.py). The same on any database."""
+    killed its workers while they started, node/cli.py). The same on any database."""
     if not node.database_url.startswith("sqlite"):
         pytest.skip("the supervisor does not depend on the database")
     quiet = min(workers)

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from node.alliance_cli import alliance_app
+from alliance.cli import alliance_app
+from alliance.mapping_cli import PASSPHRASE_ENV
 from node.app import create_app, initialize_node
 from node.auth import hash_token
-from node.mapping_cli import PASSPHRASE_ENV
 from node.services.registry import RegistryFollower
 from node.settings import Settings
 from node.state import load_keyring
@@ -213,7 +213,7 @@ def test_a_rotation_waits_for_the_registry_to_list_the_next_key(
 def test_serve_refuses_a_bad_pinned_root_key_in_one_line(
     tmp_path: Path, root_jwk: str, says: str
 ) -> None:
-    from node.cli import app as ccx
+    from ccx.app import app as ccx
 
     node = settings(tmp_path / "node", free_port())
     initialize_node(node)

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from ccx.app import app as ccx
 from node.auth import hash_token
-from node.cli import app as ccx
 from node.models import AuditEntry
 from node.services import audit
 from tests.conftest import NOW, ec_key

@@ -28,7 +28,7 @@ import pytest
 from sqlmodel import Session
 
 import protocol as P
-from node.alliance import DEFAULT_POLICY
+from alliance.state import DEFAULT_POLICY
 from node.app import create_app, initialize_node
 from node.auth import hash_token
 from node.services import clients

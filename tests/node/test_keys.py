@@ -11,8 +11,8 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 import protocol as P
+from ccx.app import app as ccx
 from node.auth import hash_token
-from node.cli import app as ccx
 from node.models import AuditEntry
 from tests.conftest import NOW, ec_key
 from tests.node.issuing_helpers import (

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
 import protocol as P
+from alliance.state import DEFAULT_POLICY
 from mappings import AllianceScale, MappingTable
-from node.alliance import DEFAULT_POLICY
 from node.models import Attestation
 from node.services.registry import RegistryFollower
 from tests.conftest import ALLIANCE, NOW, ec_key, ed_key

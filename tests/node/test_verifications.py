@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 import protocol as P
-from node.alliance import DEFAULT_POLICY
+from alliance.state import DEFAULT_POLICY
 from node.app import create_app, initialize_node
 from node.models import AuditEntry, Consent
 from node.scenarios import (

@@ -17,9 +17,9 @@ import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from ccx.app import app as ccx
 from keys import KeyringError
 from node.app import create_app, initialize_node
-from node.cli import app as ccx
 from node.settings import DEVELOPMENT_PASSPHRASE, Settings
 
 # Every CCX_ variable a developer's shell might hold that would change what is tested.

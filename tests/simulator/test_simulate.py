@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from node.cli import app
+from ccx.app import app
 from simulator.cluster import NodeProcess
 from simulator.observations import Fault, Invariant, RunResult
 from simulator.report import write_report

@@ -24,8 +24,8 @@ from simulator.api import Unreachable
 from simulator.cluster import new_admin_token
 from simulator.holders import Holder, disclosures, own_claims, percentile_rank
 from simulator.observations import Outcome, Visit
-from simulator.run import STATUS_TTL, Grant
 from simulator.tooling import ToolingError, ccx
+from simulator.world import STATUS_TTL, Grant
 from tests.conftest import ISSUER, NOW, STATUS_URI, VERIFIER, make_setup
 from tests.node.test_status_cache import REVOKED_IDX, IssuerNode, ref, registry, sign, status_list
 

@@ -21,9 +21,8 @@ from typer.testing import CliRunner, Result
 import protocol as P
 from node.app import create_app, initialize_node
 from node.settings import Settings
-from node.wallet_cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
+from tests.cli_results import assert_one_line_error, ok
 from tests.conftest import NOW
-from tests.node.cli_results import assert_one_line_error, ok
 from tests.node.conftest import Clock
 from tests.node.issuing_helpers import (
     BOTH_CONSENTS,
@@ -34,6 +33,7 @@ from tests.node.issuing_helpers import (
     seed_resident,
 )
 from tests.node.servers import RunningNode
+from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
 
 PASSPHRASE = "a wallet passphrase for tests"
 VERIFIER = "https://fuzhou.ccx.example"

@@ -13,7 +13,7 @@ def ok(result: Result) -> Result:
 
 
 def assert_one_line_error(result: Result, code: str, field: str) -> None:
-    """The house style (node/cli_support.py): ``error [code] field: message`` on stderr,
+    """The house style (cli/_support.py): ``error [code] field: message`` on stderr,
     one line, exit status 2, no traceback."""
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

@@ -24,6 +24,20 @@ import numpy as np
 import typer
 
 import protocol as P
+from cli import (
+    EXIT_BAD_INPUT,
+    InputError,
+    NowOption,
+    as_input_error,
+    columns,
+    format_time,
+    mapping_message,
+    now_from,
+    pretty_json,
+    read_bytes,
+    reports_errors,
+    write_atomically,
+)
 from keys import Keyring, KeyringError
 from mappings import (
     AllianceScale,
@@ -34,19 +48,6 @@ from mappings import (
     build_table,
     compose,
 )
-from node.cli_support import (
-    EXIT_BAD_INPUT,
-    InputError,
-    NowOption,
-    as_input_error,
-    columns,
-    format_time,
-    mapping_message,
-    now_from,
-    read_bytes,
-    reports_errors,
-)
-from node.files import pretty_json, write_atomically
 
 __all__ = ["EXIT_BAD_INPUT", "PASSPHRASE_ENV", "InputError", "mapping_app"]
 
@@ -809,7 +810,7 @@ def plot(
     for item in loaded:
         _require_scale(item, trust)
         _warn_unverified(item)
-    from node.mapping_plot import render_curves  # matplotlib is slow to import
+    from alliance.plot import render_curves  # matplotlib is slow to import
 
     _write(out, render_curves([item.table for item in loaded], trust.scale))
     typer.echo(f"wrote {out}", err=True)
@@ -833,7 +834,7 @@ def demo_tables(
     fixed seed: the same files every time. Tables are written unsigned: the demo
     alliance's root key is made when the demo alliance is set up, never stored here.
     """
-    from node.mapping_demo import (
+    from alliance.demo_cities import (
         DEMO_CITIES,
         DEMO_SNAPSHOT,
         DEMO_VALID_FROM,
@@ -841,7 +842,7 @@ def demo_tables(
         DEMO_VERSION,
         demo_summaries,
     )
-    from node.mapping_plot import render_curves
+    from alliance.plot import render_curves
 
     scale = AllianceScale()
     files: dict[str, bytes] = {}

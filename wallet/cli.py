@@ -12,26 +12,30 @@ then unchanged.
 from __future__ import annotations
 
 import io
-import json
 import os
-import secrets
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 import protocol as P
-from keys import KeyringError, generate_key
-from keys._keyring import _SCRYPT_N, MIN_PASSPHRASE, _stretch
-from node.cli_support import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors
-from node.files import write_atomically
-from protocol._jws import sign_jws
+from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors, write_atomically
+from keys import generate_key
+from wallet._home import fetch_attestation
+from wallet._wallet import (
+    DEFAULT_WALLET,
+    PASSPHRASE_ENV,
+    WALLET_ENV,
+    HeldAttestation,
+    Wallet,
+    issuer_claims,
+    load_wallet,
+    save_wallet,
+    seal_key,
+    unseal_key,
+)
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -42,14 +46,9 @@ __all__ = [
     "wallet_app",
 ]
 
-WALLET_ENV = "CCX_WALLET"
-PASSPHRASE_ENV = "CCX_WALLET_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
 NOW_ENV = "CCX_WALLET_NOW"
-DEFAULT_WALLET = Path("~/.ccx/wallet.json")
-NODE_TIMEOUT = 10.0  # seconds for each request to the home node
 # A version 40 QR code at error level L holds 2,953 bytes (ISO/IEC 18004 table 7).
 QR_MAX_BYTES = 2953
-_FORMAT = "ccx-wallet/1"
 
 wallet_app = typer.Typer(
     name="wallet",
@@ -63,96 +62,13 @@ wallet_app = typer.Typer(
 )
 
 
-# --- the wallet file ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HeldAttestation:
-    """An attestation as the wallet keeps it: the token and what ``list`` shows of it."""
-
-    token: str
-    issuer: str
-    node: str
-    band: str
-    expires_at: int
-    fetched_at: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "attestation": self.token,
-            "format": P.ATTESTATION_TYP,
-            "issuer": self.issuer,
-            "node": self.node,
-            "band": self.band,
-            "expires_at": self.expires_at,
-            "fetched_at": self.fetched_at,
-        }
-
-    @classmethod
-    def from_json(cls, entry: Any) -> HeldAttestation:
-        return cls(
-            token=entry["attestation"],
-            issuer=entry["issuer"],
-            node=entry["node"],
-            band=entry["band"],
-            expires_at=int(entry["expires_at"]),
-            fetched_at=int(entry["fetched_at"]),
-        )
-
-
-@dataclass
-class Wallet:
-    """The file's content: the holder key (still encrypted) and the attestations."""
-
-    key: dict[str, Any] | None = None  # {"alg", "thumbprint", "public_jwk", "kdf", "pem"}
-    attestations: list[HeldAttestation] = field(default_factory=list)
-
-    def to_bytes(self) -> bytes:
-        document = {
-            "format": _FORMAT,
-            "holder_key": self.key,
-            "attestations": [held.to_json() for held in self.attestations],
-        }
-        return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+# --- the wallet file and the passphrase (as the command line finds them) --------------------
 
 
 def _wallet_path(path: Path | None) -> Path:
     if path is not None:
         return path.expanduser()
     return Path(os.environ.get(WALLET_ENV) or DEFAULT_WALLET).expanduser()
-
-
-def _load(path: Path) -> Wallet:
-    """The wallet at ``path``; an empty one if there is no file yet."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return Wallet()
-    except OSError as exc:
-        raise InputError("file_error", "--wallet", f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        document = P.strict_json_loads(data, what=str(path))
-        if not isinstance(document, dict) or document.get("format") != _FORMAT:
-            raise InputError("invalid_wallet", "--wallet", f"{path} is not a {_FORMAT} file")
-        return Wallet(
-            key=document.get("holder_key"),
-            attestations=[HeldAttestation.from_json(e) for e in document["attestations"]],
-        )
-    except P.ProtocolError as exc:
-        raise InputError("invalid_wallet", "--wallet", exc.message) from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError("invalid_wallet", "--wallet", f"{path} is damaged ({exc!r})") from exc
-
-
-def _save(path: Path, wallet: Wallet) -> None:
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomically(path, wallet.to_bytes(), mode=0o600)
-    except OSError as exc:
-        raise InputError("file_error", "--wallet", f"cannot write {path}: {exc.strerror}") from exc
-
-
-# --- the holder key -------------------------------------------------------------------------
 
 
 def _passphrase(*, confirm: bool) -> bytes:
@@ -164,34 +80,6 @@ def _passphrase(*, confirm: bool) -> bytes:
     return passphrase.encode("utf-8")
 
 
-def _seal(key: P.PrivateKey, passphrase: bytes) -> dict[str, Any]:
-    """The key as the wallet stores it (the keyring's scheme: scrypt, then PKCS#8 PEM)."""
-    if len(passphrase) < MIN_PASSPHRASE:
-        raise InputError(
-            "weak_passphrase", PASSPHRASE_ENV, f"must be at least {MIN_PASSPHRASE} bytes"
-        )
-    kdf = {
-        "name": "scrypt",
-        "n": _SCRYPT_N,
-        "r": 8,
-        "p": 1,
-        "salt": P.b64url_encode(secrets.token_bytes(16)),
-    }
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(_stretch(passphrase, kdf)),
-    )
-    jwk = P.public_jwk(key)
-    return {
-        "alg": P.alg_for_key(key),
-        "thumbprint": P.jwk_thumbprint(jwk),
-        "public_jwk": jwk,
-        "kdf": kdf,
-        "pem": pem.decode("ascii"),
-    }
-
-
 def _require_key(wallet: Wallet, path: Path) -> dict[str, Any]:
     if wallet.key is None:
         raise InputError(
@@ -201,107 +89,7 @@ def _require_key(wallet: Wallet, path: Path) -> dict[str, Any]:
 
 
 def _unseal(sealed: dict[str, Any]) -> P.PrivateKey:
-    try:
-        password = _stretch(_passphrase(confirm=False), sealed["kdf"])
-        pem = sealed["pem"].encode("ascii")
-    except (KeyError, TypeError, AttributeError, KeyringError) as exc:
-        raise InputError("invalid_wallet", "--wallet", "the holder key entry is damaged") from exc
-    try:
-        key = serialization.load_pem_private_key(pem, password)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            "wrong_passphrase", PASSPHRASE_ENV, "the passphrase does not decrypt the holder key"
-        ) from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        raise InputError("invalid_wallet", "--wallet", "the holder key is of an unsupported type")
-    return key
-
-
-# --- reading tokens -------------------------------------------------------------------------
-
-
-def _issuer_claims(attestation: str) -> dict[str, Any]:
-    """The issuer JWT's payload, unverified: the wallet only files the token by it."""
-    try:
-        parts = attestation.split("~", 1)[0].split(".")
-        if len(parts) != 3:
-            raise P.MalformedToken("the issuer JWT has three parts separated by '.'")
-        claims = P.strict_json_loads(P.b64url_decode(parts[1], what="payload"), what="payload")
-    except P.ProtocolError as exc:
-        raise InputError(
-            exc.code, "--node", f"the node sent a malformed attestation: {exc}"
-        ) from exc
-    if not isinstance(claims, dict):
-        raise InputError("malformed_token", "--node", "the attestation's payload is not an object")
-    return claims
-
-
-# --- the home node --------------------------------------------------------------------------
-
-
-def _node_error(response: httpx.Response, url: str) -> InputError:
-    """A refusal from the node as the user's error line: its code and message."""
-    try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-        details = error.get("details")
-    except (ValueError, KeyError, TypeError):
-        code = f"http_{response.status_code}"
-        message = f"{url} answered {response.status_code} {response.reason_phrase}"
-        details = None
-    if isinstance(details, dict) and isinstance(details.get("missing"), list):
-        message += f" (missing: {', '.join(map(str, details['missing']))})"
-    return InputError(code, "--node", message)
-
-
-def _call(client: httpx.Client, path: str, body: Any = None, token: str | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    url = f"{client.base_url}{path.lstrip('/')}"
-    try:
-        response = client.post(path, json=body, headers=headers)
-    except httpx.TransportError as exc:
-        raise InputError(
-            "node_unreachable", "--node", f"cannot reach {url}: {exc or type(exc).__name__}"
-        ) from exc
-    if response.status_code == 404 and path.startswith("/dev-idp"):
-        raise InputError(
-            "no_dev_idp",
-            "--dev-subject",
-            f"{client.base_url} has no development identity provider (CCX_DEV_IDP is off); "
-            "log in with --token",
-        )
-    if not response.is_success:
-        raise _node_error(response, url)
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise InputError("invalid_response", "--node", f"{url} did not answer JSON") from exc
-
-
-def _fetch(node: str, token: str | None, subject: str | None, key: P.PrivateKey, now: int) -> Any:
-    """ISSUING.md "A resident gets an attestation": nonce, proof of possession, attestation."""
-    try:
-        client = httpx.Client(base_url=node, timeout=NODE_TIMEOUT)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise InputError("invalid_url", "--node", f"{node!r} is not a URL: {exc}") from exc
-    with client:
-        if token is None:
-            assert subject is not None
-            token = str(_call(client, "/dev-idp/token", {"subject": subject})["access_token"])
-        challenge = _call(client, "/v1/me/attestations/nonce", token=token)
-        try:
-            payload = {"nonce": challenge["nonce"], "aud": challenge["aud"], "iat": now}
-        except (KeyError, TypeError) as exc:
-            raise InputError("invalid_response", "--node", f"the nonce answer lacks {exc}") from exc
-        proof = sign_jws(
-            {"typ": challenge.get("typ", "pop+jwt")}, json.dumps(payload).encode("utf-8"), key
-        )
-        return _call(
-            client,
-            "/v1/me/attestations",
-            {"holder_jwk": P.public_jwk(key), "proof": proof},
-            token=token,
-        )
+    return unseal_key(sealed, _passphrase(confirm=False))
 
 
 # --- choosing and presenting ----------------------------------------------------------------
@@ -355,7 +143,7 @@ def _make_presentation(
             "missing_option", "--disclose", "name at least one claim, e.g. score_at_least.650"
         )
     path = _wallet_path(wallet_path)
-    wallet = _load(path)
+    wallet = load_wallet(path)
     sealed = _require_key(wallet, path)
     moment = _now(now)
     held = _choose(wallet, attestation, moment)
@@ -463,7 +251,7 @@ def keygen(
     if alg not in ("ES256", "EdDSA"):
         raise InputError("unsupported_alg", "--alg", f"{alg!r}; use ES256 or EdDSA")
     path = _wallet_path(wallet_path)
-    wallet = _load(path)
+    wallet = load_wallet(path)
     if wallet.key is not None and not force:
         raise InputError(
             "key_exists",
@@ -472,8 +260,8 @@ def keygen(
             "pass --force to replace it (its attestations are dropped)",
         )
     dropped = len(wallet.attestations)
-    sealed = _seal(generate_key(alg), _passphrase(confirm=True))
-    _save(path, Wallet(key=sealed, attestations=[]))
+    sealed = seal_key(generate_key(alg), _passphrase(confirm=True))
+    save_wallet(path, Wallet(key=sealed, attestations=[]))
     if dropped:
         typer.echo(f"dropped {dropped} attestation(s) bound to the old key", err=True)
     typer.echo(sealed["thumbprint"])
@@ -523,16 +311,16 @@ def fetch(
     if (token is None) == (dev_subject is None):
         raise InputError("missing_option", "--token", "give --token or --dev-subject (one of them)")
     path = _wallet_path(wallet_path)
-    wallet = _load(path)
+    wallet = load_wallet(path)
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
     moment = _now(now)
-    answer = _fetch(node, token, dev_subject, key, moment)
+    answer = fetch_attestation(node, token, dev_subject, key, moment)
     try:
         attestation, band, expires_at = answer["attestation"], answer["band"], answer["expires_at"]
     except (KeyError, TypeError) as exc:
         raise InputError("invalid_response", "--node", f"the answer lacks {exc}") from exc
-    claims = _issuer_claims(attestation)
+    claims = issuer_claims(attestation)
     bound = claims.get("cnf", {}).get("jwk") if isinstance(claims.get("cnf"), dict) else None
     if not isinstance(bound, dict) or P.jwk_thumbprint(bound) != sealed["thumbprint"]:
         raise InputError(
@@ -546,7 +334,7 @@ def fetch(
         expires_at=int(expires_at),
         fetched_at=moment,
     )
-    _save(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
+    save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
     typer.echo(
         f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
         f"expires {format_time(held.expires_at)}"
@@ -558,7 +346,7 @@ def fetch(
 def list_attestations(wallet_path: WalletOption = None, now: NowOption = None) -> None:
     """Show the attestations held: number, issuer, band, expiry, and whether expired."""
     path = _wallet_path(wallet_path)
-    wallet = _load(path)
+    wallet = load_wallet(path)
     if not wallet.attestations:
         typer.echo(f"no attestations in {path}", err=True)
         return

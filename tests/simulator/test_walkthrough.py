@@ -8,7 +8,7 @@ import sys
 
 def test_demo_runs_and_refuses_tampered_and_replayed_presentations() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from node.cli import app; app()", "demo"],
+        [sys.executable, "-m", "ccx", "demo"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -25,7 +25,7 @@ def test_demo_runs_and_refuses_tampered_and_replayed_presentations() -> None:
 
 def test_ccx_help_lists_the_demo() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from node.cli import app; app()", "--help"],
+        [sys.executable, "-m", "ccx", "--help"],
         capture_output=True,
         text=True,
         check=False,

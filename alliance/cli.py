@@ -4,7 +4,7 @@ An alliance is a folder (``--dir``): the encrypted root keyring (kept offline), 
 root public key every node pins, the working state ``alliance.json``, and the signed
 registry versions under ``registry/`` that a static file host can serve. This module is
 the I/O shell: files, clock, environment, network (an admitted member's JWKS) and the
-terminal; the state and the registry claims live in ``node/alliance.py``.
+terminal; the state and the registry claims live in ``alliance/state.py``.
 
 Every failure the user can fix prints one line ``error [code] field: message`` to
 stderr and exits with status 2; nothing is written then.
@@ -21,9 +21,8 @@ import httpx
 import typer
 
 import protocol as P
-from keys import Keyring, KeyringError, generate_key
-from mappings import AllianceScale, MappingError, MappingTable
-from node.alliance import (
+from alliance.mapping_cli import PASSPHRASE_ENV
+from alliance.state import (
     AllianceError,
     AllianceState,
     PublishedVersion,
@@ -35,17 +34,19 @@ from node.alliance import (
     parse_scale,
     registry_claims,
 )
-from node.cli_support import (
+from cli import (
     NowOption,
     as_input_error,
     format_time,
     now_from,
     parse_time,
+    pretty_json,
     read_bytes,
     reports_errors,
+    write_atomically,
 )
-from node.files import pretty_json, write_atomically
-from node.mapping_cli import PASSPHRASE_ENV
+from keys import Keyring, KeyringError, generate_key
+from mappings import AllianceScale, MappingError, MappingTable
 
 __all__ = ["DEFAULT_LIFETIME", "alliance_app"]
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+from alliance.mapping_cli import PASSPHRASE_ENV
+from ccx.app import app
 from keys import Keyring
 from mappings import MappingTable, compose
-from node.cli import app
-from node.mapping_cli import PASSPHRASE_ENV
+from tests.cli_results import assert_one_line_error
 from tests.conftest import ALLIANCE, NOW, ec_key
-from tests.node.cli_results import assert_one_line_error
 
 TABLES = Path(__file__).parent.parent.parent / "mappings" / "tables"
 CITIES = ("xiamen", "fuzhou", "hangzhou", "quanzhou", "zhangzhou")

@@ -21,13 +21,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import protocol as P
+from alliance.cli import alliance_app
+from alliance.mapping_cli import PASSPHRASE_ENV
+from alliance.state import DEFAULT_POLICY, REQUIRED_SCENARIOS
 from keys import Keyring
 from mappings import AllianceScale, MappingTable
-from node.alliance import DEFAULT_POLICY, REQUIRED_SCENARIOS
-from node.alliance_cli import alliance_app
-from node.mapping_cli import PASSPHRASE_ENV
+from tests.cli_results import assert_one_line_error, ok
 from tests.conftest import ALLIANCE, NOW, ec_key, ed_key
-from tests.node.cli_results import assert_one_line_error, ok
 
 TABLES = Path(__file__).parent.parent.parent / "mappings" / "tables"
 PASSPHRASE = "correct horse battery staple"
@@ -723,7 +723,7 @@ def test_every_command_has_help(command: str | None) -> None:
 
 
 def test_an_older_table_stays_listed_while_its_attestations_may_live() -> None:
-    from node.alliance import retained_tables
+    from alliance.state import retained_tables
 
     day = 86400
     v1 = {"city": "xiamen", "version": 1, "valid_from": 0, "valid_to": 400 * day}

@@ -1,6 +1,6 @@
 """The alliance administrators' working state and the registry claims built from it.
 
-Pure: no files, no clock, no network. ``ccx alliance`` (node/alliance_cli.py) reads
+Pure: no files, no clock, no network. ``ccx alliance`` (alliance/cli.py) reads
 ``alliance.json``, calls these functions with ``now`` and the inputs it has read, and
 writes what they return. Every refusal is an :class:`AllianceError` naming the field to
 fix. The claim shapes are documented in docs/ALLIANCE.md and docs/PROTOCOL.md section 7.
@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import protocol as P
+from cli import InputError
 from mappings import AllianceScale, LocalScale, MappingError
-from node.cli_support import InputError
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -33,6 +33,7 @@ __all__ = [
     "parse_policy",
     "parse_scale",
     "registry_claims",
+    "retained_tables",
 ]
 
 STATE_FORMAT = "ccx-alliance/1"

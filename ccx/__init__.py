@@ -1,0 +1,1 @@
+"""The `ccx` command (ccx/app.py): the composition root; nothing imports it."""

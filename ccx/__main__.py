@@ -1,0 +1,5 @@
+"""``python -m ccx ...``: the `ccx` command."""
+
+from ccx.app import app
+
+app()

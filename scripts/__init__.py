@@ -1,0 +1,1 @@
+"""Scripts of the project; scripts/house.py is also imported by the tests."""

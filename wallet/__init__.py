@@ -1,0 +1,34 @@
+"""The resident's side (docs/WALLET.md): the holder key, the wallet file that seals it
+and keeps her attestations, fetching them from her home node, presenting them
+(``protocol.present``), as text or a QR code (`ccx wallet`, wallet/cli.py). Usable as a
+library by a kiosk or an app without the node installed: it imports the pure libraries
+and ``cli`` only, never ``node``."""
+
+from wallet._home import NODE_TIMEOUT, fetch_attestation
+from wallet._wallet import (
+    DEFAULT_WALLET,
+    PASSPHRASE_ENV,
+    WALLET_ENV,
+    HeldAttestation,
+    Wallet,
+    issuer_claims,
+    load_wallet,
+    save_wallet,
+    seal_key,
+    unseal_key,
+)
+
+__all__ = [
+    "DEFAULT_WALLET",
+    "NODE_TIMEOUT",
+    "PASSPHRASE_ENV",
+    "WALLET_ENV",
+    "HeldAttestation",
+    "Wallet",
+    "fetch_attestation",
+    "issuer_claims",
+    "load_wallet",
+    "save_wallet",
+    "seal_key",
+    "unseal_key",
+]

@@ -1,0 +1,86 @@
+"""The resident's home node, over HTTP (docs/ISSUING.md, "A resident gets an
+attestation"): log in (the development identity provider, or a token of the city's),
+ask for a nonce, sign the proof of possession, take the attestation. A refusal of the
+node becomes ``cli.InputError`` with the node's own code and message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+import protocol as P
+from cli import InputError
+from protocol._jws import sign_jws
+
+__all__ = ["NODE_TIMEOUT", "fetch_attestation"]
+
+NODE_TIMEOUT = 10.0  # seconds for each request to the home node
+
+
+def _node_error(response: httpx.Response, url: str) -> InputError:
+    """A refusal from the node as the user's error line: its code and message."""
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+        details = error.get("details")
+    except (ValueError, KeyError, TypeError):
+        code = f"http_{response.status_code}"
+        message = f"{url} answered {response.status_code} {response.reason_phrase}"
+        details = None
+    if isinstance(details, dict) and isinstance(details.get("missing"), list):
+        message += f" (missing: {', '.join(map(str, details['missing']))})"
+    return InputError(code, "--node", message)
+
+
+def _call(client: httpx.Client, path: str, body: Any = None, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    url = f"{client.base_url}{path.lstrip('/')}"
+    try:
+        response = client.post(path, json=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise InputError(
+            "node_unreachable", "--node", f"cannot reach {url}: {exc or type(exc).__name__}"
+        ) from exc
+    if response.status_code == 404 and path.startswith("/dev-idp"):
+        raise InputError(
+            "no_dev_idp",
+            "--dev-subject",
+            f"{client.base_url} has no development identity provider (CCX_DEV_IDP is off); "
+            "log in with --token",
+        )
+    if not response.is_success:
+        raise _node_error(response, url)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise InputError("invalid_response", "--node", f"{url} did not answer JSON") from exc
+
+
+def fetch_attestation(
+    node: str, token: str | None, subject: str | None, key: P.PrivateKey, now: int
+) -> Any:
+    """ISSUING.md "A resident gets an attestation": nonce, proof of possession, attestation."""
+    try:
+        client = httpx.Client(base_url=node, timeout=NODE_TIMEOUT)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise InputError("invalid_url", "--node", f"{node!r} is not a URL: {exc}") from exc
+    with client:
+        if token is None:
+            assert subject is not None
+            token = str(_call(client, "/dev-idp/token", {"subject": subject})["access_token"])
+        challenge = _call(client, "/v1/me/attestations/nonce", token=token)
+        try:
+            payload = {"nonce": challenge["nonce"], "aud": challenge["aud"], "iat": now}
+        except (KeyError, TypeError) as exc:
+            raise InputError("invalid_response", "--node", f"the nonce answer lacks {exc}") from exc
+        proof = sign_jws(
+            {"typ": challenge.get("typ", "pop+jwt")}, json.dumps(payload).encode("utf-8"), key
+        )
+        return _call(
+            client,
+            "/v1/me/attestations",
+            {"holder_jwk": P.public_jwk(key), "proof": proof},
+            token=token,
+        )
