@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
+from cli import InputError, as_input_error, fail
+from keys import KeyringError
 from node.db import make_engine
 from node.services import audit
 from node.settings import Settings, load_settings
@@ -39,6 +41,15 @@ node_app = typer.Typer(
 )
 
 
+def _no_keyring(settings: Settings) -> InputError:
+    return InputError(
+        "no_keyring",
+        "--data-dir",
+        f"no keyring at {settings.keyring_path}: run `ccx node init --city {settings.city} "
+        f"--data-dir {settings.data_dir}` first",
+    )
+
+
 def _settings(city: str | None, data_dir: Path | None, node_id: str | None) -> Settings:
     overrides = {
         k: v
@@ -60,15 +71,13 @@ def init(
 ) -> None:
     """Create the data folder, the database schema and the signing keyring (encrypted with
     CCX_KEYRING_PASSPHRASE). Safe to run again: existing keys are kept."""
-    from keys import KeyringError
     from node.app import initialize_node
 
     settings = _settings(city, data_dir, node_id)
     try:
         ring = initialize_node(settings)
     except KeyringError as exc:  # the operator's to fix: one line, not a traceback
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(as_input_error(exc, "CCX_KEYRING_PASSPHRASE"))
     typer.echo(f"node for {settings.city} ready in {settings.data_dir}")
     typer.echo(f"  database: {settings.effective_database_url.split('@')[-1]}")
     typer.echo(f"  active key: {ring.active.kid}")
@@ -90,12 +99,7 @@ def serve(
 
     settings = Settings()
     if not settings.keyring_path.exists():  # say so in one line, not in a traceback
-        typer.echo(
-            f"error: no keyring at {settings.keyring_path}: run `ccx node init --city "
-            f"{settings.city} --data-dir {settings.data_dir}` first",
-            err=True,
-        )
-        raise typer.Exit(2)
+        fail(_no_keyring(settings))
     from node.server import uvicorn_limits
     from node.services.registry import follower_for
     from node.state import load_keyring
@@ -103,9 +107,10 @@ def serve(
     try:  # a bad passphrase or pinned root key is the operator's to fix: one line
         load_keyring(settings)  # before the workers start, each failing with a traceback
         follower_for(settings, now=0)
-    except ValueError as exc:  # KeyringError (WrongPassphrase too) is a ValueError
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except KeyringError as exc:
+        fail(as_input_error(exc, "CCX_KEYRING_PASSPHRASE"))
+    except ValueError as exc:  # the pinned alliance root key can't be read or used
+        fail(InputError("invalid_root_key", "CCX_ALLIANCE_ROOT_JWK", str(exc)))
 
     uvicorn.run(
         "node.app:create_app",
@@ -134,7 +139,6 @@ def rotate_keys(
 
     from sqlmodel import Session
 
-    from keys import KeyringError
     from node.db import make_engine
     from node.errors import NodeError
     from node.services.keys import require_next_key_in_registry, rotate_signing_key
@@ -143,7 +147,7 @@ def rotate_keys(
 
     settings = _settings(None, data_dir, None)
     if not settings.keyring_path.exists():
-        raise typer.BadParameter(f"no keyring at {settings.keyring_path}: run `ccx node init`")
+        fail(_no_keyring(settings))
     try:
         before = load_keyring(settings).next
         require_next_key_in_registry(
@@ -153,11 +157,9 @@ def rotate_keys(
             now=int(time.time()),
         )
     except KeyringError as exc:  # a wrong passphrase, a damaged file: say which, change nothing
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(as_input_error(exc, "CCX_KEYRING_PASSPHRASE"))
     except NodeError as exc:
-        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        fail(InputError(exc.code, "--data-dir", exc.message))
     engine = make_engine(settings.effective_database_url)
     try:
         with Session(engine) as session:

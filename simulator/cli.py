@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from cli import InputError, fail
+
 __all__ = ["demo", "simulate_command"]
 
 
@@ -71,9 +73,8 @@ def simulate_command(
     )
     try:
         simulation = Simulation(options, console)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except InputError as exc:
+        fail(exc)
     console.print(
         f"ccx simulate: {len(options.cities)} cities, {residents:,} residents, "
         f"{options.holders_total():,} holders, {visits:,} visits (seed {seed})"

@@ -35,6 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import protocol as P
 from alliance.state import REQUIRED_SCENARIOS
+from cli import InputError
 from node.scoring import load_model
 from simulator import population
 from simulator.api import Api, Unreachable, error_code
@@ -123,19 +124,27 @@ class World:
     the invariants)."""
 
     def __init__(self, options: Options, console: Console | None = None) -> None:
+        # Bad options are InputError naming the option (the commands' one-line errors).
         if len(set(options.cities)) != len(options.cities) or len(options.cities) < 2:
-            raise ValueError("--cities needs at least two distinct cities")
+            raise InputError("invalid_option", "--cities", "needs at least two distinct cities")
         for name in options.cities:
-            population.profile(name)  # ValueError naming an unknown city
+            try:
+                population.profile(name)
+            except ValueError as exc:  # names the known cities
+                raise InputError("unknown_city", "--cities", str(exc)) from exc
         if options.residents < 10 * len(options.cities):
-            raise ValueError(f"--residents must be at least {10 * len(options.cities)}")
+            raise InputError(
+                "invalid_option", "--residents", f"must be at least {10 * len(options.cities)}"
+            )
         if options.faults and options.holders_total() < 10 * len(options.cities):
-            raise ValueError(
-                f"the faults need at least 10 holders per city: --holders "
-                f"{10 * len(options.cities)} or more (or --no-faults)"
+            raise InputError(
+                "invalid_option",
+                "--holders",
+                f"the faults need at least 10 holders per city: {10 * len(options.cities)} or "
+                "more (or --no-faults)",
             )
         if options.visits < 1 or options.concurrency < 1:
-            raise ValueError("--visits and --concurrency must be at least 1")
+            raise InputError("invalid_option", "--visits", "and --concurrency must be at least 1")
         self.options = options
         self.console = console or Console(file=sys.stdout, soft_wrap=True)
         self.work = options.out / "run"

@@ -58,7 +58,9 @@ def test_the_commands_refuse_the_default_passphrase_in_one_line(tmp_path: Path) 
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert result.stderr.strip().startswith("error: the keyring passphrase is the built-in")
+    assert result.stderr.strip().startswith(
+        "error [keyring_error] CCX_KEYRING_PASSPHRASE: the keyring passphrase is the built-in"
+    )
     assert "\n" not in result.stderr.strip()
     assert not (folder / "keyring.json").exists()
 
@@ -80,8 +82,8 @@ def test_serve_checks_the_passphrase_before_any_worker_starts(
     )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    assert result.stderr.startswith("error: "), result.stderr
-    assert "passphrase" in result.stderr
+    assert result.stderr.startswith("error [wrong_passphrase] CCX_KEYRING_PASSPHRASE: ")
+    assert "\n" not in result.stderr.strip()
 
 
 def test_a_node_with_the_development_identity_provider_says_so_when_it_starts(

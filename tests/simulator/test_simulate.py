@@ -200,9 +200,12 @@ def test_simulate_refuses_too_few_residents(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cities", "message"),
     [
-        ("xiamen", "error: --cities needs at least two distinct cities"),
-        ("xiamen,xiamen", "error: --cities needs at least two distinct cities"),
-        ("xiamen,atlantis", "error: unknown city 'atlantis'; the simulated cities are "),
+        ("xiamen", "error [invalid_option] --cities: needs at least two distinct cities"),
+        ("xiamen,xiamen", "error [invalid_option] --cities: needs at least two distinct cities"),
+        (
+            "xiamen,atlantis",
+            "error [unknown_city] --cities: unknown city 'atlantis'; the simulated cities are ",
+        ),
     ],
 )
 def test_simulate_refuses_cities_it_cannot_run(tmp_path: Path, cities: str, message: str) -> None:
