@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 LOCK   := requirements.lock
 
-.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg pg-start pg-stop bench clean lock
+.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg test-a-year-ahead pg-start pg-stop bench clean lock
 
 # Every package comes from requirements.lock, pinned with its hashes (a fresh clone next
 # month installs what this one did); then the project itself, editable, without deps.
@@ -60,6 +60,14 @@ pg-stop:
 	@bash scripts/pg-test-server stop
 
 test: lint typecheck unit
+
+# The suite with the clock a year ahead (scripts/a-year-ahead: libfaketime): no test may
+# depend on today's date. Not part of make test (about 25 minutes under libfaketime). The
+# SQLite writer-lock tests wait on a lock with a timeout, which libfaketime turns into a
+# wait of a year: they are left out.
+test-a-year-ahead: $(STAMP)
+	bash scripts/a-year-ahead +365d $(BIN)/python -m pytest -p no:cacheprovider \
+		--deselect tests/storage/test_writer_lock.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/verify.py
