@@ -110,7 +110,8 @@ def serve(
     except KeyringError as exc:
         fail(as_input_error(exc, "CCX_KEYRING_PASSPHRASE"))
     except ValueError as exc:  # the pinned alliance root key can't be read or used
-        fail(InputError("invalid_root_key", "CCX_ALLIANCE_ROOT_JWK", str(exc)))
+        message = str(exc).removeprefix("CCX_ALLIANCE_ROOT_JWK").lstrip(": ")
+        fail(InputError("invalid_root_key", "CCX_ALLIANCE_ROOT_JWK", message))
 
     uvicorn.run(
         "node.app:create_app",

@@ -225,5 +225,6 @@ def test_serve_refuses_a_bad_pinned_root_key_in_one_line(
     result = CliRunner().invoke(ccx, ["node", "serve"], env=env)
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert result.stderr.startswith("error: CCX_ALLIANCE_ROOT_JWK")
+    assert result.stderr.startswith("error [invalid_root_key] CCX_ALLIANCE_ROOT_JWK: ")
+    assert "\n" not in result.stderr.strip()
     assert says in result.stderr
