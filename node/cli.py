@@ -100,7 +100,7 @@ def serve(
     settings = Settings()
     if not settings.keyring_path.exists():  # say so in one line, not in a traceback
         fail(_no_keyring(settings))
-    from node.server import uvicorn_limits
+    from node.server import uvicorn_options
     from node.services.registry import follower_for
     from node.state import load_keyring
 
@@ -122,7 +122,7 @@ def serve(
         log_level=log_level.value,
         access_log=access_log,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
-        **uvicorn_limits(settings),
+        **uvicorn_options(settings),
     )
 
 

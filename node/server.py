@@ -28,7 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from node.settings import Settings
 
-__all__ = ["RESERVED_DESCRIPTORS", "DeadlineProtocol", "connection_limit", "uvicorn_limits"]
+__all__ = ["RESERVED_DESCRIPTORS", "DeadlineProtocol", "connection_limit", "uvicorn_options"]
 
 # Descriptors a worker keeps for itself beyond its clients: the database pool (SQLite: up
 # to 50 connections, each with its WAL and shared-memory files), the keyring and data
@@ -100,10 +100,15 @@ def connection_limit(wanted: int) -> int:
     return max(1, min(wanted, soft - RESERVED_DESCRIPTORS))
 
 
-def uvicorn_limits(settings: Settings) -> dict[str, Any]:
-    """The keyword arguments of ``uvicorn.run`` that bound clients (module docstring)."""
-    return {
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.run`` that bound clients (module docstring) and,
+    with ``CCX_TLS_CERTFILE`` and ``CCX_TLS_KEYFILE``, serve HTTPS."""
+    options: dict[str, Any] = {
         "http": f"{DeadlineProtocol.__module__}:{DeadlineProtocol.__name__}",
         "limit_concurrency": connection_limit(settings.max_connections),
         "timeout_keep_alive": settings.keep_alive_timeout,
     }
+    if settings.tls_certfile is not None and settings.tls_keyfile is not None:
+        options["ssl_certfile"] = str(settings.tls_certfile)
+        options["ssl_keyfile"] = str(settings.tls_keyfile)
+    return options

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from keys import KeyringError
@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     keep_alive_timeout: int = Field(
         5, ge=1, le=300, description="seconds an idle keep-alive connection stays open"
     )
+    tls_certfile: Path | None = Field(
+        None,
+        description="serve HTTPS: the certificate chain (PEM) of `ccx node serve`; with "
+        "tls_keyfile (a reverse proxy in front usually terminates TLS instead)",
+    )
+    tls_keyfile: Path | None = Field(
+        None, description="serve HTTPS: the private key (PEM) of tls_certfile"
+    )
     max_connections: int = Field(
         1000,
         ge=1,
@@ -149,6 +157,12 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
+        return self
 
     @field_validator("registry_url")
     @classmethod
