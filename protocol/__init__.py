@@ -19,6 +19,7 @@ from ._attestation import (
     present,
     verify_presentation,
 )
+from ._dpop import DPOP_TYP, DpopProof, access_token_hash, verify_dpop_proof
 from ._errors import *  # noqa: F403  (the error tree is part of the public surface)
 from ._errors import __all__ as _error_names
 from ._json import b64url_decode, b64url_encode, canonical_json, strict_json_loads
@@ -36,6 +37,7 @@ from ._mapping_table import (
     sign_mapping_table,
     verify_mapping_table,
 )
+from ._oid4vci import MAX_KEY_PROOF_SIZE, PROOF_TYP, KeyProof, verify_key_proof
 from ._registry import REGISTRY_TYP, Member, Registry, registry_hash, sign_registry, verify_registry
 from ._sd_jwt import (
     KB_JWT_TYP,
@@ -63,10 +65,13 @@ from ._status_list import (
 __all__ = [
     "ATTESTATION_TYP",
     "DISCLOSABLE_CLAIMS",
+    "DPOP_TYP",
     "KB_JWT_TYP",
     "MAPPING_TABLE_TYP",
     "MAX_ATTESTATION_LIFETIME",
     "MAX_AUDIENCE",
+    "MAX_KEY_PROOF_SIZE",
+    "PROOF_TYP",
     "REGISTRY_TYP",
     "STATUS_LIST_TYP",
     "STATUS_REVOKED",
@@ -74,7 +79,9 @@ __all__ = [
     "STATUS_VALID",
     "VCT",
     "AttestationClaims",
+    "DpopProof",
     "IssuerKeyResolver",
+    "KeyProof",
     "MappingReference",
     "Member",
     "PrivateKey",
@@ -86,6 +93,7 @@ __all__ = [
     "VerifiedPresentation",
     "VerifiedSdJwt",
     "VerifiedStatusList",
+    "access_token_hash",
     "alg_for_key",
     "b64url_decode",
     "b64url_encode",
@@ -106,6 +114,8 @@ __all__ = [
     "sign_status_list",
     "status_at",
     "strict_json_loads",
+    "verify_dpop_proof",
+    "verify_key_proof",
     "verify_mapping_table",
     "verify_presentation",
     "verify_registry",

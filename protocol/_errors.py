@@ -17,6 +17,7 @@ __all__ = [
     "AudienceNotString",
     "ClaimNameCollision",
     "DisclosureNotFound",
+    "DpopBindingMismatch",
     "DuplicateDigest",
     "DuplicateDisclosure",
     "DuplicateJsonKey",
@@ -36,6 +37,7 @@ __all__ = [
     "MalformedToken",
     "MissingClaim",
     "NonceMismatch",
+    "ProofIatOutOfWindow",
     "ProtectedClaimDisclosed",
     "ProtocolError",
     "RecipientNotNamed",
@@ -384,4 +386,22 @@ class IssuerSuspended(ProtocolError):
     """The issuer is a suspended member of the alliance."""
 
     code = "issuer_suspended"
+    http_status = 401
+
+
+# --- OpenID4VCI key proofs and DPoP proofs -------------------------------------------------
+
+
+class ProofIatOutOfWindow(ProtocolError):
+    """A key proof's or DPoP proof's ``iat`` is too old or in the future."""
+
+    code = "proof_iat_out_of_window"
+    http_status = 400
+
+
+class DpopBindingMismatch(ProtocolError):
+    """A DPoP proof is for another request (``htm``, ``htu``) or another access token
+    (``ath``) than the one it comes with."""
+
+    code = "dpop_binding_mismatch"
     http_status = 401
