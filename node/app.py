@@ -30,11 +30,13 @@ from node.routers import (
     departments,
     dev_idp,
     federation,
+    oid4vci,
     residents,
     status,
     verifications,
 )
 from node.scoring import load_model
+from node.server import redact_access_log
 from node.services.registry import RegistryFollower, follower_for
 from node.settings import Settings
 from node.state import Metrics, NodeState, load_keyring, save_keyring, wall_clock
@@ -93,6 +95,7 @@ def create_app(
         ),
     )
     state.signing_keys()  # remember the file's modification time
+    redact_access_log()
     if follower is not None:
         state.metrics.registry_version.set_function(
             lambda: float(getattr(follower.in_effect(clock()), "version", 0))
@@ -163,6 +166,7 @@ def create_app(
         alliance,
         admin,
         verifications,
+        oid4vci,
     ):
         app.include_router(module.router)
     if settings.dev_idp:

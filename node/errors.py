@@ -24,9 +24,12 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "NodeError",
+    "OAuthError",
+    "OAuthErrorBody",
     "error_body",
     "error_responses",
     "install_error_handlers",
+    "oauth_error_responses",
     "where_and_what",
 ]
 
@@ -51,6 +54,41 @@ class NodeError(Exception):
         self.status = status
         self.details = details
         self.headers = headers  # e.g. Retry-After on a 429
+
+
+class OAuthError(Exception):
+    """A refusal of an OAuth or OpenID4VCI endpoint, in its own shape (RFC 6749 section
+    5.2, OpenID4VCI 1.0 section 8.3.1): ``{"error": <code>, "error_description": ...}``.
+    ``error`` is one of the specs' codes (``invalid_grant``, ``invalid_proof``, ...)."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = headers
+
+
+class OAuthErrorBody(BaseModel):
+    """What OAuth and OpenID4VCI endpoints answer when they refuse."""
+
+    error: str = Field(description="the spec's code: invalid_grant, invalid_proof, ...")
+    error_description: str = Field(description="for people; may change")
+
+
+def oauth_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``error_responses`` for the OAuth-shaped endpoints (``OAuthErrorBody``)."""
+    return {
+        status: {"model": OAuthErrorBody, "description": ERROR_MEANINGS[status]}
+        for status in sorted(statuses)
+    }
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -156,6 +194,16 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(exc.code, exc.message, exc.details),
             status_code=exc.status,
             headers=exc.headers,
+        )
+
+    @app.exception_handler(OAuthError)
+    async def _oauth_error(_: Request, exc: OAuthError) -> JSONResponse:
+        # RFC 6749 section 5.2: ASCII and no secrets in error_description
+        description = exc.description.encode("ascii", "replace").decode("ascii")
+        return JSONResponse(
+            {"error": exc.error, "error_description": description},
+            status_code=exc.status,
+            headers={"Cache-Control": "no-store", **(exc.headers or {})},
         )
 
     @app.exception_handler(ProtocolError)

@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 
 from node.errors import NodeError
 
-__all__ = ["BATCH_BODY", "SMALL_BODY_BYTES", "GuardedRoute", "before_body"]
+__all__ = ["BATCH_BODY", "SMALL_BODY_BYTES", "GuardedRoute", "before_body", "read_body"]
 
 # The most any route without batches takes: a presentation is at most 16 KiB, a consent
 # or an objection a few hundred bytes.
@@ -80,14 +80,15 @@ class GuardedRoute(APIRoute):
                 await guard(request)
             if takes_body:
                 limit = request.app.state.node.settings.max_body_bytes if batch else None
-                await _read_body(request, SMALL_BODY_BYTES if limit is None else limit)
+                await read_body(request, SMALL_BODY_BYTES if limit is None else limit)
             return await handler(request)
 
         return guarded
 
 
-async def _read_body(request: Request, limit: int) -> None:
-    """Read the body, refusing it (413) past ``limit`` bytes, whatever Content-Length said."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing it (413) past ``limit`` bytes, whatever Content-Length
+    said; for routes that parse their own body (the OAuth-shaped ones), call it first."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -101,6 +102,7 @@ async def _read_body(request: Request, limit: int) -> None:
     # Starlette keeps a read body in ``_body``; request.body(), .json() and .form()
     # (through .stream()) serve it from there, so FastAPI parses what was read here.
     request._body = b"".join(chunks)
+    return request._body
 
 
 def _too_large(limit: int) -> NodeError:

@@ -133,13 +133,16 @@ class Attestation(SQLModel, table=True):
 
 
 class Nonce(SQLModel, table=True):
-    """A single-use nonce (proof of possession, verification challenges)."""
+    """A single-use, short-lived secret, kept as its SHA-256 (proof-of-possession nonces,
+    verification challenges, OpenID4VCI's codes, c_nonces and access tokens), with what
+    its grant needs beside it in ``data``."""
 
     value: str = Field(primary_key=True, max_length=64)
     purpose: str = Field(max_length=32)
     subject: str | None = Field(default=None, max_length=128)
     expires_at: int = Field(sa_type=BigInteger)
     used_at: int | None = Field(default=None, sa_type=BigInteger)
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Client(SQLModel, table=True):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import resource
 from typing import Any
 
@@ -28,7 +29,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from node.settings import Settings
 
-__all__ = ["RESERVED_DESCRIPTORS", "DeadlineProtocol", "connection_limit", "uvicorn_options"]
+__all__ = [
+    "RESERVED_DESCRIPTORS",
+    "DeadlineProtocol",
+    "connection_limit",
+    "redact_access_log",
+    "uvicorn_options",
+]
 
 # Descriptors a worker keeps for itself beyond its clients: the database pool (SQLite: up
 # to 50 connections, each with its WAL and shared-memory files), the keyring and data
@@ -112,3 +119,27 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         options["ssl_certfile"] = str(settings.tls_certfile)
         options["ssl_keyfile"] = str(settings.tls_keyfile)
     return options
+
+
+# Paths whose last segment is a secret for a while (a credential offer's id, single use):
+# uvicorn's access log prints request paths, and no secret may reach a log.
+SECRET_PATHS = ("/oid4vci/offers/",)
+
+
+class _RedactSecretPaths(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: args = (client, method, path with query, version, status)
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            for prefix in SECRET_PATHS:
+                if args[2].startswith(prefix):
+                    record.args = (*args[:2], prefix + "...", *args[3:])
+        return True
+
+
+def redact_access_log(logger: logging.Logger | None = None) -> None:
+    """Keep secrets of paths (:data:`SECRET_PATHS`) out of uvicorn's access log; once per
+    logger, however many apps a process builds."""
+    target = logger or logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactSecretPaths) for f in target.filters):
+        target.addFilter(_RedactSecretPaths())

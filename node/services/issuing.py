@@ -25,7 +25,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -58,6 +58,8 @@ __all__ = [
     "attestation_audience",
     "attestation_expiry",
     "issue",
+    "issue_bound",
+    "require_consents",
     "revoke_outstanding",
 ]
 
@@ -163,9 +165,10 @@ def attestation_audience(recipients: Any, alliance: str) -> list[str] | None:
     return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))[: P.MAX_AUDIENCE]
 
 
-def _require_consents(
-    connection: Connection, resident_id: str, now: int, alliance: str
-) -> _Sharing:
+def require_consents(connection: Connection, resident_id: str, now: int, alliance: str) -> _Sharing:
+    """Her consents in force at ``now`` allow an attestation: both kinds, and recipients
+    named (NodeError 403 ``consent_required`` with ``details.missing`` otherwise); the
+    share consent's id and the ``aud`` it gives."""
     granted = {
         row.kind: row
         for row in connection.execute(_GRANTED_CONSENTS, {"resident": resident_id, "now": now})
@@ -201,7 +204,8 @@ def issue(
     proof: str,
     now: int,
 ) -> IssuedAttestation:
-    """Issue an attestation to ``resident_id`` for the key ``holder_jwk`` (committed).
+    """Issue an attestation to ``resident_id`` for the key ``holder_jwk`` (committed), in
+    the ccx dialect (``POST /v1/me/attestations``: a ``pop+jwt`` proof).
 
     Checks, in order: the city's mapping table is usable (503 ``mapping_table_*``); the
     holder key is a public P-256 or Ed25519 JWK (400 ``invalid_key``); the proof is a
@@ -209,9 +213,9 @@ def issue(
     ``wrong_typ``, ``alg_not_allowed``, ``forbidden_header``, ``invalid_signature``,
     ``alg_key_mismatch``; then ``invalid_proof``, ``proof_aud_mismatch``,
     ``proof_iat_out_of_window``); its nonce was given to this resident and is used up
-    now (401 ``nonce_unknown``, ``nonce_used``, ``nonce_expired``); both consents
-    (403 ``consent_required``); a score (409 ``score_unavailable``). A refusal after
-    the nonce check rolls back and leaves the nonce unused.
+    now (401 ``nonce_unknown``, ``nonce_used``, ``nonce_expired``); then as
+    :func:`issue_bound`. A refusal after the nonce check rolls back and leaves the nonce
+    unused.
     """
     settings = state.settings
     mapping = city_mapping(state, now=now)
@@ -220,13 +224,48 @@ def issue(
     nonce = verify_proof(
         proof, holder_key, aud=settings.node_id, now=now, max_age=settings.nonce_lifetime
     )
+    return issue_bound(
+        session,
+        state,
+        resident_id,
+        holder_key=holder_key,
+        use_proof_nonce=lambda connection: use_nonce(connection, nonce, resident_id, now),
+        flow="ccx",
+        now=now,
+    )
+
+
+def issue_bound(
+    session: Session,
+    state: NodeState,
+    resident_id: str,
+    *,
+    holder_key: P.PublicKey,
+    use_proof_nonce: Callable[[Connection], None],
+    flow: str,
+    now: int,
+) -> IssuedAttestation:
+    """Issue an attestation to ``resident_id`` bound to ``holder_key``, whose proof of
+    possession the caller has verified (committed). Every way of asking for one comes
+    here: the ccx dialect (:func:`issue`) and OpenID4VCI's credential endpoint
+    (node.services.oid4vci), named in the audit entry by ``flow``.
+
+    In one transaction, under the lock ``attestations:<resident>``: ``use_proof_nonce``
+    uses up the proof's nonce (it raises when the nonce is unknown, used or expired);
+    both consents (403 ``consent_required``); a score (409 ``score_unavailable``); the
+    mapping table in force (503); a random status index; the signature; the audit entry.
+    A refusal rolls back and leaves the nonce unused.
+    """
+    settings = state.settings
+    mapping = city_mapping(state, now=now)
+    mapping.require_in_force(now)
     holder_public = P.public_jwk(holder_key)  # exactly kty, crv, x(, y): what cnf carries
     holder_kid = P.jwk_thumbprint(holder_public)
 
     hold_lock(session, f"attestations:{resident_id}")
     connection = session.connection()
-    use_nonce(connection, nonce, resident_id, now)
-    sharing = _require_consents(connection, resident_id, now, settings.alliance)
+    use_proof_nonce(connection)
+    sharing = require_consents(connection, resident_id, now, settings.alliance)
     score = connection.execute(_SCORE_OF, {"resident": resident_id}).first()
     if score is None:
         raise NodeError("score_unavailable", "the resident has no score yet to attest", status=409)
@@ -285,6 +324,7 @@ def issue(
             "signing_kid": key.kid,
             "mapping_version": mapping.table.version,
             "share_consent_id": sharing.consent_id,  # whose recipients its aud names
+            "flow": flow,
         },
         now=now,
     )

@@ -10,9 +10,11 @@ import hashlib
 import math
 import secrets
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 import protocol as P
@@ -26,9 +28,14 @@ __all__ = [
     "MAX_PROOF_SIZE",
     "POP_TYP",
     "PopNonce",
+    "SecretRefused",
     "create_pop_nonce",
     "nonce_digest",
+    "peek_secret",
     "purge_expired_nonces",
+    "store_secret",
+    "store_secret_once",
+    "take_secret",
     "use_nonce",
     "verify_proof",
 ]
@@ -148,3 +155,116 @@ def use_nonce(connection: Connection, value: str, resident_id: str, now: int) ->
     if row.used_at is not None:
         raise NodeError("nonce_used", "the nonce was used already: ask for a new one", status=401)
     raise NodeError("nonce_expired", "the nonce has expired: ask for a new one", status=401)
+
+
+# --- single-use secrets of any purpose (OpenID4VCI: offers, codes, c_nonces, tokens) ------
+
+
+class SecretRefused(Exception):
+    """A secret is not usable: ``why`` is ``unknown``, ``used`` or ``expired``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+_TAKE = (
+    update(_NONCES)
+    .where(
+        _NONCES.c.value == bindparam("digest"),
+        _NONCES.c.purpose == bindparam("want_purpose"),
+        _NONCES.c.used_at.is_(None),
+        _NONCES.c.expires_at >= bindparam("now"),
+    )
+    .values(used_at=bindparam("used_now"))
+    .returning(_NONCES.c.subject, _NONCES.c.data)
+)
+_PEEK = select(
+    _NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at, _NONCES.c.expires_at, _NONCES.c.data
+).where(_NONCES.c.value == bindparam("digest"))
+
+
+def store_secret(
+    connection: Connection,
+    *,
+    purpose: str,
+    value: str,
+    expires_at: int,
+    subject: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Keep a new secret of ``purpose`` by its digest, with ``data`` beside it (nothing
+    committed)."""
+    connection.execute(
+        _INSERT_NONCE,
+        {
+            "value": nonce_digest(value),
+            "purpose": purpose,
+            "subject": subject,
+            "expires_at": expires_at,
+            "used_at": None,
+            "data": data,
+        },
+    )
+
+
+_INSERT_ONCE = {
+    "sqlite": sqlite_insert(_NONCES).on_conflict_do_nothing(index_elements=["value"]),
+    "postgresql": postgresql_insert(_NONCES).on_conflict_do_nothing(index_elements=["value"]),
+}
+
+
+def store_secret_once(connection: Connection, *, purpose: str, value: str, expires_at: int) -> bool:
+    """Keep a secret that must be new (a DPoP proof's id): False when it is kept already,
+    which a replay is. Nothing committed; never aborts the caller's transaction."""
+    statement = _INSERT_ONCE.get(connection.dialect.name)
+    if statement is None:
+        raise NotImplementedError(
+            f"nonces support SQLite and PostgreSQL, not {connection.dialect.name}"
+        )
+    row = {
+        "value": nonce_digest(value),
+        "purpose": purpose,
+        "subject": None,
+        "expires_at": expires_at,
+        "used_at": None,
+        "data": None,
+    }
+    return bool(connection.execute(statement, row).rowcount == 1)
+
+
+def take_secret(
+    connection: Connection, *, purpose: str, value: str, now: int
+) -> tuple[str | None, dict[str, Any]]:
+    """Use up a secret of ``purpose``, atomically (of two requests with one secret only
+    one takes it); its subject and data. Raises :class:`SecretRefused`."""
+    digest = nonce_digest(value)
+    taken = connection.execute(
+        _TAKE, {"digest": digest, "want_purpose": purpose, "now": now, "used_now": now}
+    ).first()
+    if taken is not None:
+        return taken.subject, dict(taken.data or {})
+    raise SecretRefused(_why_not(connection, digest, purpose, now))
+
+
+def peek_secret(
+    connection: Connection, *, purpose: str, value: str, now: int
+) -> tuple[str | None, dict[str, Any]]:
+    """A secret of ``purpose`` still usable, left as it is (an access token used for
+    several requests); its subject and data. Raises :class:`SecretRefused`."""
+    digest = nonce_digest(value)
+    row = connection.execute(_PEEK, {"digest": digest}).first()
+    if row is None or row.purpose != purpose:
+        raise SecretRefused("unknown")
+    if row.used_at is not None:
+        raise SecretRefused("used")
+    if row.expires_at < now:
+        raise SecretRefused("expired")
+    return row.subject, dict(row.data or {})
+
+
+def _why_not(connection: Connection, digest: str, purpose: str, now: int) -> str:
+    row = connection.execute(_PEEK, {"digest": digest}).first()
+    if row is None or row.purpose != purpose:
+        return "unknown"
+    return "used" if row.used_at is not None else "expired"

@@ -30,6 +30,15 @@ PUBLIC = {
     "GET /v1/alliance/registry/versions/{version}",
     "GET /v1/alliance/tables/{name}",
     "POST /dev-idp/token",
+    # OpenID4VCI 1.0: the metadata, a credential offer (its id is the secret), the token
+    # endpoint (a pre-authorized code is), the nonce endpoint
+    "GET /.well-known/openid-credential-issuer",
+    "GET /.well-known/openid-credential-issuer/{path}",
+    "GET /.well-known/oauth-authorization-server",
+    "GET /.well-known/oauth-authorization-server/{path}",
+    "GET /oid4vci/offers/{offer_id}",
+    "POST /oid4vci/token",
+    "POST /oid4vci/nonce",
 }
 SAMPLE = {
     "list_id": "1",
@@ -39,6 +48,8 @@ SAMPLE = {
     "month": "2027-01",
     "kind": "share_alliance",
     "objection_id": "1",
+    "path": "x",
+    "offer_id": "made-up",
 }
 
 
