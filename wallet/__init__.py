@@ -5,12 +5,14 @@ library by a kiosk or an app without the node installed: it imports the pure lib
 and ``cli`` only, never ``node``."""
 
 from wallet._home import NODE_TIMEOUT, fetch_attestation
+from wallet._oid4vci import OFFER_SCHEME, Offer, accept_offer, parse_offer
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
     WALLET_ENV,
     HeldAttestation,
     Wallet,
+    disclosed_claims,
     issuer_claims,
     load_wallet,
     save_wallet,
@@ -21,13 +23,18 @@ from wallet._wallet import (
 __all__ = [
     "DEFAULT_WALLET",
     "NODE_TIMEOUT",
+    "OFFER_SCHEME",
     "PASSPHRASE_ENV",
     "WALLET_ENV",
     "HeldAttestation",
+    "Offer",
     "Wallet",
+    "accept_offer",
+    "disclosed_claims",
     "fetch_attestation",
     "issuer_claims",
     "load_wallet",
+    "parse_offer",
     "save_wallet",
     "seal_key",
     "unseal_key",

@@ -26,6 +26,7 @@ __all__ = [
     "WALLET_ENV",
     "HeldAttestation",
     "Wallet",
+    "disclosed_claims",
     "issuer_claims",
     "load_wallet",
     "save_wallet",
@@ -178,4 +179,20 @@ def issuer_claims(attestation: str) -> dict[str, Any]:
         ) from exc
     if not isinstance(claims, dict):
         raise InputError("malformed_token", "--node", "the attestation's payload is not an object")
+    return claims
+
+
+def disclosed_claims(attestation: str) -> dict[str, Any]:
+    """The claims its disclosures carry, by name (what the holder could show), unverified:
+    the wallet only files and describes the token by them."""
+    claims: dict[str, Any] = {}
+    for part in attestation.split("~")[1:]:
+        if not part:
+            continue
+        try:
+            disclosure = P.strict_json_loads(P.b64url_decode(part, what="disclosure"))
+        except P.ProtocolError:
+            continue
+        if isinstance(disclosure, list) and len(disclosure) == 3 and isinstance(disclosure[1], str):
+            claims[disclosure[1]] = disclosure[2]
     return claims

@@ -24,12 +24,14 @@ import protocol as P
 from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors, write_atomically
 from keys import generate_key
 from wallet._home import fetch_attestation
+from wallet._oid4vci import accept_offer
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
     WALLET_ENV,
     HeldAttestation,
     Wallet,
+    disclosed_claims,
     issuer_claims,
     load_wallet,
     save_wallet,
@@ -317,27 +319,86 @@ def fetch(
     moment = _now(now)
     answer = fetch_attestation(node, token, dev_subject, key, moment)
     try:
-        attestation, band, expires_at = answer["attestation"], answer["band"], answer["expires_at"]
+        attestation = answer["attestation"]
     except (KeyError, TypeError) as exc:
         raise InputError("invalid_response", "--node", f"the answer lacks {exc}") from exc
-    claims = issuer_claims(attestation)
+    held = _held(attestation, sealed, node=node, now=moment)
+    save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
+    typer.echo(
+        f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
+        f"expires {format_time(held.expires_at)}"
+    )
+
+
+@wallet_app.command("accept-offer")
+@reports_errors
+def accept_offer_command(
+    offer: Annotated[
+        str,
+        typer.Argument(
+            metavar="OFFER",
+            help="The credential offer: an openid-credential-offer:// link (from a QR code) "
+            "or the offer's https URL.",
+            show_default=False,
+        ),
+    ],
+    tx_code: Annotated[
+        str | None,
+        typer.Option(
+            "--tx-code",
+            metavar="CODE",
+            help="The transaction code shown beside the QR code, when the offer asks for "
+            "one (else a prompt).",
+            show_default=False,
+        ),
+    ] = None,
+    wallet_path: WalletOption = None,
+    now: NowOption = None,
+) -> None:
+    """Take a credential offer (OpenID4VCI 1.0, pre-authorized code) and keep the credential.
+
+    Your city's page shows the offer once you have given both consents; the wallet
+    fetches it, gets an access token bound to a fresh DPoP key, proves the holder key
+    and stores the attestation it receives.
+    """
+    path = _wallet_path(wallet_path)
+    wallet = load_wallet(path)
+    sealed = _require_key(wallet, path)
+    key = _unseal(sealed)
+    moment = _now(now)
+
+    def ask(description: dict[str, Any]) -> str:
+        hint = description.get("description") or "the code shown beside the QR code"
+        answer = typer.prompt(
+            f"Transaction code ({hint})", default="", show_default=False, err=True
+        )
+        return str(answer).strip()
+
+    credential = accept_offer(offer, holder_key=key, now=moment, tx_code=tx_code, ask_tx_code=ask)
+    held = _held(credential, sealed, node=issuer_claims(credential).get("iss", ""), now=moment)
+    save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
+    typer.echo(
+        f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
+        f"expires {format_time(held.expires_at)}"
+    )
+
+
+def _held(credential: str, sealed: dict[str, Any], *, node: Any, now: int) -> HeldAttestation:
+    """The credential as the wallet keeps it, once it is sure the key is its own."""
+    claims = issuer_claims(credential)
     bound = claims.get("cnf", {}).get("jwk") if isinstance(claims.get("cnf"), dict) else None
     if not isinstance(bound, dict) or P.jwk_thumbprint(bound) != sealed["thumbprint"]:
         raise InputError(
             "key_mismatch", "--node", "the attestation is not bound to this wallet's key"
         )
-    held = HeldAttestation(
-        token=attestation,
+    exp = claims.get("exp")
+    return HeldAttestation(
+        token=credential,
         issuer=str(claims.get("iss")),
-        node=node,
-        band=str(band),
-        expires_at=int(expires_at),
-        fetched_at=moment,
-    )
-    save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
-    typer.echo(
-        f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
-        f"expires {format_time(held.expires_at)}"
+        node=str(node),
+        band=str(disclosed_claims(credential).get("band", "?")),
+        expires_at=int(exp) if isinstance(exp, int | float) else 0,
+        fetched_at=now,
     )
 
 

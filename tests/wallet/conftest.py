@@ -4,6 +4,7 @@ tests/node/conftest.py, imported by name)."""
 from tests.node.conftest import (  # noqa: F401  (fixtures, used by name)
     _memoized_scrypt,
     clock,
+    make_client,
     migrated_sqlite,
     node_settings,
 )
