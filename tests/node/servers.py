@@ -39,11 +39,22 @@ class WorldClock:
 class RunningNode:
     """A node app served by uvicorn in a thread; ``url`` is its base URL."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, *, tls: tuple[str, str] | None = None
+    ) -> None:
+        """``tls``: (certificate chain, key) PEM files to serve HTTPS with, as
+        https://localhost:<port> (the name a test certificate carries)."""
         self.app = app
         self.port = port if port is not None else free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.url = f"https://localhost:{self.port}" if tls else f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -1,0 +1,152 @@
+"""A peer no one here wrote: openvc-core (PyPI, pinned in requirements.lock) reads what a
+ccx node publishes and verifies what it issues over OpenID4VCI 1.0 (issue 14). The node
+serves HTTPS on loopback under a test CA, as openvc asks of an issuer; openvc runs
+in-process, its clock set to the tests' (time-machine), as ours is.
+
+Sections are OpenID4VCI 1.0's unless named."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import time_machine
+from fastapi.testclient import TestClient
+from openvc import VerificationPolicy, verify_credential
+from openvc.openid4vci import (
+    parse_credential_issuer_metadata,
+    parse_credential_offer,
+    verify_credential_request_proofs,
+)
+from openvc.resolvers import default_status_list_token_resolver
+from openvc.status.status_list import CredentialRevoked
+
+import protocol as P
+from node.app import create_app, initialize_node
+from node.settings import Settings
+from tests.conftest import NOW, ec_key
+from tests.node.conftest import Clock
+from tests.node.issuing_helpers import seed_resident
+from tests.node.servers import RunningNode, free_port
+from tests.pki import make_ca, tls_leaf
+from wallet import accept_offer
+
+MOMENT = NOW  # the tests' clock, for the node and for openvc
+
+
+class Https:
+    """A ccx node over HTTPS on loopback, and a client that trusts its test CA."""
+
+    def __init__(self, node: RunningNode, trust: ssl.SSLContext) -> None:
+        self.node, self.trust = node, trust
+        self.client = httpx.Client(verify=trust, timeout=10)
+
+    def json(self, url: str) -> Any:
+        return self.client.get(url).raise_for_status().json()
+
+    def text(self, url: str) -> str:
+        return self.client.get(url).raise_for_status().text
+
+    def resident(self, subject: str = "resident-1") -> dict[str, str]:
+        token = self.client.post(f"{self.node.url}/dev-idp/token", json={"subject": subject})
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def offer(self) -> dict[str, Any]:
+        made = self.client.post(
+            f"{self.node.url}/v1/me/credential-offers", json={}, headers=self.resident()
+        )
+        answer: dict[str, Any] = made.raise_for_status().json()
+        return answer
+
+
+@pytest.fixture
+def https(node_settings: Settings, clock: Clock, tmp_path: Path) -> Iterator[Https]:
+    ca = make_ca()
+    certificate, key = tls_leaf(ca).write(tmp_path / "tls", "node")
+    authority, _ = ca.write(tmp_path / "tls", "ca")
+    port = free_port()
+    settings = node_settings.model_copy(update={"node_id": f"https://localhost:{port}"})
+    initialize_node(settings, now=NOW)
+    app = create_app(settings, now=clock)
+    seed_resident(TestClient(app))
+    with RunningNode(app, port, tls=(str(certificate), str(key))) as node:
+        served = Https(node, ssl.create_default_context(cafile=str(authority)))
+        yield served
+        served.client.close()
+
+
+def test_openvc_accepts_our_credential_issuer_metadata(https: Https) -> None:
+    document = https.json(f"{https.node.url}/.well-known/openid-credential-issuer")
+    metadata = parse_credential_issuer_metadata(document)  # section 12.2.4
+    assert metadata.credential_issuer == https.node.url
+    assert metadata.credential_endpoint == f"{https.node.url}/oid4vci/credential"
+    configuration = metadata.credential_configurations_supported["ccx_credit_standing"]
+    assert configuration["format"] == "dc+sd-jwt"
+    assert configuration["vct"] == P.VCT
+
+
+def test_openvc_accepts_our_credential_offer(https: Https) -> None:
+    made = https.offer()
+    offer = parse_credential_offer(https.json(made["credential_offer_uri"]))  # section 4.1.1
+    assert offer.credential_issuer == https.node.url
+    assert offer.credential_configuration_ids == ("ccx_credit_standing",)
+    grants = offer.raw["grants"]
+    assert "pre-authorized_code" in grants["urn:ietf:params:oauth:grant-type:pre-authorized_code"]
+
+
+def _verify(https: Https, credential: str) -> Any:
+    with time_machine.travel(MOMENT, tick=False):
+        return verify_credential(
+            credential,
+            policy=VerificationPolicy(require_key_binding=False, expected_vct=P.VCT),
+            jwt_vc_issuer_fetch=https.json,
+            resolve_status_list_token=default_status_list_token_resolver(
+                fetch=https.text, jwt_vc_issuer_fetch=https.json
+            ),
+        )
+
+
+def test_openvc_verifies_the_credential_our_wallet_receives_with_its_status(https: Https) -> None:
+    holder = ec_key(80)
+    credential = accept_offer(https.offer()["offer"], holder_key=holder, now=MOMENT,
+                              client=https.client)  # fmt: skip
+    result = _verify(https, credential)
+    assert result.issuer == https.node.url
+    assert result.claims["vct"] == P.VCT
+    assert result.claims["cnf"]["jwk"] == P.public_jwk(holder)
+    assert result.claims["band"] == "good"  # every disclosure, as issued
+
+
+def test_openvc_refuses_the_credential_once_its_holder_withdrew_consent(https: Https) -> None:
+    credential = accept_offer(https.offer()["offer"], holder_key=ec_key(81), now=MOMENT,
+                              client=https.client)  # fmt: skip
+    assert _verify(https, credential).issuer == https.node.url  # valid until she withdraws
+    withdrawn = https.client.delete(
+        f"{https.node.url}/v1/me/consents/share_alliance", headers=https.resident()
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    with pytest.raises(CredentialRevoked):  # the status list token says so (bits 01)
+        _verify(https, credential)
+
+
+def test_openvc_verifies_the_key_proof_our_wallet_sends(https: Https) -> None:
+    # openvc's own check of a credential request (appendix F.4), on the proof our wallet
+    # library makes: the same bytes our node accepted
+    sent: list[Any] = []
+
+    def capture(request: httpx.Request) -> None:
+        if request.url.path == "/oid4vci/credential":
+            sent.append(request.content)
+
+    https.client.event_hooks["request"] = [capture]
+    accept_offer(https.offer()["offer"], holder_key=ec_key(82), now=MOMENT, client=https.client)
+    [body] = sent
+    with time_machine.travel(MOMENT, tick=False):
+        [proof] = verify_credential_request_proofs(
+            body.decode(), credential_issuer=https.node.url, check_nonce=lambda nonce: True
+        )
+    assert proof.public_jwk == P.public_jwk(ec_key(82))
