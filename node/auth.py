@@ -38,6 +38,7 @@ __all__ = [
     "hash_token",
     "metrics_reader",
     "resident_id",
+    "verify_idp_token",
 ]
 
 RESIDENT_ALGORITHMS = ["ES256", "EdDSA", "RS256"]  # what an identity provider may sign with
@@ -80,14 +81,11 @@ def _idp_keys(state: NodeState) -> dict[str | None, jwt.PyJWK]:
     return keys
 
 
-# async: one signature check is cheaper than the hop to the thread pool a sync
-# dependency costs.
-@before_body
-async def resident_id(request: Request) -> str:
-    """The resident's subject, from a JWT the configured identity provider signed."""
-    token = _bearer(request)
-    state = _state(request)
-    now = int(state.now())
+def verify_idp_token(state: NodeState, token: str, *, now: int, nonce: str | None = None) -> str:
+    """The resident's subject, from a JWT the configured identity provider signed for this
+    node (``aud``), checked against the node's clock. With ``nonce``, the token must carry
+    that ``nonce`` claim (an OpenID Connect ID token made for one login,
+    node/services/oid4vci_authorization.py). NodeError 401 ``unauthorized``."""
     keys = _idp_keys(state)
     try:
         header = jwt.get_unverified_header(token)
@@ -125,11 +123,28 @@ async def resident_id(request: Request) -> str:
         raise NodeError("unauthorized", "the bearer token has expired", status=401)
     if iat > now + LEEWAY:
         raise NodeError("unauthorized", "the bearer token was issued in the future", status=401)
+    if nonce is not None:
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(
+            sent.encode("utf-8"), nonce.encode("utf-8")
+        ):
+            raise NodeError(
+                "unauthorized", "the ID token was not made for this login (nonce)", status=401
+            )
     subject = claims["sub"]
     # NUL: PostgreSQL can't store it in text (a 500 on every route that writes her id)
     if not isinstance(subject, str) or not 0 < len(subject) <= 128 or "\x00" in subject:
         raise NodeError("unauthorized", "the token's subject is not a resident id", status=401)
     return subject
+
+
+# async: one signature check is cheaper than the hop to the thread pool a sync
+# dependency costs.
+@before_body
+async def resident_id(request: Request) -> str:
+    """The resident's subject, from a JWT the configured identity provider signed."""
+    state = _state(request)
+    return verify_idp_token(state, _bearer(request), now=int(state.now()))
 
 
 ResidentDep = Annotated[str, Depends(resident_id)]

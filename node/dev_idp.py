@@ -38,9 +38,13 @@ class DevIdentityProvider:
             {"keys": [{**P.public_jwk(self.key), "kid": self.kid, "alg": "ES256", "use": "sig"}]}
         )
 
-    def token(self, subject: str, *, now: int, lifetime: int = 900) -> str:
-        """A resident bearer token, as the city's provider would issue after real-name checks."""
-        claims = {
+    def token(
+        self, subject: str, *, now: int, lifetime: int = 900, nonce: str | None = None
+    ) -> str:
+        """A resident bearer token, as the city's provider would issue after real-name
+        checks; with ``nonce``, an OpenID Connect ID token for one login (the node's
+        authorization endpoint, node/services/oid4vci_authorization.py)."""
+        claims: dict[str, object] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": subject,
@@ -48,4 +52,6 @@ class DevIdentityProvider:
             "exp": now + lifetime,
             "jti": secrets.token_urlsafe(12),
         }
+        if nonce is not None:
+            claims["nonce"] = nonce
         return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.kid})

@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     dev_idp: bool = Field(
         False, description="serve the development identity provider (never in production)"
     )
+    idp_authorization_endpoint: str | None = Field(
+        None,
+        description="the identity provider's OpenID Connect authorization endpoint, where "
+        "residents log in for the OpenID4VCI authorization code flow (response_type "
+        "id_token, response_mode form_post); default with dev_idp: the node's own "
+        "/dev-idp/authorize; None and no dev_idp: that flow is off",
+    )
+    wallet_redirect_uris: list[str] = Field(
+        default_factory=list,
+        description="redirect URIs (JSON list) of wallets allowed in the OpenID4VCI "
+        "authorization code flow, besides loopback ones (http://127.0.0.1, [::1], "
+        "localhost on any port: a wallet app on the resident's own device, RFC 8252)",
+    )
     status_list_size: int = Field(
         2**17, ge=2**10, description="entries per status list (herd privacy)"
     )
@@ -164,12 +177,21 @@ class Settings(BaseSettings):
             raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
         return self
 
-    @field_validator("registry_url")
+    @field_validator("registry_url", "idp_authorization_endpoint")
     @classmethod
-    def _registry_url(cls, value: str | None) -> str | None:
+    def _optional_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @field_validator("wallet_redirect_uris")
+    @classmethod
+    def _redirect_uris(cls, values: list[str]) -> list[str]:
+        for value in values:
+            scheme, _, rest = value.partition(":")
+            if not scheme or not rest or "#" in value:
+                raise ValueError(f"{value!r} is not an absolute URI without a fragment")
+        return values
 
     def keyring_secret(self) -> bytes:
         """The keyring passphrase as bytes.

@@ -5,7 +5,15 @@ library by a kiosk or an app without the node installed: it imports the pure lib
 and ``cli`` only, never ``node``."""
 
 from wallet._home import NODE_TIMEOUT, fetch_attestation
-from wallet._oid4vci import OFFER_SCHEME, Offer, accept_offer, parse_offer
+from wallet._oid4vci import (
+    OFFER_SCHEME,
+    LoopbackRedirect,
+    Offer,
+    accept_offer,
+    authorize,
+    dev_login,
+    parse_offer,
+)
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -27,9 +35,12 @@ __all__ = [
     "PASSPHRASE_ENV",
     "WALLET_ENV",
     "HeldAttestation",
+    "LoopbackRedirect",
     "Offer",
     "Wallet",
     "accept_offer",
+    "authorize",
+    "dev_login",
     "disclosed_claims",
     "fetch_attestation",
     "issuer_claims",

@@ -1,17 +1,24 @@
 """The wallet as an OpenID4VCI 1.0 client (docs/WALLET.md; PROTOCOL.md section 10):
-take a credential offer, trade its pre-authorized code (and transaction code) for a
-DPoP-bound access token, prove the holder key over a c_nonce, receive the credential.
+take a credential offer and trade its pre-authorized code (and transaction code), or
+run the authorization code flow with the resident's login, for a DPoP-bound access
+token; prove the holder key over a c_nonce; receive the credential.
 Works with any conformant issuer of the credit standing, not only ccx nodes; every
 refusal becomes ``cli.InputError`` with the issuer's own error code.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
+import time
+import webbrowser
 from collections.abc import Callable
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -20,12 +27,21 @@ from cli import InputError
 from keys import generate_key
 from protocol._jws import sign_jws
 
-__all__ = ["OFFER_SCHEME", "Offer", "accept_offer", "parse_offer"]
+__all__ = [
+    "OFFER_SCHEME",
+    "LoopbackRedirect",
+    "Offer",
+    "accept_offer",
+    "authorize",
+    "dev_login",
+    "parse_offer",
+]
 
 OFFER_SCHEME = "openid-credential-offer"
 PREAUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 TIMEOUT = 10.0
 FIELD = "OFFER"
+CLIENT_ID = "ccx-wallet"  # a public client (OpenID4VCI section 5.1: no registration)
 
 
 class Offer(dict[str, Any]):
@@ -125,6 +141,65 @@ def _dpop(key: P.PrivateKey, url: str, access_token: str | None, now: int) -> st
     return sign_jws({"typ": P.DPOP_TYP, "jwk": P.public_jwk(key)}, json.dumps(claims).encode(), key)
 
 
+def _issuer_metadata(http: httpx.Client, issuer: str) -> dict[str, Any]:
+    metadata = _get(http, _well_known(issuer, "openid-credential-issuer"), "issuer metadata")
+    if not isinstance(metadata, dict) or metadata.get("credential_issuer") != issuer:
+        raise InputError(  # section 12.2.4
+            "invalid_metadata", FIELD, "the issuer's metadata names another credential_issuer"
+        )
+    return metadata
+
+
+def _server_metadata(http: httpx.Client, server: str) -> dict[str, Any]:
+    metadata = _get(http, _well_known(server, "oauth-authorization-server"), "AS metadata")
+    if not isinstance(metadata, dict) or metadata.get("issuer") != server:
+        raise InputError(  # RFC 8414 section 3.3
+            "invalid_metadata", FIELD, "the authorization server's metadata names another issuer"
+        )
+    return metadata
+
+
+def _token(
+    http: httpx.Client, url: str, form: dict[str, str], dpop_key: P.PrivateKey, now: int
+) -> tuple[str, str]:
+    answer = _post(
+        http, url, "the token endpoint", data=form,
+        headers={"DPoP": _dpop(dpop_key, url, None, now)},
+    )  # fmt: skip
+    return str(answer["access_token"]), str(answer.get("token_type", "Bearer"))
+
+
+def _credential(
+    http: httpx.Client,
+    metadata: dict[str, Any],
+    configuration_id: str,
+    *,
+    access: tuple[str, str],
+    dpop_key: P.PrivateKey,
+    holder_key: P.PrivateKey,
+    now: int,
+) -> str:
+    """Sections 7 and 8: a c_nonce, the key proof over it, the credential."""
+    issuer = str(metadata["credential_issuer"])
+    token, token_type = access
+    nonce = _post(http, str(metadata["nonce_endpoint"]), "the nonce endpoint")["c_nonce"]
+    proof = sign_jws(
+        {"typ": P.PROOF_TYP, "jwk": P.public_jwk(holder_key)},
+        json.dumps({"aud": issuer, "iat": now, "nonce": nonce}).encode(),
+        holder_key,
+    )
+    credential_url = str(metadata["credential_endpoint"])
+    headers = {"Authorization": f"{token_type} {token}"}
+    if token_type == "DPoP":  # noqa: S105 (the token type's name)
+        headers["DPoP"] = _dpop(dpop_key, credential_url, token, now)
+    body = {"credential_configuration_id": configuration_id, "proofs": {"jwt": [proof]}}
+    issued = _post(http, credential_url, "the credential endpoint", json=body, headers=headers)
+    credential = issued["credentials"][0]["credential"]
+    if not isinstance(credential, str):
+        raise InputError("invalid_response", FIELD, "the credential is not an SD-JWT VC")
+    return credential
+
+
 def accept_offer(
     offer_text: str,
     *,
@@ -143,18 +218,10 @@ def accept_offer(
     try:
         offer = parse_offer(offer_text, http)
         grant = offer.pre_authorized
-        metadata = _get(
-            http, _well_known(offer.issuer, "openid-credential-issuer"), "issuer metadata"
-        )
-        if metadata.get("credential_issuer") != offer.issuer:  # section 12.2.4
-            raise InputError(
-                "invalid_metadata", FIELD, "the issuer's metadata names another credential_issuer"
-            )
-        configuration_id = _configuration(offer, metadata)
+        metadata = _issuer_metadata(http, offer.issuer)
+        configuration_id = _configuration(offer.get("credential_configuration_ids", []), metadata)
         servers = metadata.get("authorization_servers") or [offer.issuer]
-        server = grant.get("authorization_server") or servers[0]
-        authorization = _get(http, _well_known(server, "oauth-authorization-server"), "AS metadata")
-        token_url = str(authorization["token_endpoint"])
+        server = _server_metadata(http, grant.get("authorization_server") or servers[0])
         form = {
             "grant_type": PREAUTHORIZED_GRANT,
             "pre-authorized_code": grant["pre-authorized_code"],
@@ -171,27 +238,11 @@ def accept_offer(
                 )
             form["tx_code"] = code
         dpop_key = generate_key("ES256")
-        answer = _post(
-            http, token_url, "the token endpoint", data=form,
-            headers={"DPoP": _dpop(dpop_key, token_url, None, now)},
+        access = _token(http, str(server["token_endpoint"]), form, dpop_key, now)
+        return _credential(
+            http, metadata, configuration_id, access=access, dpop_key=dpop_key,
+            holder_key=holder_key, now=now,
         )  # fmt: skip
-        access, token_type = str(answer["access_token"]), str(answer.get("token_type", "Bearer"))
-        nonce = _post(http, str(metadata["nonce_endpoint"]), "the nonce endpoint")["c_nonce"]
-        proof = sign_jws(
-            {"typ": P.PROOF_TYP, "jwk": P.public_jwk(holder_key)},
-            json.dumps({"aud": offer.issuer, "iat": now, "nonce": nonce}).encode(),
-            holder_key,
-        )
-        credential_url = str(metadata["credential_endpoint"])
-        headers = {"Authorization": f"{token_type} {access}"}
-        if token_type == "DPoP":  # noqa: S105 (the token type's name)
-            headers["DPoP"] = _dpop(dpop_key, credential_url, access, now)
-        body = {"credential_configuration_id": configuration_id, "proofs": {"jwt": [proof]}}
-        issued = _post(http, credential_url, "the credential endpoint", json=body, headers=headers)
-        credential = issued["credentials"][0]["credential"]
-        if not isinstance(credential, str):
-            raise InputError("invalid_response", FIELD, "the credential is not an SD-JWT VC")
-        return credential
     except (KeyError, IndexError, TypeError) as exc:
         raise InputError("invalid_response", FIELD, f"the issuer's answer lacks {exc}") from exc
     finally:
@@ -199,10 +250,197 @@ def accept_offer(
             http.close()
 
 
-def _configuration(offer: Offer, metadata: dict[str, Any]) -> str:
-    """The offered configuration of the credit standing (dc+sd-jwt with its vct)."""
+def authorize(
+    issuer: str,
+    *,
+    holder_key: P.PrivateKey,
+    now: int,
+    log_in: Callable[[str], str],
+    redirect_uri: str,
+    client_id: str = CLIENT_ID,
+    client: httpx.Client | None = None,
+) -> str:
+    """Run the authorization code flow (OpenID4VCI section 5, as HAIP 1.0 profiles it)
+    at ``issuer`` and return the credential: a pushed authorization request with
+    ``scope``, PKCE S256 and the DPoP key, then ``log_in(<authorization URL>)``, which
+    takes the resident's browser there and returns the URL the issuer sent it back to
+    (``redirect_uri`` with the code), then the token, c_nonce, key proof and credential.
+    The answer's ``state`` and ``iss`` (RFC 9207) are checked against what was sent.
+    Raises ``cli.InputError``."""
+    own = client is None
+    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    try:
+        metadata = _issuer_metadata(http, issuer)
+        configuration_id = _configuration(
+            list(metadata.get("credential_configurations_supported", {})), metadata
+        )
+        scope = metadata["credential_configurations_supported"][configuration_id].get("scope")
+        if not scope:
+            raise InputError(
+                "unsupported_issuer", FIELD, "the issuer names no scope for the credential"
+            )
+        servers = metadata.get("authorization_servers") or [issuer]
+        server = _server_metadata(http, servers[0])
+        par_url = server.get("pushed_authorization_request_endpoint")
+        if not par_url or "S256" not in server.get("code_challenge_methods_supported", []):
+            raise InputError(
+                "unsupported_issuer",
+                FIELD,
+                "the issuer offers no authorization code flow with pushed requests and PKCE",
+            )
+        verifier = secrets.token_urlsafe(48)
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        state = secrets.token_urlsafe(24)
+        dpop_key = generate_key("ES256")
+        pushed = _post(
+            http, str(par_url), "the pushed authorization request",
+            data={
+                "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+                "scope": scope, "code_challenge": challenge, "code_challenge_method": "S256",
+                "state": state, "resource": issuer,
+            },
+            headers={"DPoP": _dpop(dpop_key, str(par_url), None, now)},
+        )  # fmt: skip
+        query = urlencode({"client_id": client_id, "request_uri": pushed["request_uri"]})
+        returned = log_in(f"{server['authorization_endpoint']}?{query}")
+        answer = {k: v[0] for k, v in parse_qs(urlsplit(returned).query).items()}
+        if answer.get("state") != state:
+            raise InputError("state_mismatch", FIELD, "the answer is not to this wallet's request")
+        if (
+            server.get("authorization_response_iss_parameter_supported")
+            and answer.get("iss") != server["issuer"]
+        ):
+            raise InputError(  # RFC 9207 section 2.4: a mix-up
+                "issuer_mismatch", FIELD, "the answer comes from another authorization server"
+            )
+        if "error" in answer:
+            raise InputError(
+                answer["error"], FIELD, answer.get("error_description", "the issuer said no")
+            )
+        form = {
+            "grant_type": "authorization_code", "code": answer["code"],
+            "code_verifier": verifier, "redirect_uri": redirect_uri, "client_id": client_id,
+        }  # fmt: skip
+        access = _token(http, str(server["token_endpoint"]), form, dpop_key, now)
+        return _credential(
+            http, metadata, configuration_id, access=access, dpop_key=dpop_key,
+            holder_key=holder_key, now=now,
+        )  # fmt: skip
+    except (KeyError, IndexError, TypeError) as exc:
+        raise InputError("invalid_response", FIELD, f"the issuer's answer lacks {exc}") from exc
+    finally:
+        if own:
+            http.close()
+
+
+class LoopbackRedirect:
+    """Where the resident's browser comes back to this wallet (RFC 8252 section 7.3): a
+    one-shot listener on ``http://127.0.0.1:<free port>/callback``. ``log_in`` opens the
+    authorization URL in her browser (and prints it, for a browser elsewhere on this
+    machine) and waits for the redirect."""
+
+    def __init__(self, *, timeout: float = 300.0, say: Callable[[str], None] = print) -> None:
+        self._timeout = timeout
+        self._say = say
+        self._received: list[str] = []
+        received = self._received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if urlsplit(self.path).path != "/callback":
+                    self.send_error(404)
+                    return
+                received.append(self.path)
+                page = (
+                    "<!doctype html><meta charset=utf-8><p>钱包已收到，可以关闭此页。</p>"
+                    "<p>The wallet has the answer; you may close this page.</p>"
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: Any) -> None:  # no access log on the terminal
+                return
+
+        self._server = HTTPServer(("127.0.0.1", 0), Handler)
+        self._server.timeout = 1.0
+        self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}/callback"
+
+    def log_in(self, url: str) -> str:
+        self._say(f"Log in and allow the wallet in your browser: {url}")
+        webbrowser.open(url)
+        deadline = time.monotonic() + self._timeout
+        try:
+            while not self._received and time.monotonic() < deadline:
+                self._server.handle_request()
+        finally:
+            self._server.server_close()
+        if not self._received:
+            raise InputError("login_timeout", FIELD, "no answer from the browser in time")
+        return self.redirect_uri.removesuffix("/callback") + self._received[0]
+
+
+class _Forms(HTMLParser):
+    """The forms of a page: action, and each input's name and value (hidden, text, or
+    the submit button pressed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, list[tuple[str, str, str]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.forms.append((found.get("action", ""), []))
+        elif tag in ("input", "button") and self.forms and "name" in found:
+            kind = found.get("type", "text" if tag == "input" else "submit")
+            self.forms[-1][1].append((kind, found["name"], found.get("value", "")))
+
+
+def _submit(http: httpx.Client, page: httpx.Response, fields: dict[str, str]) -> httpx.Response:
+    parser = _Forms()
+    parser.feed(page.text)
+    if not parser.forms:
+        raise InputError("login_failed", FIELD, f"expected a form, got: {page.text[:200]!r}")
+    action, inputs = parser.forms[0]
+    form = {name: value for kind, name, value in inputs if kind == "hidden"}
+    form.update(fields)
+    return http.post(action, data=form, follow_redirects=False)
+
+
+def dev_login(http: httpx.Client, resident: str) -> Callable[[str], str]:
+    """``log_in`` for :func:`authorize` against a node with the development identity
+    provider: walk its pages as a browser would, as ``resident``, and allow the wallet
+    (for demos and tests; a real resident uses her browser, ``ccx wallet authorize``)."""
+
+    def log_in(url: str) -> str:
+        to_login = http.get(url, follow_redirects=False)  # 303 to the identity provider
+        if to_login.status_code != 303:
+            raise InputError("login_failed", FIELD, f"the authorization endpoint: {to_login.text}")
+        login_page = http.get(to_login.headers["location"], follow_redirects=False)
+        posted = _submit(http, login_page, {"subject": resident, "login": "yes"})  # auto-post
+        consent_page = _submit(http, posted, {})
+        if consent_page.status_code == 303:  # back to the wallet at once: refused
+            return str(consent_page.headers["location"])
+        back = _submit(http, consent_page, {"answer": "allow"})
+        if back.status_code != 303:
+            raise InputError("login_failed", FIELD, f"the issuer's page: {back.text[:200]}")
+        return str(back.headers["location"])
+
+    return log_in
+
+
+def _configuration(candidates: list[str], metadata: dict[str, Any]) -> str:
+    """The configuration of the credit standing (dc+sd-jwt with its vct) among
+    ``candidates``."""
     configurations = metadata.get("credential_configurations_supported", {})
-    for configuration_id in offer.get("credential_configuration_ids", []):
+    for configuration_id in candidates:
         found = configurations.get(configuration_id, {})
         if found.get("format") == P.ATTESTATION_TYP and found.get("vct") == P.VCT:
             return str(configuration_id)

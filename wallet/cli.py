@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 import protocol as P
 from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors, write_atomically
 from keys import generate_key
 from wallet._home import fetch_attestation
-from wallet._oid4vci import accept_offer
+from wallet._oid4vci import LoopbackRedirect, accept_offer, authorize, dev_login
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -376,6 +377,63 @@ def accept_offer_command(
 
     credential = accept_offer(offer, holder_key=key, now=moment, tx_code=tx_code, ask_tx_code=ask)
     held = _held(credential, sealed, node=issuer_claims(credential).get("iss", ""), now=moment)
+    save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
+    typer.echo(
+        f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
+        f"expires {format_time(held.expires_at)}"
+    )
+
+
+@wallet_app.command("authorize")
+@reports_errors
+def authorize_command(
+    issuer: Annotated[
+        str,
+        typer.Argument(
+            metavar="ISSUER",
+            help="Your home node's credential issuer identifier, e.g. https://xiamen.ccx.example.",
+            show_default=False,
+        ),
+    ],
+    dev_login_as: Annotated[
+        str | None,
+        typer.Option(
+            "--dev-login",
+            metavar="RESIDENT",
+            help="Walk the development identity provider's login pages as RESIDENT and "
+            "allow the wallet, without a browser (a node with CCX_DEV_IDP=true only).",
+            show_default=False,
+        ),
+    ] = None,
+    wallet_path: WalletOption = None,
+    now: NowOption = None,
+) -> None:
+    """Get the credential by logging in at your city (OpenID4VCI 1.0, authorization code).
+
+    The wallet pushes its request to the node (PKCE, a DPoP key), opens the node's login
+    page in your browser, and waits on 127.0.0.1 for the answer: log in at the city's
+    identity provider and allow the wallet. It then proves the holder key and stores
+    the attestation. The node needs both of your consents and a score.
+    """
+    path = _wallet_path(wallet_path)
+    wallet = load_wallet(path)
+    sealed = _require_key(wallet, path)
+    key = _unseal(sealed)
+    moment = _now(now)
+    issuer = issuer.rstrip("/")
+    if dev_login_as is not None:
+        with httpx.Client(timeout=10.0) as http:
+            credential = authorize(
+                issuer, holder_key=key, now=moment, log_in=dev_login(http, dev_login_as),
+                redirect_uri="http://127.0.0.1/callback", client=http,
+            )  # fmt: skip
+    else:
+        loopback = LoopbackRedirect(say=lambda line: typer.echo(line, err=True))
+        credential = authorize(
+            issuer, holder_key=key, now=moment, log_in=loopback.log_in,
+            redirect_uri=loopback.redirect_uri,
+        )  # fmt: skip
+    held = _held(credential, sealed, node=issuer, now=moment)
     save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
     typer.echo(
         f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "

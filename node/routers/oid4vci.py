@@ -7,11 +7,12 @@ bodies (a form, or strict JSON) so that every refusal is one of those codes.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Body, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +21,9 @@ from node.auth import ResidentDep
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import NodeError, OAuthError, error_responses, oauth_error_responses
 from node.guards import SMALL_BODY_BYTES, GuardedRoute, read_body
-from node.routers import BODY_ERRORS, RESIDENT_ERRORS
-from node.services import oid4vci
+from node.pages import form_page, message_page
+from node.routers import BODY_ERRORS, RESIDENT_ERRORS, form_body
+from node.services import oid4vci, oid4vci_authorization
 
 __all__ = ["router"]
 
@@ -155,24 +157,20 @@ def offer(
 
 # --- the wallet's endpoints ----------------------------------------------------------------
 
-_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "grant_type": {"type": "string", "enum": [oid4vci.PREAUTHORIZED_GRANT]},
-                        "pre-authorized_code": {"type": "string"},
-                        "tx_code": {"type": "string"},
-                    },
-                    "required": ["grant_type", "pre-authorized_code"],
-                }
-            }
+_FORM = form_body(
+    {
+        "grant_type": {
+            "enum": [oid4vci.PREAUTHORIZED_GRANT, oid4vci_authorization.AUTHORIZATION_CODE_GRANT]
         },
-    }
-}
+        "pre-authorized_code": {},
+        "tx_code": {},
+        "code": {},
+        "code_verifier": {},
+        "redirect_uri": {},
+        "client_id": {},
+    },
+    ["grant_type"],
+)
 
 
 class TokenOut(BaseModel):
@@ -202,7 +200,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.post(
     "/oid4vci/token",
-    summary="Token endpoint: a pre-authorized code (and its tx_code) for an access token",
+    summary="Token endpoint: a pre-authorized code (and its tx_code), or an authorization "
+    "code (and its PKCE verifier), for an access token",
     openapi_extra=_FORM,
     responses={
         200: {"model": TokenOut},
@@ -218,13 +217,200 @@ async def token(
     dpop: Annotated[str | None, Header(alias="DPoP", include_in_schema=False)] = None,
 ) -> JSONResponse:
     form = await _form(request)
-    grant = await run_in_threadpool(
-        oid4vci.redeem_pre_authorized_code, session, state, form, dpop=dpop, now=now
+    redeem = (
+        oid4vci_authorization.redeem_authorization_code
+        if form.get("grant_type") == oid4vci_authorization.AUTHORIZATION_CODE_GRANT
+        else oid4vci.redeem_pre_authorized_code
     )
+    grant = await run_in_threadpool(redeem, session, state, form, dpop=dpop, now=now)
     body = TokenOut(
         access_token=grant.access_token, token_type=grant.token_type, expires_in=grant.expires_in
     )
     return JSONResponse(body.model_dump(), headers=NO_STORE)
+
+
+# --- the authorization code grant ----------------------------------------------------------
+
+_PAR_FORM = form_body(
+    {
+        "response_type": {"enum": ["code"]},
+        "client_id": {},
+        "redirect_uri": {},
+        "scope": {"enum": [oid4vci.CONFIGURATION_ID]},
+        "code_challenge": {},
+        "code_challenge_method": {"enum": ["S256"]},
+        "state": {},
+        "resource": {},
+        "dpop_jkt": {},
+    },
+    ["response_type", "client_id", "redirect_uri", "scope", "code_challenge",
+     "code_challenge_method"],
+)  # fmt: skip
+
+
+class PushedRequestOut(BaseModel):
+    request_uri: str = Field(description="urn:ietf:params:oauth:request_uri:..., single use")
+    expires_in: int
+
+
+@router.post(
+    "/oid4vci/par",
+    status_code=201,
+    summary="Pushed authorization request (RFC 9126): the wallet's request, before the "
+    "browser goes to the authorization endpoint",
+    openapi_extra=_PAR_FORM,
+    responses={
+        201: {"model": PushedRequestOut},
+        **oauth_error_responses(400),
+        **error_responses(413, 422),
+    },
+)
+async def pushed_authorization_request(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+    dpop: Annotated[str | None, Header(alias="DPoP", include_in_schema=False)] = None,
+) -> JSONResponse:
+    form = await _form(request)
+    request_uri, expires_in = await run_in_threadpool(
+        oid4vci_authorization.push_authorization_request, session, state, form, dpop=dpop, now=now
+    )
+    body = PushedRequestOut(request_uri=request_uri, expires_in=expires_in)
+    return JSONResponse(body.model_dump(), status_code=201, headers=NO_STORE)
+
+
+_PAGE: dict[str, Any] = {
+    "description": "a page for the resident that says why, in Chinese and English",
+    "content": {"text/html": {}},
+}
+
+
+def _refusal_page(exc: NodeError) -> Response:
+    """A browser step's refusal as a page (there is no wallet to tell yet)."""
+    return message_page(
+        "无法继续",
+        "Cannot go on",
+        "请回到钱包重新开始。",
+        f"{exc.message}.",
+        status=exc.status,
+    )
+
+
+def _go(redirect: oid4vci_authorization.Redirect) -> Response:
+    return RedirectResponse(redirect.location, status_code=303, headers=NO_STORE)
+
+
+@router.get(
+    "/oid4vci/authorize",
+    summary="Authorization endpoint (RFC 6749, with a pushed request only): the resident's "
+    "browser, on its way to log in",
+    response_class=HTMLResponse,
+    responses={
+        303: {"description": "to the identity provider's login"},
+        400: _PAGE,
+        404: _PAGE,
+    },
+    openapi_extra={
+        "parameters": [
+            {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+            for name in ("client_id", "request_uri")
+        ]
+    },
+)
+def authorize(request: Request, session: SessionDep, state: StateDep, now: NowDep) -> Response:
+    # read here, not by FastAPI, so that a browser gets a page rather than JSON
+    client_id = request.query_params.get("client_id")
+    request_uri = request.query_params.get("request_uri")
+    try:
+        if not client_id or not request_uri or len(client_id) > 200 or len(request_uri) > 200:
+            raise NodeError(
+                "invalid_request", "client_id and request_uri are both needed", status=400
+            )
+        return _go(
+            oid4vci_authorization.begin_login(
+                session, state, client_id=client_id, request_uri=request_uri, now=now
+            )
+        )
+    except NodeError as exc:
+        return _refusal_page(exc)
+
+
+async def _browser_form(request: Request) -> dict[str, str]:
+    try:
+        return await _form(request)
+    except OAuthError as exc:
+        raise NodeError("invalid_request", exc.description, status=400) from exc
+
+
+@router.post(
+    "/oid4vci/login",
+    summary="Where the identity provider posts the resident's ID token (OpenID Connect "
+    "Form Post Response Mode); the page where she allows or denies the wallet",
+    response_class=HTMLResponse,
+    openapi_extra=form_body(
+        {
+            "state": {"description": "the login's state, as the node sent it to the IdP"},
+            "id_token": {"description": "the resident's ID token (absent: she cancelled)"},
+            "error": {"description": "the identity provider's refusal, if any"},
+        },
+        ["state"],
+    ),
+    responses={303: {"description": "back to the wallet"}, 400: _PAGE, 401: _PAGE},
+)
+async def login(request: Request, session: SessionDep, state: StateDep, now: NowDep) -> Response:
+    try:
+        form = await _browser_form(request)
+        outcome = await run_in_threadpool(
+            oid4vci_authorization.finish_login, session, state, form, now=now
+        )
+    except NodeError as exc:
+        return _refusal_page(exc)
+    if isinstance(outcome, oid4vci_authorization.Redirect):
+        return _go(outcome)
+    where = urlsplit(outcome.redirect_uri)
+    intro = (
+        f'<p class="zh">钱包 <b>{escape(outcome.client_id)}</b> 请求领取您的信用状况凭证，'
+        "凭证将保存在该钱包中，由您决定向谁出示。</p>"
+        f'<p lang="en">The wallet <b>{escape(outcome.client_id)}</b> asks for your credit '
+        "standing credential. It will be kept in that wallet, and you decide whom to show "
+        "it to.</p>"
+        f'<p class="who">{escape(where.scheme)}://{escape(where.netloc)}{escape(where.path)}</p>'
+        '<p class="zh">如果不是您刚刚打开的钱包，请拒绝。</p>'
+        '<p lang="en">If this is not the wallet you just opened, deny.</p>'
+    )
+    return form_page(
+        "授权钱包",
+        "Allow this wallet?",
+        intro,
+        action=f"{state.settings.node_id}/oid4vci/authorize/decision",
+        hidden={"decision": outcome.decision},
+        buttons=(("answer", "allow", "允许 / Allow"), ("answer", "deny", "拒绝 / Deny")),
+    )
+
+
+@router.post(
+    "/oid4vci/authorize/decision",
+    summary="The resident allows or denies the wallet: back to it with a code or access_denied",
+    response_class=HTMLResponse,
+    openapi_extra=form_body(
+        {
+            "decision": {"description": "the consent page's one-time handle"},
+            "answer": {"enum": ["allow", "deny"]},
+        },
+        ["decision", "answer"],
+    ),
+    responses={303: {"description": "back to the wallet"}, 400: _PAGE},
+)
+async def decision(request: Request, session: SessionDep, state: StateDep, now: NowDep) -> Response:
+    try:
+        form = await _browser_form(request)
+        redirect = await run_in_threadpool(
+            oid4vci_authorization.decide, session, state, form, now=now
+        )
+    except NodeError as exc:
+        return _refusal_page(exc)
+    return _go(redirect)
 
 
 class NonceOut(BaseModel):

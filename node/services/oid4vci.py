@@ -51,7 +51,10 @@ __all__ = [
     "authorization_server_metadata",
     "create_offer",
     "credential_issuer_metadata",
+    "dpop_jkt",
     "issue_credential",
+    "login_endpoint",
+    "mint_access_token",
     "new_c_nonce",
     "offer_document",
     "redeem_pre_authorized_code",
@@ -144,9 +147,21 @@ def _claim_descriptions(state: NodeState) -> list[dict[str, Any]]:
     return claims
 
 
+def login_endpoint(state: NodeState) -> str | None:
+    """Where residents log in for the authorization code grant: the identity provider's
+    authorization endpoint (``CCX_IDP_AUTHORIZATION_ENDPOINT``), the development one's
+    with ``CCX_DEV_IDP``; None: that grant is off (node/services/oid4vci_authorization.py)."""
+    configured = state.settings.idp_authorization_endpoint
+    if configured:
+        return configured
+    return _endpoint(state, "/dev-idp/authorize") if state.settings.dev_idp else None
+
+
 def authorization_server_metadata(state: NodeState) -> dict[str, Any]:
-    """Authorization Server Metadata (RFC 8414) of the node as its own AS."""
-    return {
+    """Authorization Server Metadata (RFC 8414) of the node as its own AS: the
+    pre-authorized code grant always, the authorization code grant (pushed requests
+    only, PKCE S256, ``iss`` in the answer) when residents have somewhere to log in."""
+    metadata: dict[str, Any] = {
         "issuer": state.settings.node_id,
         "token_endpoint": _endpoint(state, "/oid4vci/token"),
         "grant_types_supported": [PREAUTHORIZED_GRANT],
@@ -156,6 +171,20 @@ def authorization_server_metadata(state: NodeState) -> dict[str, Any]:
         "dpop_signing_alg_values_supported": list(PROOF_ALGS),
         "scopes_supported": [CONFIGURATION_ID],
     }
+    if login_endpoint(state) is not None:
+        metadata.update(
+            {
+                "authorization_endpoint": _endpoint(state, "/oid4vci/authorize"),
+                "pushed_authorization_request_endpoint": _endpoint(state, "/oid4vci/par"),
+                "require_pushed_authorization_requests": True,
+                "grant_types_supported": ["authorization_code", PREAUTHORIZED_GRANT],
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query"],
+                "code_challenge_methods_supported": ["S256"],
+                "authorization_response_iss_parameter_supported": True,
+            }
+        )
+    return metadata
 
 
 # --- offers --------------------------------------------------------------------------------
@@ -265,7 +294,7 @@ class TokenGrant:
     expires_in: int
 
 
-def _dpop_jkt(
+def dpop_jkt(
     session: Session, state: NodeState, proof: str, *, method: str, url: str, now: int,
     access_token: str | None = None,
 ) -> str:  # fmt: skip
@@ -326,7 +355,7 @@ def redeem_pre_authorized_code(
             _count_wrong_tx_code(session, code, data, now)
             raise OAuthError("invalid_grant", "the transaction code is wrong")
     jkt = (
-        _dpop_jkt(
+        dpop_jkt(
             session, state, dpop, method="POST", url=_endpoint(state, "/oid4vci/token"), now=now
         )
         if dpop
@@ -336,9 +365,17 @@ def redeem_pre_authorized_code(
         take_secret(connection, purpose=CODE, value=code, now=now)
     except SecretRefused as refused:  # another request took it in between
         raise OAuthError("invalid_grant", f"the pre-authorized code is {refused.why}") from None
+    return mint_access_token(session, resident_id, jkt=jkt, now=now)
+
+
+def mint_access_token(
+    session: Session, resident_id: str | None, *, jkt: str | None, now: int
+) -> TokenGrant:
+    """A fresh access token for the credential endpoint, bound to the DPoP key ``jkt``
+    when there is one (committed)."""
     access_token = secrets.token_urlsafe(32)
     store_secret(
-        connection,
+        session.connection(),
         purpose=ACCESS,
         value=access_token,
         subject=resident_id,
@@ -404,7 +441,7 @@ def access_token_holder(
                 status=401,
                 headers={"WWW-Authenticate": 'DPoP error="invalid_token"'},
             )
-        jkt = _dpop_jkt(
+        jkt = dpop_jkt(
             session, state, dpop, method="POST",
             url=_endpoint(state, "/oid4vci/credential"), now=now, access_token=token,
         )  # fmt: skip

@@ -268,7 +268,7 @@ def test_a_pre_authorized_code_is_single_use(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("form", "error"),
     [
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
         ({"grant_type": oid4vci.PREAUTHORIZED_GRANT}, "invalid_request"),
         (pre_authorized("not-a-code-of-ours"), "invalid_grant"),
         (pre_authorized("x", tx_code="123456"), "invalid_grant"),

@@ -17,9 +17,18 @@ from node.guards import SMALL_BODY_BYTES
 from tests.node.pushing import admin_settings, credentials
 
 SAMPLE = {"objection_id": "1"}
-# Public by design: the development identity provider's login, and OpenID4VCI's token
-# endpoint (its "credentials" are the pre-authorized code in the body).
-PUBLIC_BODIES = {"POST /dev-idp/token", "POST /oid4vci/token"}
+# Public by design: the development identity provider's login, OpenID4VCI's token
+# endpoint (its "credentials" are the pre-authorized code in the body), the pushed
+# authorization request (wallets are public clients), and the browser's steps of the
+# authorization code flow (their credentials are the one-time state in the form).
+PUBLIC_BODIES = {
+    "POST /dev-idp/token",
+    "POST /dev-idp/authorize",
+    "POST /oid4vci/token",
+    "POST /oid4vci/par",
+    "POST /oid4vci/login",
+    "POST /oid4vci/authorize/decision",
+}
 
 
 def body_operations(client: TestClient) -> list[tuple[str, str]]:

@@ -39,6 +39,14 @@ PUBLIC = {
     "GET /oid4vci/offers/{offer_id}",
     "POST /oid4vci/token",
     "POST /oid4vci/nonce",
+    # the authorization code grant: the pushed request (wallets are public clients), the
+    # browser's steps (their one-time state is the secret) and the dev IdP's login page
+    "POST /oid4vci/par",
+    "GET /oid4vci/authorize",
+    "POST /oid4vci/login",
+    "POST /oid4vci/authorize/decision",
+    "GET /dev-idp/authorize",
+    "POST /dev-idp/authorize",
 }
 SAMPLE = {
     "list_id": "1",

@@ -1,6 +1,7 @@
 """The wallet as an OpenID4VCI 1.0 client (issue 14): it takes a ccx node's credential
 offer by the pre-authorized code grant, with a DPoP-bound token, and keeps the credential;
-the command `ccx wallet accept-offer` over real HTTP."""
+the command `ccx wallet accept-offer` over real HTTP; and by the authorization code grant,
+`ccx wallet authorize`, with the browser's way back on loopback."""
 
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ from tests.conftest import NOW, ec_key, ed_key
 from tests.node.conftest import Clock
 from tests.node.issuing_helpers import bearer, jwks_resolver, seed_resident, session
 from tests.node.servers import RunningNode, free_port
-from wallet import accept_offer, disclosed_claims, parse_offer
+from wallet import (
+    LoopbackRedirect,
+    accept_offer,
+    authorize,
+    dev_login,
+    disclosed_claims,
+    parse_offer,
+)
 from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
 
 ISSUER = "http://xiamen.ccx.test"
@@ -202,3 +210,62 @@ def test_ccx_wallet_accept_offer_keeps_the_credential(tmp_path: Path, node_setti
             wallet_app, ["accept-offer", made["offer"], "--tx-code", made["tx_code"]], env=env
         )
         assert_one_line_error(gone, "offer_not_found", "OFFER")
+
+
+# --- the authorization code grant ------------------------------------------------------------
+
+
+def test_ccx_wallet_authorize_logs_in_at_the_city_and_keeps_the_credential(
+    tmp_path: Path, node_settings: Settings, clock: Clock
+) -> None:
+    port = free_port()
+    settings = node_settings.model_copy(update={"node_id": f"http://127.0.0.1:{port}"})
+    initialize_node(settings, now=NOW)
+    with RunningNode(create_app(settings, now=clock), port) as running:
+        seed_resident(TestClient(running.app))
+        env = {WALLET_ENV: str(tmp_path / "w.json"), PASSPHRASE_ENV: PASSPHRASE, NOW_ENV: str(NOW)}
+        runner = CliRunner()
+        ok(runner.invoke(wallet_app, ["keygen"], env=env))
+        taken = ok(
+            runner.invoke(
+                wallet_app, ["authorize", running.url, "--dev-login", "resident-1"], env=env
+            )
+        )
+        assert f"attestation 1: {running.url}, band good" in taken.stdout
+        refused = runner.invoke(
+            wallet_app, ["authorize", running.url, "--dev-login", "resident-without-consent"],
+            env=env,
+        )  # fmt: skip
+        assert_one_line_error(refused, "access_denied", "OFFER")
+
+
+def test_the_browser_comes_back_to_the_wallet_on_loopback(
+    node: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 8252 section 7.3: the wallet listens on 127.0.0.1 for the browser's redirect;
+    here the "browser" walks the dev login and then follows the redirect for real."""
+    import threading
+    import webbrowser
+
+    opened: list[threading.Thread] = []
+
+    def browser(url: str) -> bool:
+        def walk() -> None:
+            location = dev_login(node, "resident-1")(url)
+            httpx.get(location, timeout=5)
+
+        thread = threading.Thread(target=walk)
+        thread.start()
+        opened.append(thread)
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browser)
+    loopback = LoopbackRedirect(timeout=20, say=lambda _: None)
+    assert loopback.redirect_uri.startswith("http://127.0.0.1:")
+    holder = ec_key(75)
+    credential = authorize(
+        ISSUER, holder_key=holder, now=NOW, log_in=loopback.log_in,
+        redirect_uri=loopback.redirect_uri, client=node,
+    )  # fmt: skip
+    opened[0].join(5)
+    assert disclosed_claims(credential)["band"] == "good"
