@@ -6,6 +6,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 LOCK   := requirements.lock
+# the Node.js wallet of the interoperability tests (tests/interop/nodewallet): the
+# OpenWallet Foundation's OpenID4VC libraries, from its own lockfile
+NODEWALLET := tests/interop/nodewallet
+NODESTAMP  := $(NODEWALLET)/node_modules/.installed
 
 .PHONY: demo test lint typecheck unit unit-sqlite test-node-pg test-a-year-ahead pg-start pg-stop bench clean lock
 
@@ -25,6 +29,15 @@ lock:
 	.venv-lock/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
 		--no-emit-index-url --no-emit-find-links --extra dev --extra bench -o $(LOCK) pyproject.toml
 
+# npm ci installs exactly package-lock.json (versions and integrity hashes). Without npm
+# a loud notice: the peer tests then fail, saying what is missing.
+$(NODESTAMP): $(NODEWALLET)/package.json $(NODEWALLET)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(NODEWALLET) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+		echo "*** npm (Node.js >= 20) not found: the OpenID4VC wallet peer tests will fail ***" >&2; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/ccx simulate
 
@@ -40,11 +53,11 @@ typecheck: $(STAMP)
 # runs the whole suite on SQLite and, beside it on the other core, the node suites on
 # PostgreSQL; a failure of either fails. Without PostgreSQL a loud notice is printed and
 # its tests skip.
-unit: $(STAMP)
+unit: $(STAMP) $(NODESTAMP)
 	@bash scripts/pg-test-server run -- bash scripts/test-suites $(PYTEST_ARGS)
 
 # pytest alone (the PostgreSQL tests skip unless CCX_TEST_DATABASE_URL is set)
-unit-sqlite: $(STAMP)
+unit-sqlite: $(STAMP) $(NODESTAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # the node suites on PostgreSQL alone (tests/storage/node_postgres.py; make test runs them too)
@@ -73,4 +86,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 
 clean:
-	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
+		$(NODEWALLET)/node_modules

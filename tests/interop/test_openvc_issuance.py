@@ -7,15 +7,11 @@ Sections are OpenID4VCI 1.0's unless named."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import time_machine
-from fastapi.testclient import TestClient
 from openvc import VerificationPolicy, verify_credential
 from openvc.openid4vci import (
     parse_credential_issuer_metadata,
@@ -26,57 +22,11 @@ from openvc.resolvers import default_status_list_token_resolver
 from openvc.status.status_list import CredentialRevoked
 
 import protocol as P
-from node.app import create_app, initialize_node
-from node.settings import Settings
 from tests.conftest import NOW, ec_key
-from tests.node.conftest import Clock
-from tests.node.issuing_helpers import seed_resident
-from tests.node.servers import RunningNode, free_port
-from tests.pki import make_ca, tls_leaf
+from tests.interop.conftest import Https
 from wallet import accept_offer
 
 MOMENT = NOW  # the tests' clock, for the node and for openvc
-
-
-class Https:
-    """A ccx node over HTTPS on loopback, and a client that trusts its test CA."""
-
-    def __init__(self, node: RunningNode, trust: ssl.SSLContext) -> None:
-        self.node, self.trust = node, trust
-        self.client = httpx.Client(verify=trust, timeout=10)
-
-    def json(self, url: str) -> Any:
-        return self.client.get(url).raise_for_status().json()
-
-    def text(self, url: str) -> str:
-        return self.client.get(url).raise_for_status().text
-
-    def resident(self, subject: str = "resident-1") -> dict[str, str]:
-        token = self.client.post(f"{self.node.url}/dev-idp/token", json={"subject": subject})
-        return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-    def offer(self) -> dict[str, Any]:
-        made = self.client.post(
-            f"{self.node.url}/v1/me/credential-offers", json={}, headers=self.resident()
-        )
-        answer: dict[str, Any] = made.raise_for_status().json()
-        return answer
-
-
-@pytest.fixture
-def https(node_settings: Settings, clock: Clock, tmp_path: Path) -> Iterator[Https]:
-    ca = make_ca()
-    certificate, key = tls_leaf(ca).write(tmp_path / "tls", "node")
-    authority, _ = ca.write(tmp_path / "tls", "ca")
-    port = free_port()
-    settings = node_settings.model_copy(update={"node_id": f"https://localhost:{port}"})
-    initialize_node(settings, now=NOW)
-    app = create_app(settings, now=clock)
-    seed_resident(TestClient(app))
-    with RunningNode(app, port, tls=(str(certificate), str(key))) as node:
-        served = Https(node, ssl.create_default_context(cafile=str(authority)))
-        yield served
-        served.client.close()
 
 
 def test_openvc_accepts_our_credential_issuer_metadata(https: Https) -> None:
