@@ -21,6 +21,7 @@ import httpx
 import typer
 
 import protocol as P
+from alliance.certificates import certify
 from alliance.mapping_cli import PASSPHRASE_ENV
 from alliance.state import (
     AllianceError,
@@ -531,6 +532,8 @@ def publish(
             )
     version = 1 if last is None else last.version + 1
     target = registry / f"v{version}.jwt"
+    signing_key = _root_signing_key(folder, state)
+    state = certify(state, signing_key, now=moment)  # the verifier CA and member leaves
     if target.exists():
         raise AllianceError(
             "state_mismatch", "--dir", f"{target} exists but alliance.json does not record it"
@@ -542,7 +545,6 @@ def publish(
         valid_from=start,
         expires_at=max(start, moment) + seconds,
     )
-    signing_key = _root_signing_key(folder, state)
     token = P.sign_registry(claims, root_key=signing_key, now=moment)
     # Fail closed: what nodes will receive must verify against the pinned key and chain.
     verified = P.verify_registry(token, root_key=root_public, now=moment, previous=previous)

@@ -253,6 +253,8 @@ class AllianceState:
     mapping_tables: Sequence[Mapping[str, Any]] = ()
     policy: Mapping[str, Any] | None = None
     published: Sequence[PublishedVersion] = field(default=())
+    # the verifier CA and its leaves by kid (alliance/certificates.py): base64 DER
+    certificates: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def alliance_scale(self) -> AllianceScale:
@@ -273,14 +275,24 @@ class AllianceState:
         raise AllianceError("unknown_member", field, f"{member_id!r} is not a member")
 
     def content(self) -> dict[str, Any]:
-        """The registry claims this state stands for, before version, dates and chain."""
-        return {
+        """The registry claims this state stands for, before version, dates and chain:
+        with certificates (alliance/certificates.py), the CA as ``verifier_ca`` and each
+        member's leaves by kid as its ``certificates``."""
+        content: dict[str, Any] = {
             "iss": self.id,
-            "members": [dict(m) for m in self.members],
+            "members": [self._member_content(m) for m in self.members],
             "scale": dict(self.scale),
             "mapping_tables": [dict(t) for t in self.mapping_tables],
             "policy": self.effective_policy,
         }
+        if self.certificates.get("ca"):
+            content["verifier_ca"] = self.certificates["ca"]
+        return content
+
+    def _member_content(self, member: Mapping[str, Any]) -> dict[str, Any]:
+        leaves = self.certificates.get("members", {})
+        mine = {k["kid"]: leaves[k["kid"]] for k in member["jwks"]["keys"] if k["kid"] in leaves}
+        return {**member, "certificates": mine} if mine else dict(member)
 
     def content_sha256(self) -> str:
         return hashlib.sha256(P.canonical_json(self.content())).hexdigest()
@@ -401,6 +413,9 @@ class AllianceState:
     def with_published(self, version: PublishedVersion) -> AllianceState:
         return replace(self, published=(*self.published, version))
 
+    def with_certificates(self, certificates: Mapping[str, Any]) -> AllianceState:
+        return replace(self, certificates=dict(certificates))
+
     # --- alliance.json -------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -413,6 +428,7 @@ class AllianceState:
             "mapping_tables": [dict(t) for t in self.mapping_tables],
             "policy": None if self.policy is None else dict(self.policy),
             "published": [v.to_json() for v in self.published],
+            "certificates": dict(self.certificates),
         }
 
     @classmethod
@@ -444,6 +460,7 @@ class AllianceState:
                 mapping_tables=tuple(data["mapping_tables"]),
                 policy=data["policy"],
                 published=published,
+                certificates=data.get("certificates") or {},
             )
         except (KeyError, TypeError) as exc:
             raise bad(f"is malformed ({exc!r})") from exc

@@ -23,6 +23,7 @@ from ._dpop import DPOP_TYP, DpopProof, access_token_hash, verify_dpop_proof
 from ._errors import *  # noqa: F403  (the error tree is part of the public surface)
 from ._errors import __all__ as _error_names
 from ._json import b64url_decode, b64url_encode, canonical_json, strict_json_loads
+from ._jwe import decrypt_ecdh_es, encrypt_ecdh_es
 from ._jwk import (
     PrivateKey,
     PublicKey,
@@ -38,6 +39,19 @@ from ._mapping_table import (
     verify_mapping_table,
 )
 from ._oid4vci import MAX_KEY_PROOF_SIZE, PROOF_TYP, KeyProof, verify_key_proof
+from ._oid4vp import (
+    CLIENT_ID_PREFIX,
+    CREDENTIAL_QUERY_ID,
+    REQUEST_TYP,
+    RESPONSE_MODES,
+    SELF_ISSUED_AUDIENCE,
+    VerifiedRequest,
+    client_id_for,
+    dcql_query,
+    disclosures_for_query,
+    sign_request_object,
+    verify_request_object,
+)
 from ._registry import REGISTRY_TYP, Member, Registry, registry_hash, sign_registry, verify_registry
 from ._sd_jwt import (
     KB_JWT_TYP,
@@ -61,9 +75,12 @@ from ._status_list import (
     status_at,
     verify_status_list,
 )
+from ._x509 import CertifiedKey, ca_certificate, leaf_certificate, verify_x5c, x509_hash
 
 __all__ = [
     "ATTESTATION_TYP",
+    "CLIENT_ID_PREFIX",
+    "CREDENTIAL_QUERY_ID",
     "DISCLOSABLE_CLAIMS",
     "DPOP_TYP",
     "KB_JWT_TYP",
@@ -73,12 +90,16 @@ __all__ = [
     "MAX_KEY_PROOF_SIZE",
     "PROOF_TYP",
     "REGISTRY_TYP",
+    "REQUEST_TYP",
+    "RESPONSE_MODES",
+    "SELF_ISSUED_AUDIENCE",
     "STATUS_LIST_TYP",
     "STATUS_REVOKED",
     "STATUS_SUSPENDED",
     "STATUS_VALID",
     "VCT",
     "AttestationClaims",
+    "CertifiedKey",
     "DpopProof",
     "IssuerKeyResolver",
     "KeyProof",
@@ -91,19 +112,27 @@ __all__ = [
     "StatusList",
     "StatusReference",
     "VerifiedPresentation",
+    "VerifiedRequest",
     "VerifiedSdJwt",
     "VerifiedStatusList",
     "access_token_hash",
     "alg_for_key",
     "b64url_decode",
     "b64url_encode",
+    "ca_certificate",
     "canonical_json",
+    "client_id_for",
+    "dcql_query",
     "decode_status_list",
+    "decrypt_ecdh_es",
     "disclosure_digest",
+    "disclosures_for_query",
     "encode_disclosure",
     "encode_status_list",
+    "encrypt_ecdh_es",
     "issue_attestation",
     "jwk_thumbprint",
+    "leaf_certificate",
     "mapping_table_hash",
     "present",
     "public_jwk",
@@ -111,6 +140,7 @@ __all__ = [
     "registry_hash",
     "sign_mapping_table",
     "sign_registry",
+    "sign_request_object",
     "sign_status_list",
     "status_at",
     "strict_json_loads",
@@ -119,7 +149,10 @@ __all__ = [
     "verify_mapping_table",
     "verify_presentation",
     "verify_registry",
+    "verify_request_object",
     "verify_sd_jwt",
     "verify_status_list",
+    "verify_x5c",
+    "x509_hash",
     *_error_names,
 ]

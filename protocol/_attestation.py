@@ -302,6 +302,7 @@ def verify_presentation(
     leeway: int = 30,
     kb_max_age: int = 300,
     max_size: int = 16384,
+    recipient: str | None = None,
 ) -> VerifiedPresentation:
     """Verify a credit-standing presentation end to end, in the order of docs/PROTOCOL.md.
 
@@ -309,7 +310,9 @@ def verify_presentation(
     registry or raise. ``aud`` is this verifier's id (the KB-JWT must be made for it and,
     when the attestation names recipients, it must be one of them:
     :class:`RecipientNotNamed`), ``nonce`` the single-use nonce of its challenge. Status
-    (revocation) is not checked here: the result carries the reference.
+    (revocation) is not checked here: the result carries the reference. Over OpenID4VP
+    the KB-JWT's ``aud`` is the verifier's client identifier and ``recipient`` its member
+    id, which the attestation's recipients must name (PROTOCOL.md section 11).
     Raises a :class:`ProtocolError` subclass with a stable ``code`` for every failure.
     """
     verified = verify_sd_jwt(
@@ -327,6 +330,7 @@ def verify_presentation(
         never_disclosed=_ALWAYS_VISIBLE,
         check_visible=_check_visible,
         max_size=max_size,
+        recipient=recipient,
     )
     claims = verified.claims
     status_list = claims["status"]["status_list"]

@@ -15,7 +15,10 @@ __all__ = [
     "AlgorithmNotAllowed",
     "AudienceMismatch",
     "AudienceNotString",
+    "CertificateInvalid",
+    "CertificateUntrusted",
     "ClaimNameCollision",
+    "ClientIdMismatch",
     "DisclosureNotFound",
     "DpopBindingMismatch",
     "DuplicateDigest",
@@ -30,6 +33,7 @@ __all__ = [
     "IssuedInFuture",
     "IssuerNotMember",
     "IssuerSuspended",
+    "JweInvalid",
     "KeyBindingIatOutOfWindow",
     "KeyBindingInvalidSignature",
     "KeyBindingMissing",
@@ -405,3 +409,37 @@ class DpopBindingMismatch(ProtocolError):
 
     code = "dpop_binding_mismatch"
     http_status = 401
+
+
+# --- OpenID4VP: certificates, request objects, encrypted responses ---------------------------
+
+
+class CertificateInvalid(ProtocolError):
+    """A certificate is malformed, expired or not yet valid, or not fit for its place in
+    the chain (a CA as the leaf, a key we can't use)."""
+
+    code = "certificate_invalid"
+    http_status = 401
+
+
+class CertificateUntrusted(ProtocolError):
+    """A certificate chain reaches no trusted authority (x5c)."""
+
+    code = "certificate_untrusted"
+    http_status = 401
+
+
+class ClientIdMismatch(ProtocolError):
+    """An OpenID4VP request's client identifier does not match its certificate, or the
+    request object names another client than the link it came with."""
+
+    code = "client_id_mismatch"
+    http_status = 401
+
+
+class JweInvalid(ProtocolError):
+    """An encrypted response (JWE) is malformed, uses what we did not offer, or does not
+    decrypt with the key it was meant for."""
+
+    code = "jwe_invalid"
+    http_status = 400

@@ -8,6 +8,8 @@ holds version n can check that version n+k continues the same history.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ class Registry:
     scale: Mapping[str, Any] = field(default_factory=dict)
     mapping_tables: Sequence[Mapping[str, Any]] = ()
     policy: Mapping[str, Any] = field(default_factory=dict)
+    verifier_ca: bytes | None = None  # DER: the alliance CA of OpenID4VP verifiers
 
     def in_effect(self, now: int) -> bool:
         """Whether this version has taken effect (``valid_from`` reached) and not expired."""
@@ -123,6 +126,24 @@ class Registry:
                 f"key {kid!r} is registered for {entry.alg}, token says {alg}"
             )
         return entry.key
+
+    def certificate(self, member_id: str, kid: str) -> bytes | None:
+        """The leaf certificate (DER) the alliance CA issued for a member's key, if the
+        registry carries one (docs/PROTOCOL.md section 11)."""
+        member = self.members.get(member_id)
+        if member is None:
+            return None
+        found = (member.raw.get("certificates") or {}).get(kid)
+        return _der(found, f"member {member_id!r} certificate {kid!r}") if found else None
+
+
+def _der(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidClaim(f"registry {what} must be base64 DER")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidClaim(f"registry {what} must be base64 DER") from exc
 
 
 def sign_registry(claims: Mapping[str, Any], *, root_key: PrivateKey, now: int) -> str:
@@ -258,6 +279,13 @@ def verify_registry(
     scale, policy = claims.get("scale", {}), claims.get("policy", {})
     if not isinstance(tables, list) or not isinstance(scale, dict) or not isinstance(policy, dict):
         raise InvalidClaim("registry scale/policy must be objects and mapping_tables an array")
+    for member in members.values():
+        certificates = member.raw.get("certificates", {})
+        if not isinstance(certificates, dict):
+            raise InvalidClaim(f"member {member.id!r} certificates must be an object")
+        for kid, value in certificates.items():
+            _der(value, f"member {member.id!r} certificate {kid!r}")
+    verifier_ca = claims.get("verifier_ca")
     return Registry(
         token=token,
         sha256=registry_hash(token),
@@ -271,4 +299,5 @@ def verify_registry(
         scale=MappingProxyType(scale),
         mapping_tables=tuple(tables),
         policy=MappingProxyType(policy),
+        verifier_ca=_der(verifier_ca, "verifier_ca") if verifier_ca is not None else None,
     )

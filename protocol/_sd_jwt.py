@@ -511,12 +511,16 @@ def verify_sd_jwt(
     never_disclosed: Collection[str] = (),
     check_visible: Callable[[Mapping[str, Any]], None] | None = None,
     max_size: int = 16384,
+    recipient: str | None = None,
 ) -> VerifiedSdJwt:
     """Verify an SD-JWT+KB presentation in the order of RFC 9901 section 7 and DESIGN 5.
 
     ``aud`` is this verifier's id: the KB-JWT's ``aud`` must be it, and the issuer-signed
     JWT's ``aud``, when present, must name it (else :class:`RecipientNotNamed`; checked
-    right after the required claims, before any disclosure is read). ``check_visible``
+    right after the required claims, before any disclosure is read). A verifier known by
+    two names gives the second as ``recipient``: the issuer-signed ``aud`` must then name
+    that one (an OpenID4VP verifier's KB-JWT ``aud`` is its client identifier, while the
+    attestation names members by their ids: docs/PROTOCOL.md section 11). ``check_visible``
     validates the issuer-signed claims (a credential type's own rules) right after that,
     before any disclosure is processed.
     Returns the processed claims (visible plus disclosed). Raises a :class:`ProtocolError`
@@ -542,7 +546,7 @@ def verify_sd_jwt(
     for name in required_claims:
         if name not in claims:
             raise MissingClaim(f"issuer JWT lacks the {name!r} claim")
-    _check_audience(claims, aud)
+    _check_audience(claims, aud if recipient is None else recipient)
     if check_visible is not None:
         check_visible(claims)
     sd_alg = claims.get("_sd_alg", SD_ALG)

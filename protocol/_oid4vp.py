@@ -1,0 +1,199 @@
+"""OpenID4VP 1.0 for the credit standing (docs/PROTOCOL.md section 11): the signed
+request object a verifier node makes and a wallet checks (``typ oauth-authz-req+jwt``,
+client identifier prefix ``x509_hash``, the leaf certificate in ``x5c``), the DCQL query
+for our credential, and the ``vp_token`` a wallet answers with.
+
+Pure: keys, certificates, trust anchors and ``now`` are parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._attestation import ATTESTATION_TYP, VCT
+from ._errors import (
+    AlgorithmNotAllowed,
+    ClientIdMismatch,
+    ForbiddenHeader,
+    InvalidClaim,
+    IssuedInFuture,
+    MalformedToken,
+    MissingClaim,
+    TokenExpired,
+    UnsupportedCritical,
+    WrongTyp,
+)
+from ._jwk import PrivateKey
+from ._jws import decode_jws, sign_jws, verify_jws_signature
+from ._x509 import CertifiedKey, verify_x5c, x509_hash
+
+__all__ = [
+    "CLIENT_ID_PREFIX",
+    "CREDENTIAL_QUERY_ID",
+    "REQUEST_TYP",
+    "RESPONSE_MODES",
+    "SELF_ISSUED_AUDIENCE",
+    "VerifiedRequest",
+    "client_id_for",
+    "dcql_query",
+    "disclosures_for_query",
+    "sign_request_object",
+    "verify_request_object",
+]
+
+REQUEST_TYP = "oauth-authz-req+jwt"  # OpenID4VP section 5 (RFC 9101)
+CLIENT_ID_PREFIX = "x509_hash:"  # section 5.9.3; HAIP 1.0 section 5
+SELF_ISSUED_AUDIENCE = "https://self-issued.me/v2"  # section 5.8, static discovery
+CREDENTIAL_QUERY_ID = "credit_standing"
+RESPONSE_MODES = ("direct_post.jwt", "direct_post")
+MAX_REQUEST_SIZE = 32768
+
+
+def client_id_for(leaf_der: bytes) -> str:
+    """The full client identifier of a verifier whose leaf certificate is ``leaf_der``."""
+    return CLIENT_ID_PREFIX + x509_hash(leaf_der)
+
+
+def dcql_query(paths: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """The DCQL query (section 6) for one credit-standing credential and the claims at
+    ``paths`` (claims path pointers, section 7), e.g. ``[["score_at_least", "650"]]``."""
+    return {
+        "credentials": [
+            {
+                "id": CREDENTIAL_QUERY_ID,
+                "format": ATTESTATION_TYP,
+                "meta": {"vct_values": [VCT]},
+                "claims": [{"path": list(path)} for path in paths],
+            }
+        ]
+    }
+
+
+def sign_request_object(claims: Mapping[str, Any], key: PrivateKey, chain: Sequence[bytes]) -> str:
+    """The signed request object: ``typ`` oauth-authz-req+jwt, the certificate chain in
+    ``x5c`` (standard base64 DER, RFC 7515 section 4.1.6), signed by the leaf's key."""
+    header = {
+        "typ": REQUEST_TYP,
+        "x5c": [base64.b64encode(der).decode("ascii") for der in chain],
+    }
+    return sign_jws(header, json.dumps(dict(claims), separators=(",", ":")).encode(), key)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRequest:
+    """A request object that holds: its claims, the verifier's certified key (its URI
+    names say which member asks), and what its DCQL query asks of our credential."""
+
+    claims: Mapping[str, Any]
+    verifier: CertifiedKey
+    query_id: str
+    disclose: tuple[str, ...]
+
+
+def _chain(header: Mapping[str, Any]) -> list[bytes]:
+    x5c = header.get("x5c")
+    if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
+        raise MissingClaim("the request object's header carries no x5c chain")
+    try:
+        return [base64.b64decode(c, validate=True) for c in x5c]
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedToken("x5c holds something that is not base64 DER") from exc
+
+
+def verify_request_object(
+    token: str,
+    *,
+    client_id: str,
+    anchors: Sequence[bytes],
+    now: int,
+    allowed_algs: Collection[str] = ("ES256", "EdDSA"),
+    leeway: int = 30,
+) -> VerifiedRequest:
+    """What a wallet checks of a request object fetched for the link's ``client_id``
+    (sections 5, 5.9.3, 5.10): the ``typ``; the ``x5c`` chain up to one of ``anchors``
+    (HAIP 1.0 section 5: the wallet MUST validate the trust chain); that the client
+    identifier is ``x509_hash`` of that very leaf; the leaf key's signature; that the
+    object names the same ``client_id``; its times; the response parameters; and a DCQL
+    query for the credit standing. Raises a :class:`ProtocolError` subclass."""
+    jws = decode_jws(token, what="request object", max_size=MAX_REQUEST_SIZE)
+    header = jws.header
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in allowed_algs:
+        raise AlgorithmNotAllowed(f"request object alg {alg!r} is not allowed")
+    if header.get("typ") != REQUEST_TYP:
+        raise WrongTyp(f"request object typ must be {REQUEST_TYP!r}, got {header.get('typ')!r}")
+    for name in ("jku", "x5u", "jwk"):
+        if name in header:
+            raise ForbiddenHeader(f"request object header carries {name!r}")
+    if "crit" in header:
+        raise UnsupportedCritical("request object header lists crit extensions")
+    if not client_id.startswith(CLIENT_ID_PREFIX):
+        raise ClientIdMismatch(
+            f"only {CLIENT_ID_PREFIX[:-1]} client identifiers are accepted, not {client_id[:40]!r}"
+        )
+    certified = verify_x5c(_chain(header), anchors, now=now)
+    if client_id_for(certified.der) != client_id:
+        raise ClientIdMismatch("the client identifier is not the hash of the request's leaf")
+    verify_jws_signature(alg, certified.public_key, jws.signing_input, jws.signature,
+                         what="request object")  # fmt: skip
+    claims = jws.payload
+    if claims.get("client_id") != client_id:
+        raise ClientIdMismatch("the request object names another client than its link")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if isinstance(exp, int) and now > exp + leeway:
+        raise TokenExpired("the request object has expired")
+    if isinstance(iat, int) and iat > now + leeway:
+        raise IssuedInFuture("the request object was issued in the future")
+    if claims.get("response_type") != "vp_token":
+        raise InvalidClaim("response_type must be vp_token")
+    if claims.get("response_mode") not in RESPONSE_MODES:
+        raise InvalidClaim(f"response_mode must be one of {list(RESPONSE_MODES)}")
+    for name in ("response_uri", "nonce"):
+        if not isinstance(claims.get(name), str) or not claims[name]:
+            raise MissingClaim(f"the request object lacks {name}")
+    if "transaction_data" in claims:  # section 5.1: a wallet without support MUST refuse
+        raise InvalidClaim("transaction_data is not supported by this wallet")
+    query_id, disclose = disclosures_for_query(claims.get("dcql_query"))
+    return VerifiedRequest(claims, certified, query_id, disclose)
+
+
+def disclosures_for_query(query: Any) -> tuple[str, tuple[str, ...]]:
+    """The credential query for the credit standing in a DCQL ``query`` and the claims
+    it selects, as :func:`protocol.present` names them (``band``,
+    ``score_at_least.650``). Raises :class:`InvalidClaim` for a query that asks for
+    nothing we hold, for several credentials, or with ``claim_sets``."""
+    if not isinstance(query, Mapping):
+        raise InvalidClaim("the request has no dcql_query object")
+    credentials = query.get("credentials")
+    if not isinstance(credentials, list) or len(credentials) != 1:
+        raise InvalidClaim("the DCQL query must ask for exactly one credential")
+    wanted = credentials[0]
+    if not isinstance(wanted, Mapping) or wanted.get("format") != ATTESTATION_TYP:
+        raise InvalidClaim(f"the DCQL query asks for a format other than {ATTESTATION_TYP}")
+    vct_values = (wanted.get("meta") or {}).get("vct_values")
+    if not isinstance(vct_values, list) or VCT not in vct_values:
+        raise InvalidClaim(f"the DCQL query does not ask for {VCT}")
+    query_id = wanted.get("id")
+    if not isinstance(query_id, str) or not query_id:
+        raise InvalidClaim("the DCQL credential query has no id")
+    if "claim_sets" in wanted:
+        raise InvalidClaim("claim_sets are not supported: ask for the claims themselves")
+    claims = wanted.get("claims")
+    if not isinstance(claims, list) or not claims:
+        raise InvalidClaim("the DCQL query names no claims: this wallet discloses none blindly")
+    names: list[str] = []
+    for claim in claims:
+        path = claim.get("path") if isinstance(claim, Mapping) else None
+        if (
+            not isinstance(path, list)
+            or not 1 <= len(path) <= 2
+            or not all(isinstance(p, str) and p and "." not in p for p in path)
+        ):
+            raise InvalidClaim(f"claims path {path!r} is not one this credential has")
+        names.append(".".join(path))
+    return query_id, tuple(names)
