@@ -31,6 +31,7 @@ from node.routers import (
     dev_idp,
     federation,
     oid4vci,
+    oid4vp,
     residents,
     status,
     verifications,
@@ -167,6 +168,7 @@ def create_app(
         admin,
         verifications,
         oid4vci,
+        oid4vp,
     ):
         app.include_router(module.router)
     if settings.dev_idp:

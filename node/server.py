@@ -121,9 +121,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-# Paths whose last segment is a secret for a while (a credential offer's id, single use):
-# uvicorn's access log prints request paths, and no secret may reach a log.
-SECRET_PATHS = ("/oid4vci/offers/",)
+# Paths whose last segment is a secret for a while (a credential offer's id, an OpenID4VP
+# request's and transaction's ids, single use): uvicorn's access log prints request
+# paths, and no secret may reach a log.
+SECRET_PATHS = ("/oid4vci/offers/", "/oid4vp/requests/", "/oid4vp/responses/",
+                "/v1/presentation-requests/")  # fmt: skip
 
 
 class _RedactSecretPaths(logging.Filter):

@@ -26,6 +26,7 @@ from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors
 from keys import generate_key
 from wallet._home import fetch_attestation
 from wallet._oid4vci import LoopbackRedirect, accept_offer, authorize, dev_login
+from wallet._oid4vp import Asked, alliance_anchors, answer_request, read_request
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -439,6 +440,112 @@ def authorize_command(
         f"attestation {len(wallet.attestations) + 1}: {held.issuer}, band {held.band}, "
         f"expires {format_time(held.expires_at)}"
     )
+
+
+def _read_qr(image: Path) -> str:
+    """The text of the QR code in ``image`` (PNG, JPEG, ...), read with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as picture:
+            found = zxingcpp.read_barcodes(picture.convert("L"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError("unreadable_image", "--qr", f"{image}: {exc}") from exc
+    texts = [code.text for code in found if code.text]
+    if len(texts) != 1:
+        raise InputError(
+            "no_qr_code", "--qr", f"{image} holds {len(texts)} readable QR codes, not 1"
+        )
+    return texts[0]
+
+
+def _describe(asked: Asked) -> list[str]:
+    who = asked.verifier_name or asked.verifier
+    lines = [f"{who} ({asked.verifier}) asks to see:"]
+    lines += [f"  {claim}" for claim in asked.disclose]
+    lines.append("Nothing else of your attestation is disclosed.")
+    return lines
+
+
+@wallet_app.command("answer")
+@reports_errors
+def answer_command(
+    request: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[REQUEST]",
+            help="The verifier's request: an openid4vp:// link (or give --qr).",
+            show_default=False,
+        ),
+    ] = None,
+    qr_image: Annotated[
+        Path | None,
+        typer.Option(
+            "--qr", metavar="IMAGE", help="A photo or screenshot of the request's QR code."
+        ),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Disclose without asking (scripts: you have read what it asks)."
+        ),
+    ] = False,
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust-anchor",
+            metavar="CERT",
+            help="Also trust verifiers certified by this CA (PEM or DER), besides the "
+            "alliance CA your home node's registry names; repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    attestation: AttestationOption = None,
+    wallet_path: WalletOption = None,
+    now: NowOption = None,
+) -> None:
+    """Answer a verifier's request (OpenID4VP 1.0): check who asks, show what it asks
+    for, and disclose exactly that once you agree.
+
+    The request must be signed by a verifier certified under the alliance CA (from the
+    registry your home node follows) or under a --trust-anchor. The answer is encrypted
+    to the verifier when it asks for that (direct_post.jwt).
+    """
+    if (request is None) == (qr_image is None):
+        raise InputError("missing_option", "REQUEST", "give the request link or --qr IMAGE (one)")
+    text = request if request is not None else _read_qr(qr_image)  # type: ignore[arg-type]
+    path = _wallet_path(wallet_path)
+    wallet = load_wallet(path)
+    sealed = _require_key(wallet, path)
+    moment = _now(now)
+    held = _choose(wallet, attestation, moment)
+    extra = [_certificate(anchor) for anchor in trust or []]
+    with httpx.Client(timeout=10.0) as http:
+        anchors, members = alliance_anchors(held.node or held.issuer, http)
+        asked = read_request(text, anchors=[*anchors, *extra], members=members, now=moment,
+                             client=http)  # fmt: skip
+        for line in _describe(asked):
+            typer.echo(line, err=True)
+        if not yes and not typer.confirm("Disclose this?", default=False, err=True):
+            raise InputError("declined", "REQUEST", "you declined: nothing was disclosed")
+        answer_request(asked, held.token, holder_key=_unseal(sealed), now=moment, client=http)
+    typer.echo(f"answered {asked.verifier_name or asked.verifier}: " + ", ".join(asked.disclose))
+
+
+def _certificate(path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        data = path.read_bytes()
+        certificate = (
+            x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
+            else x509.load_der_x509_certificate(data)
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise InputError("invalid_certificate", "--trust-anchor", f"{path}: {exc}") from exc
+    return certificate.public_bytes(Encoding.DER)
 
 
 def _held(credential: str, sealed: dict[str, Any], *, node: Any, now: int) -> HeldAttestation:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -23,13 +23,13 @@ from node.errors import NodeError, OAuthError, error_responses, oauth_error_resp
 from node.guards import SMALL_BODY_BYTES, GuardedRoute, read_body
 from node.pages import form_page, message_page
 from node.routers import BODY_ERRORS, RESIDENT_ERRORS, form_body
+from node.routers._oauth import NO_STORE, read_form
 from node.services import oid4vci, oid4vci_authorization
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=GuardedRoute, tags=["openid4vci"])
 
-NO_STORE = {"Cache-Control": "no-store"}
 CREDENTIAL_ISSUER_WELL_KNOWN = "/.well-known/openid-credential-issuer"
 AUTHORIZATION_SERVER_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 
@@ -179,25 +179,6 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body, each parameter once (RFC 6749 section
-    3.2); OAuth ``invalid_request`` otherwise."""
-    body = await read_body(request, SMALL_BODY_BYTES)
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded")
-    try:
-        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise OAuthError("invalid_request", "the body is not a form") from exc
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            raise OAuthError("invalid_request", f"{name} is given more than once")
-        form[name] = value
-    return form
-
-
 @router.post(
     "/oid4vci/token",
     summary="Token endpoint: a pre-authorized code (and its tx_code), or an authorization "
@@ -216,7 +197,7 @@ async def token(
     now: NowDep,
     dpop: Annotated[str | None, Header(alias="DPoP", include_in_schema=False)] = None,
 ) -> JSONResponse:
-    form = await _form(request)
+    form = await read_form(request)
     redeem = (
         oid4vci_authorization.redeem_authorization_code
         if form.get("grant_type") == oid4vci_authorization.AUTHORIZATION_CODE_GRANT
@@ -272,7 +253,7 @@ async def pushed_authorization_request(
     now: NowDep,
     dpop: Annotated[str | None, Header(alias="DPoP", include_in_schema=False)] = None,
 ) -> JSONResponse:
-    form = await _form(request)
+    form = await read_form(request)
     request_uri, expires_in = await run_in_threadpool(
         oid4vci_authorization.push_authorization_request, session, state, form, dpop=dpop, now=now
     )
@@ -338,7 +319,7 @@ def authorize(request: Request, session: SessionDep, state: StateDep, now: NowDe
 
 async def _browser_form(request: Request) -> dict[str, str]:
     try:
-        return await _form(request)
+        return await read_form(request)
     except OAuthError as exc:
         raise NodeError("invalid_request", exc.description, status=400) from exc
 

@@ -57,7 +57,7 @@ class TierOut(BaseModel):
     disclose: str = Field(description="the disclosure that proves it")
 
 
-def _tier_out(req: Requirement) -> TierOut:
+def tier_out(req: Requirement) -> TierOut:
     tier = req.tier
     return TierOut(
         name=tier.name,
@@ -133,7 +133,7 @@ def create_challenge(
         name_zh=scenario.name_zh,
         name_en=scenario.name_en,
         disclose=challenge.disclose,
-        tiers=[_tier_out(req) for req in challenge.requirements],
+        tiers=[tier_out(req) for req in challenge.requirements],
     )
 
 
@@ -158,7 +158,7 @@ def verify_presentation(
     return VerificationOut(
         decision="granted" if decision.granted else "denied",
         scenario=decision.scenario.kind,
-        tier=_tier_out(decision.tier) if decision.tier is not None else None,
+        tier=tier_out(decision.tier) if decision.tier is not None else None,
         reasons=[ReasonOut(code=r.code, message=r.message) for r in decision.reasons],
         issuer=decision.issuer,
         issuer_city=decision.issuer_city,

@@ -352,15 +352,16 @@ def _refresh_registry(state: NodeState, now: int) -> bool:
 
 
 def _verified(
-    state: NodeState, presentation: str, nonce: str, now: int
+    state: NodeState, presentation: str, nonce: str, now: int, kb_aud: str | None = None
 ) -> tuple[P.Registry, P.VerifiedPresentation]:
-    aud = state.settings.node_id
+    node_id = state.settings.node_id
     registry = state.registry_in_effect(now)
 
     def attempt(reg: P.Registry) -> P.VerifiedPresentation:
         return P.verify_presentation(
-            presentation, resolve_issuer_key=_resolver(reg, now), aud=aud, nonce=nonce, now=now
-        )
+            presentation, resolve_issuer_key=_resolver(reg, now), aud=kb_aud or node_id,
+            nonce=nonce, now=now, recipient=node_id,
+        )  # fmt: skip
 
     try:
         return registry, attempt(registry)
@@ -518,9 +519,13 @@ def verify(
     nonce: str,
     presentation: str,
     now: int,
+    kb_aud: str | None = None,
 ) -> Decision:
     """Decide a presentation made for the challenge ``nonce`` (steps in the module
-    docstring); the decision is audited and committed.
+    docstring); the decision is audited and committed. ``kb_aud`` is the KB-JWT's
+    audience when it is not this node's id (an OpenID4VP client identifier,
+    node/services/oid4vp.py); the attestation's recipients are checked against the node
+    id either way.
 
     Raises NodeError 401 ``nonce_unknown`` / ``nonce_used`` / ``nonce_expired`` /
     ``alliance_mismatch`` / ``mapping_table_unknown``, 403 ``forbidden`` (the scope was
@@ -532,7 +537,7 @@ def verify(
     kind, digest = _challenge(session, client, nonce, now)
     try:
         scenario = _scenario(state, client, kind)
-        registry, verified = _verified(state, presentation, nonce, now)
+        registry, verified = _verified(state, presentation, nonce, now, kb_aud)
         tier, reasons = _decide_verified(session, state, registry, scenario, verified, now)
     except (P.ProtocolError, NodeError) as exc:
         _use_up(session, digest, now)  # a refused presentation uses its challenge up too

@@ -45,12 +45,12 @@ from node.services.records import FILE_TYPES
 from node.settings import Settings
 from tests.conftest import METRICS, METRICS_TOKEN_HASH, NOW
 from tests.node.issuing_helpers import bearer, node_state, seed_resident
+from tests.node.oid4vp_helpers import certified_token
 from tests.node.pushing import ADMIN, admin_settings, credentials, record
 from tests.node.test_verifications import (
     ALL_KINDS,
     XIAMEN,
     install_registry,
-    registry_token,
     service_point,
 )
 from tests.storage import pg
@@ -141,7 +141,8 @@ def fuzz_node(
     app = create_app(settings, now=lambda: NOW)
     client = TestClient(app, raise_server_exceptions=False)
     jwks = client.get("/.well-known/jwks.json").json()
-    install_registry(client, registry_token([(XIAMEN, "xiamen", jwks, "active")], now=NOW), NOW)
+    members = [(XIAMEN, "xiamen", jwks, "active")]
+    install_registry(client, certified_token(members, certify=(XIAMEN,)), NOW)
     department = credentials(client, "tax", client_id="fuzz-department")
     pushed = client.post("/v1/records", json=record("fuzz-1", RESIDENT), headers=department)
     assert pushed.status_code == 200, pushed.text
@@ -172,6 +173,7 @@ AUDIENCES = (
     ("/v1/admin/", "admin"),
     ("/v1/records", "department"),
     ("/v1/verifications", "service_point"),
+    ("/v1/presentation-requests", "service_point"),
     ("/v1/me/", "resident"),
     ("/v1/status-lists/", "public"),
     ("/v1/alliance/", "public"),
@@ -182,6 +184,7 @@ AUDIENCES = (
     ("/metrics", "metrics"),
     ("/oid4vci/credential", "wallet"),
     ("/oid4vci/", "public"),
+    ("/oid4vp/", "public"),
 )
 
 
@@ -262,7 +265,7 @@ def _operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
 # body over the limit, refused before it is read, in the node's.
 OAUTH_SHAPED = {("/oid4vci/token", "400"), ("/oid4vci/credential", "400"),
                 ("/oid4vci/credential", "401"), ("/oid4vci/credential", "503"),
-                ("/oid4vci/par", "400")}  # fmt: skip
+                ("/oid4vci/par", "400"), ("/oid4vp/responses/{transaction_id}", "400")}  # fmt: skip
 # The browser's steps of the authorization code flow refuse with a page for the resident.
 PAGES = {"/oid4vci/authorize", "/oid4vci/login", "/oid4vci/authorize/decision",
          "/dev-idp/authorize"}  # fmt: skip

@@ -3,7 +3,8 @@
 tests/interop/nodewallet/package-lock.json, installed by `make test` with `npm ci`)
 drive a small Node.js wallet (nodewallet/wallet.mjs) against a ccx node on HTTPS on
 loopback: it obtains the credit standing by the pre-authorized code grant and by the
-authorization code grant (issue 14). The wallet's clock is the tests' (it replaces
+authorization code grant, and presents it to the node's OpenID4VP verifier with
+@openid4vc/openid4vp 0.4.6 (issue 14). The wallet's clock is the tests' (it replaces
 Date), its TLS trusts the test CA (NODE_EXTRA_CA_CERTS).
 
 Sections are OpenID4VCI 1.0's unless named."""
@@ -18,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from jwt.algorithms import ECAlgorithm
+from sqlmodel import Session
 
 import protocol as P
+from node.services import clients
+from node.services.registry import RegistryFollower
 from tests.conftest import NOW
 from tests.interop.conftest import Https
 from tests.node.issuing_helpers import jwks_resolver
+from tests.node.oid4vp_helpers import ca_der, certified_token
+from tests.node.test_verifications import ROOT
 
 NODEWALLET = Path(__file__).parent / "nodewallet"
 
@@ -49,6 +57,12 @@ def node_wallet(https: Https, *args: str) -> dict[str, Any]:
     except (IndexError, ValueError):
         pytest.fail(f"the Node wallet answered nothing usable:\n{done.stdout}\n{done.stderr}")
     return answer
+
+
+def install_registry_on(state: Any, token: str) -> None:
+    follower = RegistryFollower(root_key=ROOT.public_key())
+    follower.accept(token, now=NOW)
+    state.follower = follower
 
 
 def held(https: Https, answer: dict[str, Any]) -> P.VerifiedPresentation:
@@ -97,3 +111,40 @@ def test_the_node_wallet_reports_the_issuers_refusal(https: Https) -> None:
     answer = node_wallet(https, "pre-authorized", made["offer"], "000000")
     assert "error" in answer
     assert "invalid_grant" in json.dumps(answer)
+
+
+@pytest.mark.parametrize("mode", ["direct_post.jwt", "direct_post"])
+def test_the_node_wallet_presents_to_our_verifier(https: Https, tmp_path: Path, mode: str) -> None:
+    """OpenID4VP 1.0 with @openid4vc/openid4vp 0.4.6: the library resolves our request
+    (x509_hash, the x5c chain checked by the wallet's callback against the alliance CA),
+    reads the DCQL query, encrypts to our key (direct_post.jwt, section 8.3) or not, and
+    our response endpoint decides; the service point sees the grant."""
+    state = https.node.app.state.node
+    jwks = https.json(f"{https.node.url}/.well-known/jwks.json")
+    install_registry_on(state, certified_token([(https.node.url, "xiamen", jwks, "active")],
+                                               certify=(https.node.url,)))  # fmt: skip
+    with Session(state.engine) as db:
+        _, secret = clients.create_client(
+            db, client_id="library-desk", department="culture",
+            scopes=["verify:library_deposit_free"], actor="admin", now=NOW,
+        )  # fmt: skip
+    desk = {"Authorization": f"Bearer {secret}"}
+    offer = https.offer(cross_device=True)
+    held = node_wallet(https, "pre-authorized", offer["offer"], offer["tx_code"])
+    made = https.client.post(
+        f"{https.node.url}/v1/presentation-requests",
+        json={"scenario": "library_deposit_free", "response_mode": mode}, headers=desk,
+    ).json()  # fmt: skip
+    ca = tmp_path / "alliance-ca.pem"
+    ca.write_bytes(x509.load_der_x509_certificate(ca_der()).public_bytes(Encoding.PEM))
+    answer = node_wallet(
+        https, "present", made["request"], held["credential"], json.dumps(held["holder"]), str(ca)
+    )
+    assert answer.get("status") == 200, answer
+    assert answer["version"] == 100  # the library took our request for 1.0 final
+    assert answer["client_id"] == made["client_id"]  # the KB-JWT's aud (B.3.6)
+    assert answer["mode"] == mode
+    decided = https.client.get(
+        f"{https.node.url}/v1/presentation-requests/{made['transaction_id']}", headers=desk
+    ).json()
+    assert decided["outcome"] == "granted", decided

@@ -28,6 +28,10 @@ PUBLIC_BODIES = {
     "POST /oid4vci/par",
     "POST /oid4vci/login",
     "POST /oid4vci/authorize/decision",
+    # OpenID4VP: the wallet's fetch of a request object and its response (the request's
+    # and the transaction's ids in the path are the credentials, each single use)
+    "POST /oid4vp/requests/{request_id}",
+    "POST /oid4vp/responses/{transaction_id}",
 }
 
 

@@ -47,6 +47,10 @@ PUBLIC = {
     "POST /oid4vci/authorize/decision",
     "GET /dev-idp/authorize",
     "POST /dev-idp/authorize",
+    # OpenID4VP: a request object by its single-use id, the response endpoint
+    "GET /oid4vp/requests/{request_id}",
+    "POST /oid4vp/requests/{request_id}",
+    "POST /oid4vp/responses/{transaction_id}",
 }
 SAMPLE = {
     "list_id": "1",
@@ -58,6 +62,8 @@ SAMPLE = {
     "objection_id": "1",
     "path": "x",
     "offer_id": "made-up",
+    "request_id": "made-up",
+    "transaction_id": "made-up",
 }
 
 

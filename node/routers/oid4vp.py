@@ -1,0 +1,210 @@
+"""OpenID4VP 1.0: a service point's presentation request and its result, the wallet's
+request object and response endpoints (issue 14; node/services/oid4vp.py holds the
+rules). The wallet's endpoints are public: the request id and the transaction id in
+their paths are the secrets, each single use."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from node.deps import NowDep, SessionDep, StateDep
+from node.errors import error_responses, oauth_error_responses
+from node.guards import GuardedRoute
+from node.routers import BODY_ERRORS, CLIENT_ERRORS, form_body
+from node.routers._oauth import NO_STORE, read_form
+from node.routers.verifications import ServicePoint, TierOut, tier_out
+from node.scenarios import SCENARIO_PATTERN
+from node.services import oid4vp
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=GuardedRoute, tags=["openid4vp"])
+
+REQUEST_MEDIA_TYPE = "application/oauth-authz-req+jwt"
+_ID = Path(min_length=1, max_length=64)
+
+
+class PresentationRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scenario: str = Field(pattern=SCENARIO_PATTERN, examples=["library_deposit_free"])
+    response_mode: Literal["direct_post.jwt", "direct_post"] = Field(
+        "direct_post.jwt",
+        description="direct_post.jwt: the wallet encrypts its answer to a key of this "
+        "request (HAIP); direct_post: in the clear, over TLS",
+    )
+
+
+class PresentationRequestOut(BaseModel):
+    transaction_id: str = Field(description="the handle of GET /v1/presentation-requests/{id}")
+    request: str = Field(description="openid4vp://?client_id=...&request_uri=...: the QR code")
+    request_uri: str
+    client_id: str = Field(description="x509_hash:<this node's leaf certificate>")
+    response_mode: str
+    expires_at: int
+    scenario: str
+    name_zh: str
+    name_en: str
+    disclose: list[str] = Field(description="the claims the request asks the wallet for")
+    tiers: list[TierOut] = Field(description="lowest first")
+
+
+@router.post(
+    "/v1/presentation-requests",
+    status_code=201,
+    tags=["verifications"],
+    summary="A presentation request for one scenario, for a standard wallet (OpenID4VP)",
+    responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 404, 429, 503),
+)
+def create_request(
+    body: PresentationRequestIn,
+    client: ServicePoint,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> PresentationRequestOut:
+    """Show `request` as a QR code (or open it on the resident's phone); the decision
+    arrives at GET /v1/presentation-requests/{transaction_id}."""
+    made = oid4vp.create_request(
+        session, state, client, body.scenario, response_mode=body.response_mode, now=now
+    )
+    return PresentationRequestOut(
+        transaction_id=made.transaction_id,
+        request=made.link,
+        request_uri=made.request_uri,
+        client_id=made.client_id,
+        response_mode=made.response_mode,
+        expires_at=made.expires_at,
+        scenario=made.scenario.kind,
+        name_zh=made.scenario.name_zh,
+        name_en=made.scenario.name_en,
+        disclose=made.disclose,
+        tiers=[tier_out(req) for req in made.requirements],
+    )
+
+
+class ReasonOut(BaseModel):
+    code: str
+    message: str
+
+
+class PresentationResultOut(BaseModel):
+    scenario: str
+    outcome: Literal["pending", "expired", "granted", "denied", "refused", "declined"] = Field(
+        description="pending: no answer yet; granted/denied: decided; refused: the "
+        "presentation did not hold (code); declined: the wallet said no (code)"
+    )
+    expires_at: int | None = None
+    tier: str | None = None
+    benefit: str | None = None
+    benefit_zh: str | None = None
+    reasons: list[ReasonOut] | None = None
+    issuer: str | None = None
+    issuer_city: str | None = None
+    band: str | None = None
+    alliance_score: int | None = None
+    audit_seq: int | None = None
+    code: str | None = Field(None, description="why it was refused or declined")
+    message: str | None = None
+
+
+@router.get(
+    "/v1/presentation-requests/{transaction_id}",
+    tags=["verifications"],
+    summary="Where a presentation request stands: pending, or its decision",
+    response_model_exclude_none=True,
+    responses=error_responses(*CLIENT_ERRORS, 404, 429),
+)
+def request_result(
+    transaction_id: Annotated[str, _ID],
+    client: ServicePoint,
+    session: SessionDep,
+    now: NowDep,
+) -> PresentationResultOut:
+    return PresentationResultOut(**oid4vp.result(session, client, transaction_id, now=now))
+
+
+_REQUEST_OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the signed request object (typ oauth-authz-req+jwt)",
+        "content": {REQUEST_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    }
+}
+
+
+async def _request_object(request_id: str, session: Any, state: Any, now: int) -> Response:
+    token = await run_in_threadpool(oid4vp.request_object, session, state, request_id, now=now)
+    return Response(token, media_type=REQUEST_MEDIA_TYPE, headers=NO_STORE)
+
+
+@router.get(
+    "/oid4vp/requests/{request_id}",
+    summary="The signed request object, once (OpenID4VP sections 5 and 5.10)",
+    response_class=Response,
+    responses={**_REQUEST_OBJECT, **error_responses(404, 422, 503)},
+)
+async def get_request_object(
+    request_id: Annotated[str, _ID], session: SessionDep, state: StateDep, now: NowDep
+) -> Response:
+    return await _request_object(request_id, session, state, now)
+
+
+@router.post(
+    "/oid4vp/requests/{request_id}",
+    summary="The signed request object, once (request_uri_method=post: the wallet's "
+    "metadata in the form is read and ignored)",
+    response_class=Response,
+    openapi_extra=form_body({"wallet_metadata": {}, "wallet_nonce": {}}, []),
+    responses={**_REQUEST_OBJECT, **error_responses(404, 413, 422, 503)},
+)
+async def post_request_object(
+    request: Request,
+    request_id: Annotated[str, _ID],
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    # Section 5.10: the verifier MUST ignore unknown parameters. A wallet_nonce would
+    # have to be copied into the request object; this verifier signs one request per
+    # id and needs no wallet_nonce against replay (the id is single use).
+    await read_form(request, strict=False)
+    return await _request_object(request_id, session, state, now)
+
+
+@router.post(
+    "/oid4vp/responses/{transaction_id}",
+    summary="Response endpoint (OpenID4VP section 8.2): the wallet's vp_token, or its "
+    "encrypted response (direct_post.jwt)",
+    openapi_extra=form_body(
+        {
+            "response": {"description": "direct_post.jwt: the JWE"},
+            "vp_token": {"description": "direct_post: the vp_token JSON"},
+            "state": {},
+            "error": {},
+            "error_description": {},
+        },
+        [],
+    ),
+    responses={
+        200: {"description": "processed: the decision is the service point's"},
+        **oauth_error_responses(400),
+        **error_responses(413, 422),
+    },
+)
+async def response_endpoint(
+    request: Request,
+    transaction_id: Annotated[str, _ID],
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> JSONResponse:
+    form = await read_form(request)
+    answer = await run_in_threadpool(
+        oid4vp.receive_response, session, state, transaction_id, form, now=now
+    )
+    return JSONResponse(answer, headers=NO_STORE)

@@ -1,0 +1,403 @@
+"""Every node an OpenID4VP 1.0 verifier for its service points (issue 14;
+docs/PROTOCOL.md section 11, docs/VERIFYING.md "Standard wallets").
+
+A service point asks for a presentation request for one scenario
+(:func:`create_request`) and shows its ``openid4vp://`` link as a QR code. The resident's
+wallet fetches the signed request object once (:func:`request_object`): client
+identifier ``x509_hash:<the node's leaf>``, the leaf in ``x5c`` (the alliance CA's
+certificate of one of the node's registry keys), a fresh ``nonce`` and ``state``, the
+``response_uri``, a DCQL query for the scenario's claims, and for ``direct_post.jwt`` a
+fresh P-256 key to encrypt the answer to. The wallet posts its ``vp_token`` (encrypted or
+not) to the response endpoint (:func:`receive_response`), which decides exactly as
+``/v1/verifications`` does (node.services.verifying: registry keys only, status, policy,
+tiers, one audit entry), with the KB-JWT's ``aud`` the full client identifier and the
+attestation's recipients checked against this node's member id. The service point reads
+the decision (:func:`result`).
+
+Kept in the ``nonce`` table by their SHA-256: the request id (fetched once), and the
+transaction (the response endpoint's path and the service point's handle, answered
+once), which holds the request's nonce, state and encryption key for as long as the
+request lives (the challenge lifetime). The challenge itself is verifying's, single use.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Table, bindparam, select, update
+from sqlmodel import Session
+
+import protocol as P
+from node.errors import NodeError, OAuthError
+from node.models import Client, Nonce
+from node.scenarios import Requirement, Scenario
+from node.services import verifying
+from node.services.nonces import SecretRefused, nonce_digest, store_secret, take_secret
+from node.state import ClientIdentity, NodeState
+from protocol._json import b64url_decode, b64url_encode
+
+__all__ = [
+    "REQUEST_SCHEME",
+    "PresentationRequest",
+    "create_request",
+    "receive_response",
+    "request_object",
+    "result",
+    "verifier_identity",
+]
+
+REQUEST_SCHEME = "openid4vp"
+REQUEST, TRANSACTION = "vp_request", "vp_transaction"
+ENC_VALUES = ["A128GCM", "A256GCM"]  # HAIP 1.0 section 5: verifiers support both
+ALGS = ["ES256", "EdDSA"]
+
+_NONCES = cast(Table, Nonce.__table__)  # type: ignore[attr-defined]
+_READ = select(_NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at,
+               _NONCES.c.expires_at, _NONCES.c.data).where(_NONCES.c.value == bindparam("digest"))  # fmt: skip
+_ANSWER = (
+    update(_NONCES)
+    .where(
+        _NONCES.c.value == bindparam("digest"),
+        _NONCES.c.purpose == TRANSACTION,
+        _NONCES.c.used_at.is_(None),
+    )
+    .values(used_at=bindparam("used_now"), data=bindparam("answered"))
+)
+
+
+# --- who the verifier is ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifierIdentity:
+    key: P.PrivateKey
+    kid: str
+    certificate: bytes  # the leaf, DER
+    client_id: str
+
+
+def verifier_identity(state: NodeState, now: int, *, kid: str | None = None) -> VerifierIdentity:
+    """The key this node signs requests with and its leaf certificate from the registry
+    in effect: the active key's, else the next one's (``kid`` names one). NodeError 503
+    ``verifier_certificate_unavailable`` when the alliance has certified none yet."""
+    registry = state.registry_in_effect(now)
+    node_id = state.settings.node_id
+    ring = state.signing_keys()
+    candidates = [ring.active] + [k for k in ring.keys if k is not ring.active]
+    for managed in candidates:
+        if kid is not None and managed.kid != kid:
+            continue
+        der = registry.certificate(node_id, managed.kid)
+        if der is None or registry.verifier_ca is None or not managed.verifies_at(now):
+            continue
+        try:
+            certified = P.verify_x5c([der], [registry.verifier_ca], now=now)
+        except P.ProtocolError:
+            continue
+        if node_id in certified.uris:
+            return VerifierIdentity(managed.private_key, managed.kid, der, P.client_id_for(der))
+    raise NodeError(
+        "verifier_certificate_unavailable",
+        f"registry version {registry.version} carries no valid certificate of this node's "
+        "keys: the alliance certifies member keys when it publishes a version",
+        status=503,
+    )
+
+
+# --- the service point's request ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresentationRequest:
+    """What a kiosk shows (``link`` as a QR code) and keeps (``transaction_id``)."""
+
+    transaction_id: str
+    link: str
+    request_uri: str
+    client_id: str
+    response_mode: str
+    expires_at: int
+    scenario: Scenario
+    disclose: list[str]
+    requirements: tuple[Requirement, ...]
+
+
+def _url(state: NodeState, path: str) -> str:
+    return f"{state.settings.node_id}{path}"
+
+
+def create_request(
+    session: Session,
+    state: NodeState,
+    client: ClientIdentity,
+    kind: str,
+    *,
+    response_mode: str,
+    now: int,
+) -> PresentationRequest:
+    """A presentation request for scenario ``kind`` (committed): a challenge of
+    :mod:`node.services.verifying` (single use), a request id for the wallet and a
+    transaction id for the response and the service point. Raises what
+    ``verifying.create_challenge`` raises, and 503 ``verifier_certificate_unavailable``."""
+    if response_mode not in P.RESPONSE_MODES:
+        raise NodeError(
+            "invalid_request", f"response_mode must be one of {P.RESPONSE_MODES}", status=422
+        )
+    identity = verifier_identity(state, now)
+    challenge = verifying.create_challenge(session, state, client, kind, now=now)
+    request_id, transaction_id = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    data: dict[str, Any] = {
+        "kind": kind,
+        "client": client.id,
+        "nonce": challenge.nonce,
+        "state": secrets.token_urlsafe(32),
+        "mode": response_mode,
+        "kid": identity.kid,
+        "client_id": identity.client_id,
+        "disclose": challenge.disclose,
+        "decision": None,
+    }
+    if response_mode == "direct_post.jwt":
+        enc_key = ec.generate_private_key(ec.SECP256R1())
+        data["enc_d"] = b64url_encode(enc_key.private_numbers().private_value.to_bytes(32, "big"))
+        data["enc_kid"] = "enc-" + secrets.token_urlsafe(8)
+    connection = session.connection()
+    store_secret(connection, purpose=REQUEST, value=request_id, subject=client.id,
+                 expires_at=challenge.expires_at, data={"transaction": transaction_id})  # fmt: skip
+    store_secret(connection, purpose=TRANSACTION, value=transaction_id, subject=client.id,
+                 expires_at=challenge.expires_at, data=data)  # fmt: skip
+    session.commit()
+    request_uri = _url(state, f"/oid4vp/requests/{request_id}")
+    link = f"{REQUEST_SCHEME}://?" + urlencode(
+        {"client_id": identity.client_id, "request_uri": request_uri}
+    )
+    return PresentationRequest(
+        transaction_id=transaction_id,
+        link=link,
+        request_uri=request_uri,
+        client_id=identity.client_id,
+        response_mode=response_mode,
+        expires_at=challenge.expires_at,
+        scenario=challenge.scenario,
+        disclose=challenge.disclose,
+        requirements=challenge.requirements,
+    )
+
+
+def _enc_key(data: Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
+    value = int.from_bytes(b64url_decode(data["enc_d"]), "big")
+    return ec.derive_private_key(value, ec.SECP256R1())
+
+
+# --- the wallet's fetch ------------------------------------------------------------------------
+
+
+def request_object(session: Session, state: NodeState, request_id: str, *, now: int) -> str:
+    """The signed request object (OpenID4VP sections 5 and 5.10), once (committed).
+    NodeError 404 ``request_not_found`` for a request unknown, fetched already or
+    lapsed."""
+    connection = session.connection()
+    try:
+        _, found = take_secret(connection, purpose=REQUEST, value=request_id, now=now)
+    except SecretRefused as refused:
+        raise NodeError(
+            "request_not_found",
+            f"no such presentation request ({refused.why}): ask the service point for a new one",
+            status=404,
+        ) from None
+    session.commit()
+    row = (
+        session.connection().execute(_READ, {"digest": nonce_digest(found["transaction"])}).first()
+    )
+    session.rollback()
+    if row is None or row.used_at is not None:
+        raise NodeError("request_not_found", "this presentation request was answered", status=404)
+    data = dict(row.data)
+    identity = verifier_identity(state, now, kid=data["kid"])
+    claims: dict[str, Any] = {
+        "aud": P.SELF_ISSUED_AUDIENCE,
+        "client_id": identity.client_id,
+        "response_type": "vp_token",
+        "response_mode": data["mode"],
+        "response_uri": _url(state, f"/oid4vp/responses/{found['transaction']}"),
+        "nonce": data["nonce"],
+        "state": data["state"],
+        "dcql_query": P.dcql_query([path.split(".") for path in data["disclose"]]),
+        "client_metadata": _client_metadata(data),
+        "iat": now,
+        "exp": int(row.expires_at),
+    }
+    return P.sign_request_object(claims, identity.key, [identity.certificate])
+
+
+def _client_metadata(data: Mapping[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "vp_formats_supported": {
+            P.ATTESTATION_TYP: {"sd-jwt_alg_values": ALGS, "kb-jwt_alg_values": ALGS}
+        }
+    }
+    if data["mode"] == "direct_post.jwt":
+        public = P.public_jwk(_enc_key(data).public_key())
+        metadata["jwks"] = {
+            "keys": [{**public, "kid": data["enc_kid"], "use": "enc", "alg": "ECDH-ES"}]
+        }
+        metadata["encrypted_response_enc_values_supported"] = ENC_VALUES
+    return metadata
+
+
+# --- the wallet's answer -----------------------------------------------------------------------
+
+
+def _transaction(session: Session, transaction_id: str, now: int) -> dict[str, Any]:
+    row = session.connection().execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
+    session.rollback()
+    if row is None or row.purpose != TRANSACTION:
+        raise OAuthError("invalid_request", "no such presentation request")
+    if row.used_at is not None:
+        raise OAuthError("invalid_request", "this presentation request was answered already")
+    if row.expires_at < now:
+        raise OAuthError("invalid_request", "this presentation request has expired")
+    return dict(row.data)
+
+
+def _parameters(data: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
+    """The response parameters (OpenID4VP sections 8.2, 8.3): decrypted from
+    ``response`` for direct_post.jwt (a plain answer to an encrypted request is a
+    downgrade, refused), else the form with ``vp_token`` parsed."""
+    if data["mode"] == "direct_post.jwt":
+        if "response" not in form:
+            raise OAuthError(
+                "invalid_request", "this request asked for an encrypted response (direct_post.jwt)"
+            )
+        try:
+            _, plaintext = P.decrypt_ecdh_es(
+                form["response"], _enc_key(data), allowed_enc=ENC_VALUES, kid=data["enc_kid"]
+            )
+            decrypted = P.strict_json_loads(plaintext, what="the response")
+        except P.ProtocolError as exc:
+            raise OAuthError("invalid_request", f"{exc.code}: {exc.message}") from exc
+        if not isinstance(decrypted, dict):
+            raise OAuthError("invalid_request", "the response is not a JSON object")
+        return decrypted
+    params: dict[str, Any] = dict(form)
+    if isinstance(params.get("vp_token"), str):
+        try:
+            params["vp_token"] = P.strict_json_loads(params["vp_token"].encode(), what="vp_token")
+        except P.ProtocolError as exc:
+            raise OAuthError("invalid_request", f"vp_token: {exc.message}") from exc
+    return params
+
+
+def _presentation(params: Mapping[str, Any]) -> str:
+    token = params.get("vp_token")
+    if not isinstance(token, dict) or set(token) != {P.CREDENTIAL_QUERY_ID}:
+        raise OAuthError(
+            "invalid_request", f"vp_token must be an object with {P.CREDENTIAL_QUERY_ID!r} alone"
+        )
+    presentations = token[P.CREDENTIAL_QUERY_ID]
+    if not isinstance(presentations, list) or len(presentations) != 1:
+        raise OAuthError("invalid_request", "vp_token must hold exactly one presentation")
+    if not isinstance(presentations[0], str):
+        raise OAuthError("invalid_request", "a dc+sd-jwt presentation is a string")
+    return presentations[0]
+
+
+def _client(session: Session, client_id: str) -> ClientIdentity | None:
+    row = session.get(Client, client_id)
+    session.rollback()
+    if row is None or row.revoked_at is not None:
+        return None
+    return ClientIdentity(row.id, row.department, frozenset(row.scopes))
+
+
+def _record(
+    session: Session, transaction_id: str, data: dict[str, Any], answer: dict[str, Any], now: int
+) -> None:
+    done = session.connection().execute(
+        _ANSWER,
+        {
+            "digest": nonce_digest(transaction_id),
+            "used_now": now,
+            "answered": {**data, "decision": answer},
+        },
+    )
+    if done.rowcount != 1:
+        session.rollback()
+        raise OAuthError("invalid_request", "this presentation request was answered a moment ago")
+    session.commit()
+
+
+def receive_response(
+    session: Session, state: NodeState, transaction_id: str, form: Mapping[str, str], *, now: int
+) -> dict[str, Any]:
+    """The response endpoint (OpenID4VP section 8.2): the wallet's answer, decided once
+    (committed). 200 ``{}`` for a presentation decided (granted or denied) and for the
+    wallet's own error response; OAuthError 400 ``invalid_request`` for a request
+    unknown, answered or expired, a wrong ``state``, a response in the clear to an
+    encrypted request, and a presentation that does not hold (its ccx code in the
+    description; the service point sees it too)."""
+    data = _transaction(session, transaction_id, now)
+    params = _parameters(data, form)
+    if params.get("state") != data["state"]:
+        raise OAuthError("invalid_request", "state is not this request's")
+    if "error" in params:  # the wallet declined (section 8.5)
+        refusal = {"outcome": "declined", "code": str(params["error"])[:64],
+                   "message": str(params.get("error_description", ""))[:300]}  # fmt: skip
+        _record(session, transaction_id, data, refusal, now)
+        return {}
+    presentation = _presentation(params)
+    client = _client(session, data["client"])
+    if client is None:
+        refusal = {"outcome": "refused", "code": "forbidden",
+                   "message": "the service point's credentials were revoked"}  # fmt: skip
+        _record(session, transaction_id, data, refusal, now)
+        raise OAuthError("invalid_request", "the service point that asked is no longer allowed")
+    try:
+        decision = verifying.verify(
+            session, state, client, nonce=data["nonce"], presentation=presentation,
+            kb_aud=data["client_id"], now=now,
+        )  # fmt: skip
+    except (NodeError, P.ProtocolError) as exc:
+        code = exc.code
+        refusal = {"outcome": "refused", "code": code, "message": exc.message}
+        _record(session, transaction_id, data, refusal, now)
+        raise OAuthError("invalid_request", f"{code}: {exc.message}") from exc
+    answer: dict[str, Any] = {
+        "outcome": "granted" if decision.granted else "denied",
+        "tier": decision.tier.tier.name if decision.tier is not None else None,
+        "benefit": decision.tier.tier.benefit if decision.tier is not None else None,
+        "benefit_zh": decision.tier.tier.benefit_zh if decision.tier is not None else None,
+        "reasons": [{"code": r.code, "message": r.message} for r in decision.reasons],
+        "issuer": decision.issuer,
+        "issuer_city": decision.issuer_city,
+        "band": decision.band,
+        "alliance_score": decision.alliance_score,
+        "audit_seq": decision.audit_seq,
+    }
+    _record(session, transaction_id, data, answer, now)
+    return {}
+
+
+# --- the service point's result ----------------------------------------------------------------
+
+
+def result(
+    session: Session, client: ClientIdentity, transaction_id: str, *, now: int
+) -> dict[str, Any]:
+    """Where the request stands, for the service point that made it: ``pending``,
+    ``expired``, or the decision (``granted``, ``denied``, ``refused``, ``declined``).
+    NodeError 404 ``request_not_found`` (unknown, or another client's)."""
+    row = session.connection().execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
+    session.rollback()
+    if row is None or row.purpose != TRANSACTION or row.subject != client.id:
+        raise NodeError("request_not_found", "no such presentation request of yours", status=404)
+    data = dict(row.data)
+    if data.get("decision") is not None:
+        return {"scenario": data["kind"], **data["decision"]}
+    status = "expired" if row.expires_at < now else "pending"
+    return {"scenario": data["kind"], "outcome": status, "expires_at": int(row.expires_at)}

@@ -1,0 +1,129 @@
+"""`ccx wallet answer` (issue 14): a Fuzhou resident's wallet answers a Xiamen service
+point's OpenID4VP request over real HTTP on loopback, given as a link or as a QR code
+image, after showing who asks for what; both nodes follow one registry that carries the
+alliance CA and their certificates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import segno
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from node.app import create_app, initialize_node
+from node.services import clients
+from node.services.registry import RegistryFollower
+from tests.cli_results import assert_one_line_error, ok
+from tests.conftest import NOW
+from tests.node.oid4vp_helpers import certified_token
+from tests.node.servers import RunningNode, WorldClock, free_port
+from tests.node.test_verifications import ROOT, _settings, seed_resident_app
+from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
+
+SCENARIO = "library_deposit_free"
+
+
+@dataclass
+class World:
+    fuzhou: RunningNode
+    xiamen: RunningNode
+    desk: dict[str, str]
+    env: dict[str, str]
+
+    def request(self) -> dict[str, Any]:
+        made = httpx.post(f"{self.xiamen.url}/v1/presentation-requests",
+                          json={"scenario": SCENARIO}, headers=self.desk)  # fmt: skip
+        assert made.status_code == 201, made.text
+        body: dict[str, Any] = made.json()
+        return body
+
+    def result(self, made: dict[str, Any]) -> dict[str, Any]:
+        answer = httpx.get(
+            f"{self.xiamen.url}/v1/presentation-requests/{made['transaction_id']}",
+            headers=self.desk,
+        )
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    fz_port, xm_port = free_port(), free_port()
+    fz = _settings(tmp_path / "fz", fz_port, "fuzhou")
+    xm = _settings(tmp_path / "xm", xm_port, "xiamen")
+    clock = WorldClock(NOW)
+    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
+    token = certified_token(
+        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
+         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
+        certify=(xm.node_id, fz.node_id),
+    )  # fmt: skip
+    apps = []
+    for settings in (fz, xm):
+        app = create_app(settings, now=clock)
+        follower = RegistryFollower(root_key=ROOT.public_key())
+        follower.accept(token, now=NOW)
+        app.state.node.follower = follower
+        apps.append(app)
+    with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
+        with Session(apps[1].state.node.engine) as db:
+            _, secret = clients.create_client(
+                db, client_id="library-desk", department="culture",
+                scopes=[f"verify:{SCENARIO}"], actor="admin", now=NOW,
+            )  # fmt: skip
+        seed_resident_app(fuzhou, "fz-resident", 780, ("alliance",), now=NOW)
+        env = {WALLET_ENV: str(tmp_path / "w.json"), PASSPHRASE_ENV: "a wallet passphrase!",
+               NOW_ENV: str(NOW)}  # fmt: skip
+        runner = CliRunner()
+        ok(runner.invoke(wallet_app, ["keygen"], env=env))
+        ok(runner.invoke(wallet_app, ["authorize", fuzhou.url, "--dev-login", "fz-resident"],
+                         env=env))  # fmt: skip
+        yield World(fuzhou, xiamen, {"Authorization": f"Bearer {secret}"}, env)
+
+
+def test_the_wallet_answers_a_request_link_and_the_desk_sees_granted(world: World) -> None:
+    made = world.request()
+    answered = ok(CliRunner().invoke(wallet_app, ["answer", made["request"], "--yes"],
+                                     env=world.env))  # fmt: skip
+    assert "Xiamen" in answered.stderr  # who asks, shown before anything is sent
+    [claim] = made["disclose"]  # the scenario's one score_at_least entry
+    assert f"  {claim}\n" in answered.stderr
+    assert f"answered Xiamen: {claim}" in answered.stdout
+    decided = world.result(made)
+    assert decided["outcome"] == "granted"
+    assert decided["issuer_city"] == "fuzhou"
+
+
+def test_the_wallet_reads_the_request_from_a_qr_code_image(world: World, tmp_path: Path) -> None:
+    made = world.request()
+    image = tmp_path / "kiosk.png"
+    segno.make(made["request"], error="m").save(image, scale=6)
+    ok(CliRunner().invoke(wallet_app, ["answer", "--qr", str(image), "--yes"], env=world.env))
+    assert world.result(made)["outcome"] == "granted"
+
+
+def test_a_resident_who_says_no_discloses_nothing(world: World) -> None:
+    made = world.request()
+    declined = CliRunner().invoke(wallet_app, ["answer", made["request"]], env=world.env,
+                                  input="n\n")  # fmt: skip
+    assert declined.exit_code == 2
+    assert "asks to see" in declined.stderr  # shown first, then the question
+    assert declined.stderr.strip().splitlines()[-1].endswith(
+        "error [declined] REQUEST: you declined: nothing was disclosed"
+    )
+    assert world.result(made)["outcome"] == "pending"
+
+
+def test_an_image_without_a_qr_code_is_a_clear_error(world: World, tmp_path: Path) -> None:
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    result = CliRunner().invoke(wallet_app, ["answer", "--qr", str(blank)], env=world.env)
+    assert_one_line_error(result, "no_qr_code", "--qr")
