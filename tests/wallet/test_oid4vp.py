@@ -114,8 +114,10 @@ def test_a_resident_who_says_no_discloses_nothing(world: World) -> None:
                                   input="n\n")  # fmt: skip
     assert declined.exit_code == 2
     assert "asks to see" in declined.stderr  # shown first, then the question
-    assert declined.stderr.strip().splitlines()[-1].endswith(
-        "error [declined] REQUEST: you declined: nothing was disclosed"
+    assert (
+        declined.stderr.strip()
+        .splitlines()[-1]
+        .endswith("error [declined] REQUEST: you declined: nothing was disclosed")
     )
     assert world.result(made)["outcome"] == "pending"
 
