@@ -90,6 +90,14 @@ def authorization_server_metadata_with_path(
     return oid4vci.authorization_server_metadata(state)
 
 
+@router.get(
+    "/oid4vci/type-metadata",
+    summary="SD-JWT VC Type Metadata of the credit standing (its vct is a URN, so here)",
+)
+def type_metadata() -> dict[str, Any]:
+    return oid4vci.type_metadata()
+
+
 # --- the resident's offers -----------------------------------------------------------------
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "new_c_nonce",
     "offer_document",
     "redeem_pre_authorized_code",
+    "type_metadata",
 ]
 
 CONFIGURATION_ID = "ccx_credit_standing"  # also the scope that asks for it
@@ -131,20 +132,52 @@ def credential_issuer_metadata(state: NodeState) -> dict[str, Any]:
     }
 
 
+_CLAIM_NAMES: list[tuple[str, str, str]] = [
+    ("alliance_score", "Alliance score", "联盟信用分"),
+    ("band", "Band", "信用等级"),
+    ("local_score", "Score of the home city", "本市信用分"),
+    ("local_scale", "Scale of the home city", "本市信用分标尺"),
+    ("score_date", "Score date", "评分日期"),
+    ("score_at_least", "Score at least", "信用分不低于"),
+]
+
+
+def type_metadata() -> dict[str, Any]:
+    """SD-JWT VC Type Metadata (draft-ietf-oauth-sd-jwt-vc, section "SD-JWT VC Type
+    Metadata") for the credit standing. The draft retrieves it from an https ``vct``;
+    ours is a URN, so the document is published by every issuer here and named in
+    docs/PROTOCOL.md section 10 for wallets to keep."""
+    return {
+        "vct": P.VCT,
+        "name": "Credit standing / 信用状况",
+        "description": "A resident's standing on the alliance credit scale, selectively "
+        "disclosable, bound to her key.",
+        "display": [
+            {"locale": "en", "name": "Credit standing",
+             "description": "Your standing on the alliance scale"},
+            {"locale": "zh-CN", "name": "信用状况", "description": "您在联盟信用标尺上的信用状况"},
+        ],
+        "claims": [
+            {
+                "path": [name],
+                "display": [{"locale": "en", "label": en}, {"locale": "zh-CN", "label": zh}],
+                "sd": "never" if name == "score_at_least" else "always",
+            }
+            for name, en, zh in _CLAIM_NAMES
+        ]
+        + [
+            {"path": ["score_at_least", None], "sd": "always",
+             "display": [{"locale": "en", "label": "Score at least (each threshold)"},
+                         {"locale": "zh-CN", "label": "信用分不低于（各档）"}]},
+        ],
+    }  # fmt: skip
+
+
 def _claim_descriptions(state: NodeState) -> list[dict[str, Any]]:
-    names: list[tuple[list[Any], str, str]] = [
-        (["alliance_score"], "Alliance score", "联盟信用分"),
-        (["band"], "Band", "信用等级"),
-        (["local_score"], "Score of the home city", "本市信用分"),
-        (["local_scale"], "Scale of the home city", "本市信用分标尺"),
-        (["score_date"], "Score date", "评分日期"),
-        (["score_at_least"], "Score at least", "信用分不低于"),
+    return [
+        {"path": [name], "display": [{"name": en, "locale": "en"}, {"name": zh, "locale": "zh-CN"}]}
+        for name, en, zh in _CLAIM_NAMES
     ]
-    claims = [
-        {"path": path, "display": [{"name": en, "locale": "en"}, {"name": zh, "locale": "zh-CN"}]}
-        for path, en, zh in names
-    ]
-    return claims
 
 
 def login_endpoint(state: NodeState) -> str | None:

@@ -481,3 +481,15 @@ def test_an_access_token_is_the_residents_alone(make_client: Any) -> None:
     with session(node) as db:
         entry = db.exec(select(AuditEntry).where(AuditEntry.action == "attestation.issued")).one()
     assert entry.subject == "resident-a"
+
+
+def test_the_type_metadata_names_every_claim_in_both_languages(client: TestClient) -> None:
+    document = client.get("/oid4vci/type-metadata").json()
+    assert document["vct"] == P.VCT  # SD-JWT VC, "Type Metadata Format"
+    assert {d["locale"] for d in document["display"]} == {"en", "zh-CN"}
+    by_path = {tuple(c["path"]): c for c in document["claims"]}
+    for name in P.DISCLOSABLE_CLAIMS:
+        assert {d["locale"] for d in by_path[(name,)]["display"]} == {"en", "zh-CN"}
+    assert by_path[("band",)]["sd"] == "always"
+    assert by_path[("score_at_least",)]["sd"] == "never"  # the container: its entries are
+    assert by_path[("score_at_least", None)]["sd"] == "always"

@@ -39,6 +39,7 @@ PUBLIC = {
     "GET /oid4vci/offers/{offer_id}",
     "POST /oid4vci/token",
     "POST /oid4vci/nonce",
+    "GET /oid4vci/type-metadata",
     # the authorization code grant: the pushed request (wallets are public clients), the
     # browser's steps (their one-time state is the secret) and the dev IdP's login page
     "POST /oid4vci/par",
