@@ -154,6 +154,7 @@ def issue_attestation(
     now: int,
     salt: SaltSource = secrets.token_bytes,
     decoys: int = 3,
+    x5c: Sequence[bytes] = (),
 ) -> str:
     """Issue a credit-standing SD-JWT VC; the result ends with ``~`` (no KB-JWT).
 
@@ -163,7 +164,8 @@ def issue_attestation(
     section 4.1.3): every verifier not named refuses it (:class:`RecipientNotNamed`).
     Raises ``ValueError`` for claims the node should never have produced (an inconsistent
     or over-long attestation, an empty or repeated audience) and :class:`InvalidKey` for
-    a holder key we cannot bind to.
+    a holder key we cannot bind to. ``x5c``: the alliance CA's certificate of the issuer
+    key (DER, leaf first), for verifiers outside the alliance (HAIP 1.0 section 6.1.1).
     """
     public_key_from_jwk(holder_jwk)  # refuses private members and unsupported keys
     audience = _audience(claims)
@@ -208,8 +210,9 @@ def issue_attestation(
         payload["aud"] = audience
     payload["_sd_alg"] = "sha-256"
     return sign_sd_jwt(
-        payload, builder.disclosures, issuer_key=issuer_key, typ=ATTESTATION_TYP, kid=kid
-    )
+        payload, builder.disclosures, issuer_key=issuer_key, typ=ATTESTATION_TYP, kid=kid,
+        x5c=x5c,
+    )  # fmt: skip
 
 
 def _audience(claims: AttestationClaims) -> list[str] | None:

@@ -110,11 +110,14 @@ def check_header(
     allowed_algs: Collection[str],
     what: str,
     require_kid: bool,
+    allow_x5c: bool = False,
 ) -> str:
     """Check a JOSE header against our rules and return its ``alg``.
 
-    Order: alg allow-list; key-reference headers refused; ``crit`` (we understand no
-    extension); ``typ`` exact; ``kid`` a short string when required.
+    Order: alg allow-list; key-reference headers refused (``x5c`` too, unless
+    ``allow_x5c``: an attestation's, which the caller then checks against the registry's
+    key); ``crit`` (we understand no extension); ``typ`` exact; ``kid`` a short string
+    when required.
     """
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in allowed_algs or alg not in SUPPORTED_ALGS:
@@ -122,7 +125,7 @@ def check_header(
             f"{what} alg {alg!r} is not allowed; accepted: {sorted(allowed_algs)}"
         )
     for name in _KEY_REFERENCE_HEADERS:
-        if name in header:
+        if name in header and not (allow_x5c and name == "x5c"):
             raise ForbiddenHeader(
                 f"{what} header carries {name!r}; keys come only from the alliance registry"
             )

@@ -7,13 +7,17 @@ tests run the RFC's own examples through it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
+
+from cryptography import x509
 
 from ._errors import (
     AudienceMismatch,
@@ -24,6 +28,7 @@ from ._errors import (
     DuplicateDisclosure,
     DuplicateJsonKey,
     ForbiddenClaimName,
+    ForbiddenHeader,
     InvalidClaim,
     IssuedInFuture,
     KeyBindingIatOutOfWindow,
@@ -45,7 +50,7 @@ from ._errors import (
     UnsupportedSdAlg,
 )
 from ._json import b64url_decode, b64url_encode, strict_json_loads
-from ._jwk import PrivateKey, PublicKey, alg_for_key, public_key_from_jwk
+from ._jwk import PrivateKey, PublicKey, alg_for_key, public_jwk, public_key_from_jwk
 from ._jws import check_header, decode_jws, sign_jws, verify_jws_signature
 
 __all__ = [
@@ -137,11 +142,15 @@ def sign_sd_jwt(
     issuer_key: PrivateKey,
     typ: str,
     kid: str | None,
+    x5c: Sequence[bytes] = (),
 ) -> str:
-    """Sign the issuer JWT and append the disclosures: ``<jwt>~<d1>~...~<dn>~``."""
+    """Sign the issuer JWT and append the disclosures: ``<jwt>~<d1>~...~<dn>~``. ``x5c``
+    (DER, leaf first) goes into the header as standard base64 (RFC 7515 section 4.1.6)."""
     header: dict[str, Any] = {"typ": typ}
     if kid is not None:
         header["kid"] = kid
+    if x5c:
+        header["x5c"] = [base64.b64encode(der).decode("ascii") for der in x5c]
     payload_json = json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":")).encode(
         "utf-8"
     )
@@ -495,6 +504,21 @@ def _verify_key_binding(
     return payload
 
 
+def _check_x5c_is(key: PublicKey, x5c: Any) -> None:
+    """An issuer JWT's ``x5c`` (HAIP 1.0 section 6.1.1) is for verifiers outside the
+    alliance; ours take the key from the registry alone. The two must agree: a leaf whose
+    key is not the registry's is refused, never followed (docs/PROTOCOL.md section 2)."""
+    if not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
+        raise ForbiddenHeader("issuer JWT x5c must be a non-empty array of base64 DER")
+    try:
+        leaf = x509.load_der_x509_certificate(base64.b64decode(x5c[0], validate=True))
+        leaf_key = leaf.public_key()
+    except (binascii.Error, ValueError) as exc:
+        raise ForbiddenHeader("issuer JWT x5c[0] is not a DER certificate") from exc
+    if public_jwk(leaf_key) != public_jwk(key):  # type: ignore[arg-type]
+        raise ForbiddenHeader("issuer JWT x5c names another key than the registry's for its kid")
+
+
 def verify_sd_jwt(
     presentation: str,
     *,
@@ -529,8 +553,9 @@ def verify_sd_jwt(
     issuer_jwt, texts, kb_jwt = _split(presentation, max_size=max_size)
     jws = decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size)
     alg = check_header(
-        jws.header, typ=typ, allowed_algs=allowed_algs, what="issuer JWT", require_kid=require_kid
-    )
+        jws.header, typ=typ, allowed_algs=allowed_algs, what="issuer JWT",
+        require_kid=require_kid, allow_x5c=True,
+    )  # fmt: skip
     claims = jws.payload
     iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
@@ -541,6 +566,8 @@ def verify_sd_jwt(
         raise
     except Exception as exc:  # a resolver's own failure must never let a token through
         raise UnknownKid(f"no trusted key for issuer {iss!r}") from exc
+    if "x5c" in jws.header:
+        _check_x5c_is(key, jws.header["x5c"])
     verify_jws_signature(alg, key, jws.signing_input, jws.signature, what="issuer JWT")
     _check_times(claims, now=now, leeway=leeway, required=required_claims)
     for name in required_claims:

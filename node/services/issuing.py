@@ -235,6 +235,21 @@ def issue(
     )
 
 
+def _certificate_of(state: NodeState, kid: str, now: int) -> tuple[bytes, ...]:
+    """The alliance CA's certificate of the signing key, when the registry in effect
+    carries one: the attestation's ``x5c``, for verifiers outside the alliance (HAIP
+    1.0 section 6.1.1; docs/PROTOCOL.md section 2). None yet: issue without it."""
+    follower = state.follower
+    if follower is None:
+        return ()
+    try:
+        registry = state.registry_in_effect(now)
+    except NodeError:
+        return ()
+    der = registry.certificate(state.settings.node_id, kid)
+    return (der,) if der is not None else ()
+
+
 def issue_bound(
     session: Session,
     state: NodeState,
@@ -306,8 +321,9 @@ def issue_bound(
     if sharing.audience is not None:  # only the members her consent names accept it
         claims["aud"] = sharing.audience
     token = P.issue_attestation(
-        claims, issuer_key=key.private_key, kid=key.kid, holder_jwk=holder_public, now=now
-    )
+        claims, issuer_key=key.private_key, kid=key.kid, holder_jwk=holder_public, now=now,
+        x5c=_certificate_of(state, key.kid, now),
+    )  # fmt: skip
     # Last, because the audit lock is held until commit. Never the token or the proof.
     audit.append(
         session,

@@ -45,12 +45,11 @@ from node.services.records import FILE_TYPES
 from node.settings import Settings
 from tests.conftest import METRICS, METRICS_TOKEN_HASH, NOW
 from tests.node.issuing_helpers import bearer, node_state, seed_resident
-from tests.node.oid4vp_helpers import certified_token
+from tests.node.oid4vp_helpers import certified_token, follower
 from tests.node.pushing import ADMIN, admin_settings, credentials, record
 from tests.node.test_verifications import (
     ALL_KINDS,
     XIAMEN,
-    install_registry,
     service_point,
 )
 from tests.storage import pg
@@ -142,7 +141,7 @@ def fuzz_node(
     client = TestClient(app, raise_server_exceptions=False)
     jwks = client.get("/.well-known/jwks.json").json()
     members = [(XIAMEN, "xiamen", jwks, "active")]
-    install_registry(client, certified_token(members, certify=(XIAMEN,)), NOW)
+    node_state(client).follower = follower(certified_token(members, certify=(XIAMEN,)))
     department = credentials(client, "tax", client_id="fuzz-department")
     pushed = client.post("/v1/records", json=record("fuzz-1", RESIDENT), headers=department)
     assert pushed.status_code == 200, pushed.text

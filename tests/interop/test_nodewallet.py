@@ -26,12 +26,10 @@ from sqlmodel import Session
 
 import protocol as P
 from node.services import clients
-from node.services.registry import RegistryFollower
 from tests.conftest import NOW
 from tests.interop.conftest import Https
 from tests.node.issuing_helpers import jwks_resolver
-from tests.node.oid4vp_helpers import ca_der, certified_token
-from tests.node.test_verifications import ROOT
+from tests.node.oid4vp_helpers import ca_der, certified_token, follower
 
 NODEWALLET = Path(__file__).parent / "nodewallet"
 
@@ -60,9 +58,7 @@ def node_wallet(https: Https, *args: str) -> dict[str, Any]:
 
 
 def install_registry_on(state: Any, token: str) -> None:
-    follower = RegistryFollower(root_key=ROOT.public_key())
-    follower.accept(token, now=NOW)
-    state.follower = follower
+    state.follower = follower(token)
 
 
 def held(https: Https, answer: dict[str, Any]) -> P.VerifiedPresentation:

@@ -8,14 +8,26 @@ from typing import Any
 
 import protocol as P
 from alliance.state import DEFAULT_POLICY
-from tests.conftest import ALLIANCE, NOW
-from tests.node.test_verifications import ROOT, THRESHOLDS, XIAMEN, Alliance
+from node.services.registry import RegistryFollower
+from tests.conftest import ALLIANCE, NOW, ec_key
+from tests.node.test_verifications import THRESHOLDS, XIAMEN, Alliance
 
 DAY = 86400
+# The alliance root key of these tests, and so the CA: P-256, as `ccx alliance init`
+# makes by default. (test_verifications' ROOT is Ed25519: X.509 validators built on the
+# Web PKI's rules, openvc's among them, refuse an Ed25519 CA.)
+CA_ROOT = ec_key(78)
+
+
+def follower(token: str) -> RegistryFollower:
+    """A registry follower pinning CA_ROOT that holds ``token``."""
+    held = RegistryFollower(root_key=CA_ROOT.public_key())
+    held.accept(token, now=NOW)
+    return held
 
 
 def ca_der() -> bytes:
-    return P.ca_certificate(ROOT, name="test alliance CA", not_before=NOW - DAY,
+    return P.ca_certificate(CA_ROOT, name="test alliance CA", not_before=NOW - DAY,
                             not_after=NOW + 3650 * DAY, serial=7)  # fmt: skip
 
 
@@ -28,7 +40,7 @@ def certified_registry(world: Alliance, *, certify: tuple[str, ...] = (XIAMEN,))
 def certified_token(
     members_in: list[tuple[str, str, dict[str, Any], str]], *, certify: tuple[str, ...]
 ) -> str:
-    """A registry signed by ROOT for ``members_in`` (id, city, jwks, status), with the
+    """A registry signed by CA_ROOT for ``members_in`` (id, city, jwks, status), with the
     verifier CA and a leaf for every key of the members named in ``certify``."""
     ca = ca_der()
     members = []
@@ -39,7 +51,7 @@ def certified_token(
             entry["certificates"] = {
                 jwk["kid"]: base64.b64encode(
                     P.leaf_certificate(
-                        ROOT,
+                        CA_ROOT,
                         ca,
                         P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y")}),
                         uri=member_id,
@@ -58,4 +70,4 @@ def certified_token(
         "mapping_tables": [], "policy": DEFAULT_POLICY,
         "verifier_ca": base64.b64encode(ca).decode(),
     }  # fmt: skip
-    return P.sign_registry(claims, root_key=ROOT, now=NOW)
+    return P.sign_registry(claims, root_key=CA_ROOT, now=NOW)

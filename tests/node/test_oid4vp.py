@@ -20,13 +20,12 @@ from node.models import AuditEntry, Nonce
 from node.services import clients
 from tests.conftest import NOW, ec_key
 from tests.node.issuing_helpers import node_state, session
-from tests.node.oid4vp_helpers import ca_der, certified_registry
+from tests.node.oid4vp_helpers import ca_der, certified_registry, follower
 from tests.node.test_verifications import (
     FUZHOU,
     XIAMEN,
     Alliance,
     attest,
-    install_registry,
     service_point,
 )
 from wallet._oid4vp import Asked, answer_request, read_request
@@ -38,7 +37,7 @@ SCENARIO = "library_deposit_free"
 @pytest.fixture
 def world(make_client: Any, tmp_path: Path) -> Alliance:
     alliance = Alliance(make_client, tmp_path)
-    install_registry(alliance.xiamen, certified_registry(alliance), NOW)
+    node_state(alliance.xiamen).follower = follower(certified_registry(alliance))
     return alliance
 
 
@@ -270,7 +269,7 @@ def test_the_result_is_the_requesting_service_points_alone(world: Alliance) -> N
 
 def test_without_a_certificate_the_node_asks_for_nothing(make_client: Any, tmp_path: Path) -> None:
     alliance = Alliance(make_client, tmp_path)
-    install_registry(alliance.xiamen, certified_registry(alliance, certify=()), NOW)
+    node_state(alliance.xiamen).follower = follower(certified_registry(alliance, certify=()))
     answer = alliance.xiamen.post(
         "/v1/presentation-requests", json={"scenario": SCENARIO},
         headers=service_point(alliance.xiamen, SCENARIO),

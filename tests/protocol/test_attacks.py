@@ -450,7 +450,7 @@ def _key_reference(name: str, attacker: Any) -> Any:
     }[name]
 
 
-@pytest.mark.parametrize("name", ["jku", "x5u", "jwk", "x5c"])
+@pytest.mark.parametrize("name", ["jku", "x5u", "jwk"])
 def test_key_reference_header_is_refused(setup: Setup, name: str) -> None:
     attacker = key_like(setup, 69)
     header = issuer_header(setup, **{name: _key_reference(name, attacker)})
@@ -459,6 +459,36 @@ def test_key_reference_header_is_refused(setup: Setup, name: str) -> None:
     with refused(P.ForbiddenHeader, "forbidden_header"):
         verify(setup, forge(setup, header=header), resolver=resolver)
     assert resolver.calls == []
+
+
+def _certificate_of(key: Any, subject: Any) -> str:
+    import base64
+
+    ca = P.ca_certificate(key, name="attacker CA", not_before=NOW - 86400,
+                          not_after=NOW + 86400, serial=3)  # fmt: skip
+    leaf = P.leaf_certificate(key, ca, subject.public_key(), uri="https://xiamen.ccx.example",
+                              name="x", not_before=NOW - 86400, not_after=NOW + 86400,
+                              serial=4)  # fmt: skip
+    return base64.b64encode(leaf).decode()
+
+
+@pytest.mark.parametrize("chain", ["junk", "attacker"])
+def test_an_x5c_naming_another_key_than_the_registrys_is_refused(setup: Setup, chain: str) -> None:
+    """HAIP's x5c is for verifiers outside the alliance: ours resolve the key from the
+    registry alone and refuse an x5c whose leaf is not that key, however well it chains
+    (docs/PROTOCOL.md section 2). The attacker's key is never used."""
+    attacker = key_like(setup, 69)
+    x5c = ["MIIBszCCAVmgAwIBAgIUQ"] if chain == "junk" else [_certificate_of(attacker, attacker)]
+    header = issuer_header(setup, x5c=x5c)
+    with refused(P.ForbiddenHeader, "forbidden_header"):
+        verify(setup, forge(setup, header=header, key=attacker))
+
+
+def test_an_x5c_of_the_registry_key_is_accepted(setup: Setup) -> None:
+    ca_key = key_like(setup, 68)
+    x5c = [_certificate_of(ca_key, setup.issuer_key)]
+    header = issuer_header(setup, x5c=x5c)
+    assert verify(setup, forge(setup, header=header)).issuer == "https://xiamen.ccx.example"
 
 
 @pytest.mark.parametrize("kid", ["attacker", "issuer"])

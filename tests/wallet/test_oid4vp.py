@@ -18,12 +18,11 @@ from typer.testing import CliRunner
 
 from node.app import create_app, initialize_node
 from node.services import clients
-from node.services.registry import RegistryFollower
 from tests.cli_results import assert_one_line_error, ok
 from tests.conftest import NOW
-from tests.node.oid4vp_helpers import certified_token
+from tests.node.oid4vp_helpers import certified_token, follower
 from tests.node.servers import RunningNode, WorldClock, free_port
-from tests.node.test_verifications import ROOT, _settings, seed_resident_app
+from tests.node.test_verifications import _settings, seed_resident_app
 from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
 
 SCENARIO = "library_deposit_free"
@@ -67,9 +66,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     apps = []
     for settings in (fz, xm):
         app = create_app(settings, now=clock)
-        follower = RegistryFollower(root_key=ROOT.public_key())
-        follower.accept(token, now=NOW)
-        app.state.node.follower = follower
+        app.state.node.follower = follower(token)
         apps.append(app)
     with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
         with Session(apps[1].state.node.engine) as db:
