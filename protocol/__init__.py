@@ -46,10 +46,12 @@ from ._oid4vp import (
     RESPONSE_MODES,
     SELF_ISSUED_AUDIENCE,
     VerifiedRequest,
+    choose_disclosures,
     client_id_for,
     dcql_query,
     disclosures_for_query,
     sign_request_object,
+    tiered_dcql_query,
     verify_request_object,
 )
 from ._registry import REGISTRY_TYP, Member, Registry, registry_hash, sign_registry, verify_registry
@@ -121,6 +123,7 @@ __all__ = [
     "b64url_encode",
     "ca_certificate",
     "canonical_json",
+    "choose_disclosures",
     "client_id_for",
     "dcql_query",
     "decode_status_list",
@@ -144,6 +147,7 @@ __all__ = [
     "sign_status_list",
     "status_at",
     "strict_json_loads",
+    "tiered_dcql_query",
     "verify_dpop_proof",
     "verify_key_proof",
     "verify_mapping_table",

@@ -39,10 +39,12 @@ __all__ = [
     "RESPONSE_MODES",
     "SELF_ISSUED_AUDIENCE",
     "VerifiedRequest",
+    "choose_disclosures",
     "client_id_for",
     "dcql_query",
     "disclosures_for_query",
     "sign_request_object",
+    "tiered_dcql_query",
     "verify_request_object",
 ]
 
@@ -74,6 +76,31 @@ def dcql_query(paths: Sequence[Sequence[str]]) -> dict[str, Any]:
     }
 
 
+def tiered_dcql_query(tiers: Sequence[str], extra: Sequence[str] = ()) -> dict[str, Any]:
+    """The DCQL query of a scenario: ``tiers`` are its tiers' ``score_at_least.<t>``
+    claims, lowest first; ``extra`` what it must also see (``band``). With more than one
+    tier, each tier's claim but the lowest asks for the value ``true`` (section 6.3) and
+    ``claim_sets`` list them highest first (section 6.4.2): a wallet discloses the one
+    boolean of the highest tier its holder reaches, or the lowest tier's, which then says
+    false; never all of them."""
+    if len(tiers) <= 1:
+        return dcql_query([name.split(".") for name in (*tiers, *extra)])
+    claims: list[dict[str, Any]] = []
+    for index, name in enumerate(tiers):
+        claim: dict[str, Any] = {"id": f"tier{index}", "path": name.split(".")}
+        if index > 0:
+            claim["values"] = [True]
+        claims.append(claim)
+    extra_ids = [f"extra{index}" for index in range(len(extra))]
+    claims += [{"id": i, "path": name.split(".")} for i, name in zip(extra_ids, extra, strict=True)]
+    query = dcql_query([])
+    query["credentials"][0]["claims"] = claims
+    query["credentials"][0]["claim_sets"] = [
+        [f"tier{index}", *extra_ids] for index in reversed(range(len(tiers)))
+    ]
+    return query
+
+
 def sign_request_object(claims: Mapping[str, Any], key: PrivateKey, chain: Sequence[bytes]) -> str:
     """The signed request object: ``typ`` oauth-authz-req+jwt, the certificate chain in
     ``x5c`` (standard base64 DER, RFC 7515 section 4.1.6), signed by the leaf's key."""
@@ -92,7 +119,12 @@ class VerifiedRequest:
     claims: Mapping[str, Any]
     verifier: CertifiedKey
     query_id: str
-    disclose: tuple[str, ...]
+    requested: tuple[str, ...]  # every claim the query names (a wallet discloses a set)
+
+    def disclosures_for(self, available: Mapping[str, Any]) -> tuple[str, ...]:
+        """What to disclose from a credential holding ``available`` (``band``,
+        ``score_at_least.650``, ... to their values): :func:`choose_disclosures`."""
+        return choose_disclosures(self.claims["dcql_query"], available)
 
 
 def _chain(header: Mapping[str, Any]) -> list[bytes]:
@@ -158,15 +190,18 @@ def verify_request_object(
             raise MissingClaim(f"the request object lacks {name}")
     if "transaction_data" in claims:  # section 5.1: a wallet without support MUST refuse
         raise InvalidClaim("transaction_data is not supported by this wallet")
-    query_id, disclose = disclosures_for_query(claims.get("dcql_query"))
-    return VerifiedRequest(claims, certified, query_id, disclose)
+    query_id, requested = disclosures_for_query(claims.get("dcql_query"))
+    return VerifiedRequest(claims, certified, query_id, requested)
 
 
-def disclosures_for_query(query: Any) -> tuple[str, tuple[str, ...]]:
-    """The credential query for the credit standing in a DCQL ``query`` and the claims
-    it selects, as :func:`protocol.present` names them (``band``,
-    ``score_at_least.650``). Raises :class:`InvalidClaim` for a query that asks for
-    nothing we hold, for several credentials, or with ``claim_sets``."""
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    id: str | None
+    name: str
+    values: tuple[Any, ...] | None
+
+
+def _credential_query(query: Any) -> Mapping[str, Any]:
     if not isinstance(query, Mapping):
         raise InvalidClaim("the request has no dcql_query object")
     credentials = query.get("credentials")
@@ -178,15 +213,16 @@ def disclosures_for_query(query: Any) -> tuple[str, tuple[str, ...]]:
     vct_values = (wanted.get("meta") or {}).get("vct_values")
     if not isinstance(vct_values, list) or VCT not in vct_values:
         raise InvalidClaim(f"the DCQL query does not ask for {VCT}")
-    query_id = wanted.get("id")
-    if not isinstance(query_id, str) or not query_id:
+    if not isinstance(wanted.get("id"), str) or not wanted["id"]:
         raise InvalidClaim("the DCQL credential query has no id")
-    if "claim_sets" in wanted:
-        raise InvalidClaim("claim_sets are not supported: ask for the claims themselves")
+    return wanted
+
+
+def _claims(wanted: Mapping[str, Any]) -> list[_Claim]:
     claims = wanted.get("claims")
     if not isinstance(claims, list) or not claims:
         raise InvalidClaim("the DCQL query names no claims: this wallet discloses none blindly")
-    names: list[str] = []
+    parsed: list[_Claim] = []
     for claim in claims:
         path = claim.get("path") if isinstance(claim, Mapping) else None
         if (
@@ -195,5 +231,60 @@ def disclosures_for_query(query: Any) -> tuple[str, tuple[str, ...]]:
             or not all(isinstance(p, str) and p and "." not in p for p in path)
         ):
             raise InvalidClaim(f"claims path {path!r} is not one this credential has")
-        names.append(".".join(path))
-    return query_id, tuple(names)
+        values = claim.get("values")
+        if values is not None and (not isinstance(values, list) or not values):
+            raise InvalidClaim("a claim's values must be a non-empty array")
+        claim_id = claim.get("id")
+        parsed.append(_Claim(claim_id if isinstance(claim_id, str) else None, ".".join(path),
+                             tuple(values) if values is not None else None))  # fmt: skip
+    return parsed
+
+
+def disclosures_for_query(query: Any) -> tuple[str, tuple[str, ...]]:
+    """The credential query for the credit standing in a DCQL ``query`` and every claim
+    it names, as :func:`protocol.present` names them (``band``, ``score_at_least.650``).
+    Raises :class:`InvalidClaim` for a query that asks for nothing we hold, for several
+    credentials, or with claim sets naming unknown claims."""
+    wanted = _credential_query(query)
+    claims = _claims(wanted)
+    sets = wanted.get("claim_sets")
+    if sets is not None:
+        ids = {c.id for c in claims if c.id is not None}
+        if (
+            not isinstance(sets, list)
+            or not sets
+            or not all(isinstance(s, list) and s and set(s) <= ids for s in sets)
+        ):
+            raise InvalidClaim("claim_sets must be non-empty arrays of the claims' ids")
+    return str(wanted["id"]), tuple(c.name for c in claims)
+
+
+def choose_disclosures(query: Any, available: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a wallet discloses for ``query`` from a credential whose disclosable claims
+    are ``available`` (section 6.4): every claim named, when there are no claim sets;
+    else the first claim set (in the verifier's order of preference) whose every claim
+    the credential has, with a value among ``values`` where the claim names some; never
+    more. Raises :class:`InvalidClaim` when the credential can meet no set."""
+    wanted = _credential_query(query)
+    claims = _claims(wanted)
+
+    def met(claim: _Claim) -> bool:
+        if claim.name not in available:
+            return False
+        return claim.values is None or any(
+            type(v) is type(available[claim.name]) and v == available[claim.name]
+            for v in claim.values
+        )
+
+    sets = wanted.get("claim_sets")
+    if sets is None:
+        missing = [c.name for c in claims if not met(c)]
+        if missing:
+            raise InvalidClaim(f"the credential can't disclose {', '.join(missing)}")
+        return tuple(c.name for c in claims)
+    by_id = {c.id: c for c in claims if c.id is not None}
+    for option in sets:
+        chosen = [by_id[i] for i in option if i in by_id]
+        if len(chosen) == len(option) and all(met(c) for c in chosen):
+            return tuple(c.name for c in chosen)
+    raise InvalidClaim("the credential meets none of the query's claim sets")

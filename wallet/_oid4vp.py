@@ -25,12 +25,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import protocol as P
 from cli import InputError
+from wallet._wallet import disclosed_claims
 
 __all__ = [
     "REQUEST_SCHEMES",
     "Asked",
     "alliance_anchors",
     "answer_request",
+    "available_claims",
     "read_request",
 ]
 
@@ -49,8 +51,17 @@ class Asked:
     verifier_name: str | None
 
     @property
-    def disclose(self) -> tuple[str, ...]:
-        return self.request.disclose
+    def requested(self) -> tuple[str, ...]:
+        """Every claim the request names (it may ask for one of several sets)."""
+        return self.request.requested
+
+    def disclosures_for(self, credential: str) -> tuple[str, ...]:
+        """What answering with ``credential`` discloses: exactly what the query selects
+        (a claim set when it gives some), nothing more. InputError when it can't."""
+        try:
+            return self.request.disclosures_for(available_claims(credential))
+        except P.ProtocolError as exc:
+            raise InputError("cannot_answer", FIELD, exc.message) from exc
 
 
 def _refusal(response: httpx.Response, what: str) -> InputError:
@@ -134,6 +145,16 @@ def read_request(
     return Asked(verified, verifier, names.get(verifier))
 
 
+def available_claims(credential: str) -> dict[str, Any]:
+    """The disclosable claims of ``credential`` by the names :func:`protocol.present`
+    takes: ``band``, ``alliance_score``, ``score_at_least.650``, ..."""
+    # score_at_least's entries are disclosures of their own, named by their threshold
+    return {
+        (f"score_at_least.{name}" if name.isdigit() else name): value
+        for name, value in disclosed_claims(credential).items()
+    }
+
+
 def _encryption_key(metadata: Any) -> tuple[ec.EllipticCurvePublicKey, str | None]:
     keys = (metadata or {}).get("jwks", {}).get("keys", []) if isinstance(metadata, dict) else []
     for jwk in keys:
@@ -167,7 +188,7 @@ def answer_request(
     claims = asked.request.claims
     try:
         presentation = P.present(
-            credential, disclose=list(asked.disclose), holder_key=holder_key,
+            credential, disclose=list(asked.disclosures_for(credential)), holder_key=holder_key,
             aud=claims["client_id"], nonce=claims["nonce"], now=now,
         )  # fmt: skip
     except P.ProtocolError as exc:

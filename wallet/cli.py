@@ -460,10 +460,10 @@ def _read_qr(image: Path) -> str:
     return texts[0]
 
 
-def _describe(asked: Asked) -> list[str]:
+def _describe(asked: Asked, disclose: tuple[str, ...]) -> list[str]:
     who = asked.verifier_name or asked.verifier
     lines = [f"{who} ({asked.verifier}) asks to see:"]
-    lines += [f"  {claim}" for claim in asked.disclose]
+    lines += [f"  {claim}" for claim in disclose]
     lines.append("Nothing else of your attestation is disclosed.")
     return lines
 
@@ -525,12 +525,13 @@ def answer_command(
         anchors, members = alliance_anchors(held.node or held.issuer, http)
         asked = read_request(text, anchors=[*anchors, *extra], members=members, now=moment,
                              client=http)  # fmt: skip
-        for line in _describe(asked):
+        disclose = asked.disclosures_for(held.token)
+        for line in _describe(asked, disclose):
             typer.echo(line, err=True)
         if not yes and not typer.confirm("Disclose this?", default=False, err=True):
             raise InputError("declined", "REQUEST", "you declined: nothing was disclosed")
         answer_request(asked, held.token, holder_key=_unseal(sealed), now=moment, client=http)
-    typer.echo(f"answered {asked.verifier_name or asked.verifier}: " + ", ".join(asked.disclose))
+    typer.echo(f"answered {asked.verifier_name or asked.verifier}: " + ", ".join(disclose))
 
 
 def _certificate(path: Path) -> bytes:

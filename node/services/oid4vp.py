@@ -227,12 +227,20 @@ def request_object(session: Session, state: NodeState, request_id: str, *, now: 
         "response_uri": _url(state, f"/oid4vp/responses/{found['transaction']}"),
         "nonce": data["nonce"],
         "state": data["state"],
-        "dcql_query": P.dcql_query([path.split(".") for path in data["disclose"]]),
+        "dcql_query": _query(data["disclose"]),
         "client_metadata": _client_metadata(data),
         "iat": now,
         "exp": int(row.expires_at),
     }
     return P.sign_request_object(claims, identity.key, [identity.certificate])
+
+
+def _query(disclose: list[str]) -> dict[str, Any]:
+    """The scenario's DCQL query: its tiers' claims as claim sets (the wallet discloses
+    one boolean, the highest tier's its holder reaches), plus what it must see."""
+    tiers = [name for name in disclose if name.startswith("score_at_least.")]
+    extra = [name for name in disclose if not name.startswith("score_at_least.")]
+    return P.tiered_dcql_query(tiers, extra)
 
 
 def _client_metadata(data: Mapping[str, Any]) -> dict[str, Any]:

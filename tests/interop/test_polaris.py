@@ -116,7 +116,7 @@ def test_polaris_refuses_a_presentation_made_for_another_verifier(
             forged = type(asked)(
                 P.VerifiedRequest({**asked.request.claims, "client_id": "x509_hash:" + "A" * 43},
                                   asked.request.verifier, asked.request.query_id,
-                                  asked.disclose),
+                                  asked.requested),
                 asked.verifier, None,
             )  # fmt: skip
             with pytest.raises(InputError):

@@ -86,7 +86,7 @@ def test_a_visitor_is_granted_through_a_standard_request(world: Alliance, mode: 
     asked = read(world, made["request"])
     assert asked.verifier == XIAMEN  # the leaf names the member
     assert asked.verifier_name == "Xiamen"
-    assert asked.disclose == tuple(made["disclose"])
+    assert asked.requested == tuple(made["disclose"])
     assert asked.request.claims["response_mode"] == mode
     assert answer_request(asked, attestation, holder_key=holder, now=NOW, client=world.xiamen) == {}
 
@@ -134,7 +134,7 @@ def test_a_presentation_with_the_node_id_as_kb_aud_is_refused(world: Alliance) -
     attestation, holder = attest(world.fuzhou, FUZHOU, "visitor-2", 780)
     headers = service_point(world.xiamen, SCENARIO)
     asked = read(world, new_request(world, headers, mode="direct_post")["request"])
-    presentation = P.present(attestation, disclose=list(asked.disclose), holder_key=holder,
+    presentation = P.present(attestation, disclose=list(asked.disclosures_for(attestation)), holder_key=holder,
                              aud=XIAMEN, nonce=asked.request.claims["nonce"], now=NOW)  # fmt: skip
     answer = world.xiamen.post(
         urlsplit(asked.request.claims["response_uri"]).path,
@@ -162,7 +162,7 @@ def test_a_response_is_taken_once(world: Alliance) -> None:
     attestation, holder = attest(world.fuzhou, FUZHOU, "visitor-3", 780)
     headers = service_point(world.xiamen, SCENARIO)
     asked = read(world, new_request(world, headers, mode="direct_post")["request"])
-    presentation = P.present(attestation, disclose=list(asked.disclose), holder_key=holder,
+    presentation = P.present(attestation, disclose=list(asked.disclosures_for(attestation)), holder_key=holder,
                              aud=asked.request.claims["client_id"],
                              nonce=asked.request.claims["nonce"], now=NOW)  # fmt: skip
     form = {"vp_token": json.dumps({"credit_standing": [presentation]}),
@@ -250,7 +250,7 @@ def test_a_refused_presentation_is_the_service_points_to_see(world: Alliance) ->
     asked = read(world, made["request"])
     tampered = Asked(
         P.VerifiedRequest({**asked.request.claims, "nonce": "another-nonce"},
-                          asked.request.verifier, asked.request.query_id, asked.disclose),
+                          asked.request.verifier, asked.request.query_id, asked.requested),
         asked.verifier, asked.verifier_name,
     )  # fmt: skip
     with pytest.raises(InputError) as refused:
@@ -338,3 +338,30 @@ def test_a_service_point_whose_credentials_were_revoked_decides_nothing(world: A
     with pytest.raises(InputError):
         answer_request(asked, attestation, holder_key=holder, now=NOW, client=world.xiamen)
     assert node_state(world.xiamen).settings.node_id == XIAMEN
+
+
+@pytest.mark.parametrize(("score", "granted"), [(780, True), (520, False)])
+def test_a_tiered_scenario_gets_one_boolean_the_highest_reached(
+    world: Alliance, score: int, granted: bool
+) -> None:
+    """DCQL claim sets (sections 6.3, 6.4.2): a scenario with tiers asks for each tier's
+    score_at_least entry, highest first, each but the lowest only if true; the wallet
+    discloses one boolean, and the node decides the tier from it."""
+    kind = "hospital_treat_first_pay_later"
+    attestation, holder = attest(world.fuzhou, FUZHOU, f"visitor-tier-{score}", score)
+    headers = service_point(world.xiamen, kind, client_id="hospital-desk")
+    made = world.xiamen.post("/v1/presentation-requests", json={"scenario": kind},
+                             headers=headers).json()  # fmt: skip
+    asked = read(world, made["request"])
+    query = asked.request.claims["dcql_query"]["credentials"][0]
+    assert len(query["claim_sets"]) == len(made["tiers"]) > 1
+    [shown] = asked.disclosures_for(attestation)  # one boolean
+    assert shown in made["disclose"]
+    answer_request(asked, attestation, holder_key=holder, now=NOW, client=world.xiamen)
+    decided = result(world, headers, made)
+    assert decided["outcome"] == ("granted" if granted else "denied")
+    tiers = [t["name"] for t in made["tiers"]]
+    if granted:
+        assert decided["tier"] == tiers[-1]  # 780 reaches the top tier
+    else:
+        assert shown == made["tiers"][0]["disclose"]  # the lowest, which says false
