@@ -26,11 +26,17 @@ class Unreachable(Exception):
 
 
 def error_code(body: Any) -> str | None:
-    """The stable error code of a node's error body ``{"error": {"code": ...}}``."""
+    """The stable error code of a node's error body ``{"error": {"code": ...}}``, or of
+    an OAuth-shaped one ``{"error": "invalid_request", "error_description": "<ccx code>:
+    ..."}`` (an OpenID4VP response endpoint's refusal: the ccx code when it names one)."""
     if isinstance(body, Mapping):
         error = body.get("error")
         if isinstance(error, Mapping) and isinstance(error.get("code"), str):
             return str(error["code"])
+        if isinstance(error, str):
+            described = str(body.get("error_description", ""))
+            code, colon, _ = described.partition(":")
+            return code if colon and code.replace("_", "").isalnum() else error
     return None
 
 
@@ -60,18 +66,22 @@ class Api:
         *,
         label: str | None = None,
         body: Any = None,
+        form: Mapping[str, str] | None = None,
         token: str | None = None,
         params: Mapping[str, str] | None = None,
+        text: bool = False,
     ) -> tuple[int, Any]:
-        """``method base+path``; (status, parsed JSON or None). Raises Unreachable when no
+        """``method base+path``; (status, parsed JSON or None; the text itself with
+        ``text``). ``body`` goes as JSON, ``form`` as a form. Raises Unreachable when no
         answer came. ``label`` names the endpoint for the latency table (default: the
         method and path)."""
         assert self._session is not None, "use Api as an async context manager"
         headers = {"Authorization": f"Bearer {token}"} if token is not None else None
         started = time.perf_counter()
+        content = {"json": body} if form is None else {"data": dict(form)}
         try:
             async with self._session.request(
-                method, base + path, json=body, headers=headers, params=params
+                method, base + path, headers=headers, params=params, **content
             ) as response:
                 raw = await response.read()
                 status = response.status
@@ -81,6 +91,8 @@ class Api:
             self.latencies.setdefault(label or f"{method} {path}", []).append(
                 time.perf_counter() - started
             )
+        if text:
+            return status, raw.decode("utf-8", "replace")
         try:
             answer = json.loads(raw) if raw else None
         except ValueError:

@@ -8,7 +8,8 @@ of the run from the visits recorded (``sim.finishers``):
   (published mid-run): fresh and older attestations of that city keep being decided;
 - consent withdrawn by some residents: from the status ttl on, every city refuses their
   attestations (checked on every later visit and by a final probe at every city);
-- tampered and replayed presentations: every one refused, none granted;
+- tampered, replayed and downgraded answers to OpenID4VP requests: every one refused,
+  none granted;
 - a node killed (SIGKILL) and restarted: visits to it fail meanwhile; its residents keep
   being decided elsewhere from cached status lists; it decides again once back;
 - the alliance host down for a while: the nodes keep their last good registry and go on.
@@ -25,7 +26,7 @@ from typing import Any
 import protocol as P
 from keys import generate_key
 from simulator.api import Unreachable, error_code
-from simulator.holders import Holder, disclosures, enrol, withdraw
+from simulator.holders import Holder, enrol, withdraw
 from simulator.observations import Fault, Visit
 from simulator.tooling import ccx
 from simulator.world import STATUS_TTL, City, Grant, World
@@ -225,6 +226,8 @@ def sim_bound() -> float:
 
 
 async def tamper_and_replay(sim: World) -> None:
+    """Bad answers to OpenID4VP requests (docs/SECURITY.md sections 2 and 19), each sent
+    to a response endpoint as a wallet would: every one must be refused."""
     at = sim.now()
     holder = next(_active(c) for c in sim.cities.values())
     # two verifiers whose nodes run (another fault may have one down): another city
@@ -234,71 +237,64 @@ async def tamper_and_replay(sim: World) -> None:
     there = sorted((c for c in up if c is not here), key=lambda c: c.name == holder.home)[0]
     attempts: list[tuple[str, int, str | None]] = []  # (what, status, code)
 
-    async def challenge(city: City) -> dict[str, Any]:
-        answer: dict[str, Any] = await sim.api.ok(
-            "POST", city.node.url, "/v1/verifications/challenge",
-            body={"scenario": "library_deposit_free"}, token=city.service_token,
-            label="POST /v1/verifications/challenge",
-        )  # fmt: skip
-        return answer
+    async def request(city: City, mode: str = "direct_post") -> tuple[Any, P.VerifiedRequest]:
+        status, made = await sim.ask(city, "library_deposit_free", mode)
+        read = await sim.read(made) if status == 201 else None
+        if read is None:
+            raise RuntimeError(f"{city.name} gave no presentation request ({status})")
+        return made, read
 
-    async def send(what: str, city: City, nonce: str, presentation: str) -> None:
-        status, answer = await sim.api.call(
-            "POST", city.node.url, "/v1/verifications",
-            body={"nonce": nonce, "presentation": presentation}, token=city.service_token,
-            label="POST /v1/verifications",
-        )  # fmt: skip
-        granted = status == 200 and answer.get("decision") == "granted"
-        attempts.append((what, status, error_code(answer) or ("GRANTED" if granted else None)))
+    async def send(what: str, request: P.VerifiedRequest, form: dict[str, str]) -> None:
+        status, answer = await sim.respond(request, form)
+        attempts.append((what, status, error_code(answer)))
 
-    def make(ch: dict[str, Any], key: Any = None) -> str:
-        return P.present(
-            holder.attestation, disclose=disclosures(holder, ch), holder_key=key or holder.key,
-            aud=ch["aud"], nonce=ch["nonce"], now=int(time.time()),
-        )  # fmt: skip
+    def flip(presentation: str) -> str:
+        jwt_part, rest = presentation.split("~", 1)
+        head, payload, signature = jwt_part.split(".")
+        flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+        return f"{head}.{payload}.{flipped}~{rest}"
 
-    # an honest presentation, decided; then the same request again
-    ch = await challenge(here)
-    honest = make(ch)
-    first = await sim.api.call(
-        "POST", here.node.url, "/v1/verifications",
-        body={"nonce": ch["nonce"], "presentation": honest}, token=here.service_token,
-        label="POST /v1/verifications",
-    )  # fmt: skip
-    if first[0] == 200 and first[1].get("decision") == "granted":
-        sim.grants.append(Grant.of(here.name, first[1]))
-    await send("the same request replayed", here, ch["nonce"], honest)
-    # the same presentation at another city, with that city's fresh challenge
-    other = await challenge(there)
-    await send("replayed at another city", there, other["nonce"], honest)
-    # a signature bit flipped in the issuer's JWT
-    ch = await challenge(here)
-    good = make(ch)
-    jwt_part, rest = good.split("~", 1)
-    head, payload, signature = jwt_part.split(".")
-    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
-    await send("issuer signature tampered", here, ch["nonce"], f"{head}.{payload}.{flipped}~{rest}")
-    # a forged disclosure: "score_at_least.750": true, made up by the holder
-    ch = await challenge(here)
-    good = make(ch)
-    parts = good.split("~")
-    forged = P.b64url_encode(json.dumps(["c2FsdHNhbHRzYWx0", "750", True]).encode())
-    await send("forged disclosure", here, ch["nonce"], "~".join([parts[0], forged, *parts[2:]]))
-    # someone else's key: a stolen attestation without its holder key
-    ch = await challenge(here)
-    await send("presented with a key that is not the holder's", here, ch["nonce"],
-               make(ch, generate_key("ES256")))  # fmt: skip
-    # made for one verifier, sent to another
-    ch = await challenge(here)
-    other = await challenge(there)
-    await send("audience of another city", there, other["nonce"], make(ch))
+    def forge(presentation: str) -> str:  # "score_at_least.750": true, made up
+        parts = presentation.split("~")
+        forged = P.b64url_encode(json.dumps(["c2FsdHNhbHRzYWx0", "750", True]).encode())
+        return "~".join([parts[0], forged, *parts[2:]])
+
+    # an honest answer, decided; then the same response again
+    made, asked = await request(here)
+    honest = sim.answer(holder, asked)
+    status, _ = await sim.respond(asked, honest)
+    if status == 200:
+        _, decided = await sim.outcome(here, made)
+        if decided.get("outcome") == "granted":
+            sim.grants.append(Grant.of(here.name, decided))
+    await send("the same response replayed", asked, honest)
+    # the same presentation to another city's request (its state copied in)
+    _, other = await request(there)
+    await send("replayed at another city", other, {**honest, "state": other.claims["state"]})
+    _, asked = await request(here)
+    await send("issuer signature tampered", asked, sim.answer(holder, asked, change=flip))
+    _, asked = await request(here)
+    await send("forged disclosure", asked, sim.answer(holder, asked, change=forge))
+    _, asked = await request(here)
+    await send("presented with a key that is not the holder's", asked,
+               sim.answer(holder, asked, key=generate_key("ES256")))  # fmt: skip
+    # made for one verifier's request, sent to another's
+    _, asked = await request(here)
+    _, other = await request(there)
+    await send("audience of another city", other,
+               {**sim.answer(holder, asked), "state": other.claims["state"]})  # fmt: skip
+    # a downgrade: in the clear, to a request that asked for an encrypted answer
+    _, asked = await request(here, "direct_post.jwt")
+    await send("in the clear to an encrypted request", asked,
+               sim.answer(holder, asked, plain=True))  # fmt: skip
     refused = [a for a in attempts if 400 <= a[1] < 500]
     sim.result.faults.append(
         Fault(
             name="tampered and replayed presentations",
             at=at,
-            action=f"{len(attempts)} bad presentations of a {holder.home} resident's attestation "
-            f"at {here.name} and {there.name}: " + "; ".join(f"{what}" for what, _, _ in attempts),
+            action=f"{len(attempts)} bad answers to OpenID4VP requests with a {holder.home} "
+            f"resident's attestation at {here.name} and {there.name}: "
+            + "; ".join(f"{what}" for what, _, _ in attempts),
             observed=", ".join(f"{status} {code}" for _, status, code in attempts),
             ok=len(refused) == len(attempts),
         )

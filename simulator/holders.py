@@ -1,12 +1,14 @@
 """Residents with wallets: log in at the home node's (development) identity provider,
-consent, fetch an attestation for a fresh holder key, and choose what to disclose at a
-service point. Everything through the node's public HTTP API, as `ccx wallet` does."""
+consent, take a credential offer into the wallet (OpenID4VCI 1.0, the pre-authorized
+code grant) for a fresh holder key, and answer service points' OpenID4VP requests
+(simulator/world.py). Everything through the node's public HTTP API, as a standard
+wallet does. The ccx dialect's fetch stays for tests/durability."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +23,15 @@ from simulator.api import Api
 __all__ = [
     "Holder",
     "attestation_request",
-    "disclosures",
+    "available_claims",
     "fetch_attestation",
+    "fetch_credential",
     "login",
     "percentile_rank",
     "withdraw",
 ]
+
+PREAUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 
 SHARE_PURPOSE = "to use credit-based services of other alliance cities as a visitor"
 
@@ -133,14 +138,47 @@ async def fetch_attestation(api: Api, node: str, token: str, key: Any) -> str:
     return str(body["attestation"])
 
 
+async def fetch_credential(api: Api, node: str, token: str, key: Any) -> str:
+    """OpenID4VCI 1.0 (docs/PROTOCOL.md section 10): her page's offer (same device: no
+    transaction code), fetched once; its pre-authorized code for an access token; a
+    c_nonce; the key proof of ``key`` over it; the credential."""
+    made = await api.ok(
+        "POST", node, "/v1/me/credential-offers", body={}, token=token,
+        label="POST /v1/me/credential-offers",
+    )  # fmt: skip
+    offer = await api.ok(
+        "GET", node, made["credential_offer_uri"].removeprefix(node),
+        label="GET /oid4vci/offers/{offer_id}",
+    )  # fmt: skip
+    code = offer["grants"][PREAUTHORIZED_GRANT]["pre-authorized_code"]
+    granted = await api.ok(
+        "POST", node, "/oid4vci/token",
+        form={"grant_type": PREAUTHORIZED_GRANT, "pre-authorized_code": code},
+        label="POST /oid4vci/token",
+    )  # fmt: skip
+    nonce = await api.ok("POST", node, "/oid4vci/nonce", label="POST /oid4vci/nonce")
+    proof = sign_jws(
+        {"typ": P.PROOF_TYP, "jwk": P.public_jwk(key)},
+        json.dumps({"aud": node, "iat": int(time.time()), "nonce": nonce["c_nonce"]}).encode(),
+        key,
+    )
+    issued = await api.ok(
+        "POST", node, "/oid4vci/credential", token=granted["access_token"],
+        body={"credential_configuration_id": offer["credential_configuration_ids"][0],
+              "proofs": {"jwt": [proof]}},
+        label="POST /oid4vci/credential",
+    )  # fmt: skip
+    return str(issued["credentials"][0]["credential"])
+
+
 async def enrol(
     api: Api, *, resident: str, home: str, node: str, summary: Mapping[str, Any]
 ) -> Holder:
-    """A resident logs in, consents and fetches her first attestation."""
+    """A resident logs in, consents and takes her first credential through an offer."""
     token = await login(api, node, resident)
     await consent(api, node, token)
     key = generate_key("ES256")
-    attestation = await fetch_attestation(api, node, token, key)
+    attestation = await fetch_credential(api, node, token, key)
     claims = own_claims(attestation)
     return Holder(
         resident=resident,
@@ -165,14 +203,9 @@ async def withdraw(api: Api, holder: Holder) -> Any:
     )
 
 
-def disclosures(holder: Holder, challenge: Mapping[str, Any]) -> list[str]:
-    """What an honest holder shows for a challenge: the disclosure of the highest tier
-    her score reaches (else the lowest tier's, which says false), plus ``band`` or
-    ``alliance_score`` when the scenario must see them."""
-    tiers: Sequence[Mapping[str, Any]] = challenge["tiers"]
-    wanted: list[str] = list(challenge["disclose"])
-    reached = [t for t in tiers if holder.alliance_score >= int(t["alliance_min"])]
-    chosen = (reached[-1] if reached else tiers[0])["disclose"]
-    shown = [chosen]
-    shown += [w for w in wanted if w in ("band", "alliance_score") and w != chosen]
-    return shown
+def available_claims(holder: Holder) -> dict[str, Any]:
+    """Her credential's disclosable claims by the names a DCQL query's paths make
+    (``band``, ``score_at_least.650``): what her wallet can answer a query with."""
+    flat = {name: value for name, value in holder.claims.items() if name != "score_at_least"}
+    flat.update({f"score_at_least.{t}": v for t, v in holder.claims["score_at_least"].items()})
+    return flat

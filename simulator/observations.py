@@ -45,7 +45,7 @@ class CityInfo:
     node_id: str
     residents: int
     records: int
-    holders: int  # residents who consented and fetched an attestation
+    holders: int  # residents who consented and took a credential through an offer
     summary: Mapping[str, Any]  # the distribution summary the node gave the alliance
     table: Mapping[str, Any]  # the signed mapping table's claims
 

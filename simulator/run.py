@@ -55,7 +55,7 @@ class Simulation(World):
             with self.phase("mapping tables built, signed and published (v2)"):
                 await asyncio.to_thread(self.publish_tables)
                 await self.wait_registry(self.registry_version)
-            with self.phase("residents consented and fetched attestations"):
+            with self.phase("residents consented and took credentials through offers"):
                 await self.enrol_holders()
             with self.phase("service points registered"):
                 await self.register_service_points()

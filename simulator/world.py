@@ -17,6 +17,7 @@ Everything between the simulator and a node goes through the node's public HTTP 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -40,7 +42,7 @@ from node.scoring import load_model
 from simulator import population
 from simulator.api import Api, Unreachable, error_code
 from simulator.cluster import NodeProcess, free_port, new_admin_token
-from simulator.holders import Holder, disclosures, enrol
+from simulator.holders import Holder, available_claims, enrol
 from simulator.observations import CityInfo, Fault, Outcome, RunResult, Visit
 from simulator.tooling import ccx
 
@@ -114,7 +116,7 @@ class Grant:
 
     @classmethod
     def of(cls, city: str, answer: Mapping[str, Any]) -> Grant:
-        """From a service point's ``POST /v1/verifications`` answer."""
+        """From a presentation request's decision (``GET /v1/presentation-requests/<id>``)."""
         return cls(city, answer["audit_seq"], answer["scenario"], answer["issuer"])
 
 
@@ -160,6 +162,7 @@ class World:
         self.visits_started = 0.0  # monotonic time the visits phase began
         self.visits_done = 0
         self.registry_version = 0
+        self.verifier_ca = b""  # the alliance CA's certificate, once a registry is out
         self._progress_event = asyncio.Event()
         self.finishers: list[Callable[[], Any]] = []  # faults judged at the end
         self.visit_holders: list[tuple[str, str]] = []  # (home, resident) of each visit
@@ -266,6 +269,8 @@ class World:
         token = (self.alliance_dir / "registry" / "current.jwt").read_text().strip()
         claims = json.loads(P.b64url_decode(token.split(".")[1]))
         self.registry_version = int(claims["version"])
+        # the wallets' trust anchor: the alliance CA the registry carries (PROTOCOL.md 11)
+        self.verifier_ca = base64.b64decode(claims["verifier_ca"])
         self.result.scale = claims["scale"]
         return self.registry_version
 
@@ -461,6 +466,80 @@ class World:
             self._progress_event.clear()
             await self._progress_event.wait()
 
+    # --- OpenID4VP: a service point's request, a wallet's answer ------------------------
+
+    async def ask(
+        self, city: City, scenario: str, mode: str = "direct_post.jwt"
+    ) -> tuple[int, Any]:
+        """The service point's presentation request (status, answer)."""
+        return await self.api.call(
+            "POST", city.node.url, "/v1/presentation-requests",
+            body={"scenario": scenario, "response_mode": mode}, token=city.service_token,
+            label="POST /v1/presentation-requests",
+        )  # fmt: skip
+
+    async def read(self, made: Mapping[str, Any]) -> P.VerifiedRequest | None:
+        """The wallet fetches the request object and checks it (the alliance CA from the
+        registry, the x509_hash client id); None when the node answered no object."""
+        parts = urlsplit(made["request_uri"])
+        status, token = await self.api.call(
+            "GET", f"{parts.scheme}://{parts.netloc}", parts.path, text=True,
+            label="GET /oid4vp/requests/{request_id}",
+        )  # fmt: skip
+        if status != 200:
+            return None
+        return P.verify_request_object(
+            token, client_id=made["client_id"], anchors=[self.verifier_ca], now=int(time.time())
+        )
+
+    def answer(
+        self,
+        holder: Holder,
+        request: P.VerifiedRequest,
+        *,
+        attestation: str | None = None,
+        key: Any = None,
+        change: Callable[[str], str] | None = None,
+        plain: bool = False,
+    ) -> dict[str, str]:
+        """What an honest wallet posts (section 8): exactly the claims the query selects
+        for her credential, the KB-JWT for the full client id and the request's nonce,
+        encrypted when asked; ``key``, ``change`` and ``plain`` (in the clear whatever was
+        asked) make the faults' dishonest ones."""
+        claims = request.claims
+        presentation = P.present(
+            attestation or holder.attestation,
+            disclose=list(request.disclosures_for(available_claims(holder))),
+            holder_key=key or holder.key, aud=claims["client_id"], nonce=claims["nonce"],
+            now=int(time.time()),
+        )  # fmt: skip
+        if change is not None:
+            presentation = change(presentation)
+        vp_token = {request.query_id: [presentation]}
+        if plain or claims["response_mode"] != "direct_post.jwt":
+            return {"vp_token": json.dumps(vp_token), "state": claims["state"]}
+        [jwk] = claims["client_metadata"]["jwks"]["keys"]
+        public = P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y")})
+        jwe = P.encrypt_ecdh_es(
+            json.dumps({"vp_token": vp_token, "state": claims["state"]}).encode(),
+            public,  # type: ignore[arg-type]
+            enc="A256GCM", kid=jwk["kid"], apv=str(claims["nonce"]).encode(),
+        )  # fmt: skip
+        return {"response": jwe}
+
+    async def respond(self, request: P.VerifiedRequest, form: Mapping[str, str]) -> tuple[int, Any]:
+        parts = urlsplit(str(request.claims["response_uri"]))
+        return await self.api.call(
+            "POST", f"{parts.scheme}://{parts.netloc}", parts.path, form=form,
+            label="POST /oid4vp/responses/{transaction_id}",
+        )  # fmt: skip
+
+    async def outcome(self, city: City, made: Mapping[str, Any]) -> tuple[int, Any]:
+        return await self.api.call(
+            "GET", city.node.url, f"/v1/presentation-requests/{made['transaction_id']}",
+            token=city.service_token, label="GET /v1/presentation-requests/{transaction_id}",
+        )  # fmt: skip
+
     async def visit(
         self,
         holder: Holder,
@@ -469,9 +548,9 @@ class World:
         *,
         attestation: str | None = None,
     ) -> Visit:
-        """One presentation at ``city``'s service point: challenge, present, decide."""
-        node = city.node.url
-        token = city.service_token
+        """One visit at ``city``'s service point, as OpenID4VP 1.0 runs it: the service
+        point's request, the wallet's fetch and answer, the decision the service point
+        reads (docs/VERIFYING.md, "Standard wallets")."""
 
         def seen(outcome: Outcome, code: str | None = None, tier: str | None = None) -> Visit:
             return Visit(
@@ -481,34 +560,29 @@ class World:
 
         at = self.now()
         try:
-            status, challenge = await self.api.call(
-                "POST", node, "/v1/verifications/challenge", body={"scenario": scenario},
-                token=token, label="POST /v1/verifications/challenge",
-            )  # fmt: skip
+            status, made = await self.ask(city, scenario)
             if status != 201:
-                return seen(_failure(status), error_code(challenge))
-            presentation = P.present(
-                attestation or holder.attestation,
-                disclose=disclosures(holder, challenge),
-                holder_key=holder.key,
-                aud=challenge["aud"],
-                nonce=challenge["nonce"],
-                now=int(time.time()),
-            )
+                return seen(_failure(status), error_code(made))
+            request = await self.read(made)
+            if request is None:
+                return seen("unavailable", "request_unavailable")
+            form = self.answer(holder, request, attestation=attestation)
             at = self.now()
-            status, answer = await self.api.call(
-                "POST", node, "/v1/verifications",
-                body={"nonce": challenge["nonce"], "presentation": presentation},
-                token=token, label="POST /v1/verifications",
-            )  # fmt: skip
+            status, answer = await self.respond(request, form)
+            if status != 200:
+                return seen(_failure(status), error_code(answer))
+            status, result = await self.outcome(city, made)
         except Unreachable:
             return seen("unavailable", "unreachable")
         if status != 200:
-            return seen(_failure(status), error_code(answer))
-        reasons = [r["code"] for r in answer.get("reasons", [])]
-        if answer["decision"] == "granted":
-            self.grants.append(Grant.of(city.name, answer))
-            return seen("granted", None, (answer.get("tier") or {}).get("name"))
+            return seen(_failure(status), error_code(result))
+        decided = result["outcome"]
+        if decided == "granted":
+            self.grants.append(Grant.of(city.name, result))
+            return seen("granted", None, result.get("tier"))
+        if decided != "denied":  # refused, declined, expired, pending: no decision
+            return seen("refused", result.get("code") or decided)
+        reasons = [r["code"] for r in result.get("reasons", [])]
         if reasons and reasons[0] in NOT_A_SCORE_DECISION:
             return seen("refused", reasons[0])
         return seen("denied", reasons[0] if reasons else None)

@@ -129,14 +129,20 @@ def test_every_requested_visit_is_made_by_locals_and_visitors(run: Run) -> None:
     assert {visit.city for visit in visits} == set(CITIES)
 
 
-def test_the_verifications_are_timed(run: Run) -> None:
+def test_the_visits_run_on_openid4vp_and_are_timed(run: Run) -> None:
     latencies = run.result.latencies
     decided = sum(1 for visit in run.result.visits if visit.decided)
-    # every visit asks for a challenge (timed even when no answer comes); every decided
-    # one also posts its presentation; the faults add their own
-    assert len(latencies["POST /v1/verifications/challenge"]) >= VISITS
-    assert len(latencies["POST /v1/verifications"]) >= decided > 0
-    assert "`POST /v1/verifications/challenge`" in run.report.read_text(encoding="utf-8")
+    # every visit asks for a presentation request (timed even when no answer comes);
+    # every decided one was fetched, answered and read back; the faults add their own
+    assert len(latencies["POST /v1/presentation-requests"]) >= VISITS
+    for step in ("GET /oid4vp/requests/{request_id}", "POST /oid4vp/responses/{transaction_id}",
+                 "GET /v1/presentation-requests/{transaction_id}"):  # fmt: skip
+        assert len(latencies[step]) >= decided > 0
+    assert "POST /v1/verifications" not in latencies  # the ccx dialect is not used
+    # the residents took their credentials through offers (OpenID4VCI)
+    assert len(latencies["POST /oid4vci/credential"]) >= len(run.simulation.all_holders()) > 0
+    assert "POST /v1/me/attestations" not in latencies
+    assert "`POST /v1/presentation-requests`" in run.report.read_text(encoding="utf-8")
 
 
 def test_the_report_and_its_plots_are_written(run: Run) -> None:

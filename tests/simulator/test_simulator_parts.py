@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import math
 import sqlite3
+import types
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,11 +23,11 @@ from node.services.status_cache import StatusListCache
 from simulator import faults, invariants
 from simulator.api import Unreachable
 from simulator.cluster import new_admin_token
-from simulator.holders import Holder, disclosures, own_claims, percentile_rank
+from simulator.holders import Holder, available_claims, own_claims, percentile_rank
 from simulator.observations import Outcome, Visit
 from simulator.tooling import ToolingError, ccx
-from simulator.world import STATUS_TTL, Grant
-from tests.conftest import ISSUER, NOW, STATUS_URI, VERIFIER, make_setup
+from simulator.world import STATUS_TTL, Grant, World
+from tests.conftest import ISSUER, NOW, STATUS_URI, ec_key, make_setup
 from tests.node.test_status_cache import REVOKED_IDX, IssuerNode, ref, registry, sign, status_list
 
 # --- percentile_rank: the share below her score plus half the share at it ----------------
@@ -109,14 +110,15 @@ def _holder(alliance_score: int, attestation: str = "", key: Any = None) -> Hold
     )
 
 
-def _challenge(*, band: bool) -> dict[str, Any]:
-    tiers = [
-        {"name": "basic", "alliance_min": 600, "disclose": "score_at_least.600"},
-        {"name": "plus", "alliance_min": 650, "disclose": "score_at_least.650"},
-        {"name": "premium", "alliance_min": 700, "disclose": "score_at_least.700"},
-    ]
-    wanted = [tier["disclose"] for tier in tiers] + (["band"] if band else [])
-    return {"nonce": "nonce-1", "aud": VERIFIER, "disclose": wanted, "tiers": tiers}
+TIERS = ["score_at_least.600", "score_at_least.650", "score_at_least.700"]
+
+
+def _wallet_of(score: int) -> Holder:
+    """A holder whose credential reaches ``score`` on the alliance scale."""
+    holder = _holder(score)
+    holder.claims = {"alliance_score": score, "band": "good",
+                     "score_at_least": {t: score >= t for t in (550, 600, 650, 700, 750)}}  # fmt: skip
+    return holder
 
 
 @pytest.mark.parametrize(
@@ -129,28 +131,29 @@ def _challenge(*, band: bool) -> dict[str, Any]:
         (999, "score_at_least.700"),
     ],
 )
-def test_disclosures_show_the_highest_tier_reached(score: int, shown: str) -> None:
-    assert disclosures(_holder(score), _challenge(band=False)) == [shown]
+def test_an_honest_wallet_shows_the_highest_tier_reached(score: int, shown: str) -> None:
+    query = P.tiered_dcql_query(TIERS)
+    assert P.choose_disclosures(query, available_claims(_wallet_of(score))) == (shown,)
 
 
-def test_disclosures_add_band_when_the_challenge_asks_for_it() -> None:
-    assert disclosures(_holder(672), _challenge(band=True)) == ["score_at_least.650", "band"]
+def test_an_honest_wallet_adds_band_when_the_request_asks_for_it() -> None:
+    query = P.tiered_dcql_query(TIERS, ["band"])
+    assert P.choose_disclosures(query, available_claims(_wallet_of(672))) == (
+        "score_at_least.650",
+        "band",
+    )
 
 
-def test_disclosures_name_the_score_once_when_every_tier_asks_for_it() -> None:
-    tiers = [
-        {"name": "basic", "alliance_min": 500, "disclose": "alliance_score"},
-        {"name": "plus", "alliance_min": 800, "disclose": "alliance_score"},
-    ]
-    challenge = {"disclose": ["alliance_score"], "tiers": tiers}
-    assert disclosures(_holder(672), challenge) == ["alliance_score"]
+def test_an_honest_wallet_names_the_score_once_when_the_request_asks_for_it() -> None:
+    query = P.tiered_dcql_query([], ["alliance_score"])
+    assert P.choose_disclosures(query, available_claims(_wallet_of(672))) == ("alliance_score",)
 
 
-def test_what_an_honest_holder_discloses_can_be_presented_and_verified() -> None:
+def test_what_an_honest_wallet_discloses_can_be_presented_and_verified() -> None:
     setup = make_setup()
     holder = _holder(672, setup.attestation, setup.holder_key)
     holder.claims = own_claims(setup.attestation)
-    chosen = disclosures(holder, _challenge(band=True))
+    chosen = P.choose_disclosures(P.tiered_dcql_query(TIERS, ["band"]), available_claims(holder))
     verified = setup.verify(setup.present(tuple(chosen)))
     assert verified.disclosed == {"score_at_least": {"650": True}, "band": "good"}
 
@@ -460,14 +463,19 @@ def test_a_revocation_reaches_a_verifier_within_the_simulators_bound() -> None:
 
 
 class ServicePoints:
-    """An Api for the tampering fault: every node hands out challenges and refuses every
-    presentation (the node's checks are tested in tests/node); a node in ``down`` does
-    not answer."""
+    """An Api for the tampering fault: every node hands out OpenID4VP requests (signed
+    under a test CA) and refuses every answer (the node's checks are tested in
+    tests/node); a node in ``down`` does not answer."""
 
     def __init__(self, down: set[str]) -> None:
         self.down = down
         self.requests: list[tuple[str, str]] = []
-        self.challenges = 0
+        self.made = 0
+        ca_key, self.key = ec_key(160), ec_key(161)
+        self.ca = P.ca_certificate(ca_key, name="CA", not_before=0, not_after=2**33, serial=1)
+        self.leaf = P.leaf_certificate(ca_key, self.ca, self.key.public_key(), uri="x",
+                                       name="x", not_before=0, not_after=2**33, serial=2)  # fmt: skip
+        self.modes: dict[str, str] = {}
 
     async def call(
         self, method: str, base: str, path: str, *, body: Any = None, **_: Any
@@ -475,17 +483,25 @@ class ServicePoints:
         self.requests.append((base, path))
         if base in self.down:
             raise Unreachable(f"{method} {base}{path}: connection refused")
-        if path == "/v1/verifications/challenge":
-            self.challenges += 1
-            tier = {"name": "basic", "alliance_min": 600, "disclose": "score_at_least.600"}
-            return 201, {
-                "nonce": f"nonce-{self.challenges}",
-                "aud": base,
-                "scenario": body["scenario"],
-                "disclose": [tier["disclose"]],
-                "tiers": [tier],
-            }
-        return 400, {"error": {"code": "presentation_invalid", "message": "refused"}}
+        if path == "/v1/presentation-requests":
+            self.made += 1
+            self.modes[str(self.made)] = body["response_mode"]
+            return 201, {"request_uri": f"{base}/oid4vp/requests/{self.made}",
+                         "client_id": P.client_id_for(self.leaf),
+                         "transaction_id": str(self.made)}  # fmt: skip
+        if path.startswith("/oid4vp/requests/"):
+            number = path.rsplit("/", 1)[1]
+            enc = ec_key(162)
+            claims = {
+                "client_id": P.client_id_for(self.leaf), "response_type": "vp_token",
+                "response_mode": self.modes[number], "nonce": f"nonce-{number}",
+                "state": f"state-{number}", "response_uri": f"{base}/oid4vp/responses/{number}",
+                "dcql_query": P.tiered_dcql_query(["score_at_least.600"]),
+                "client_metadata": {"jwks": {"keys": [{**P.public_jwk(enc), "kid": "e",
+                                                       "alg": "ECDH-ES"}]}},
+            }  # fmt: skip
+            return 200, P.sign_request_object(claims, self.key, [self.leaf])
+        return 400, {"error": "invalid_request", "error_description": "presentation_invalid: no"}
 
     async def ok(self, method: str, base: str, path: str, **kwargs: Any) -> Any:
         status, answer = await self.call(method, base, path, **kwargs)
@@ -503,13 +519,21 @@ def test_the_tampering_fault_goes_to_nodes_that_run() -> None:
         cities[name] = SimpleNamespace(name=name, node=node, service_token="t", holders=[holder])
     api = ServicePoints(down={"http://fuzhou"})  # killed by the fault before
     sim = SimpleNamespace(
-        cities=cities, api=api, grants=[], result=SimpleNamespace(faults=[]), now=lambda: 3.0
+        cities=cities,
+        api=api,
+        grants=[],
+        result=SimpleNamespace(faults=[]),
+        now=lambda: 3.0,
+        verifier_ca=api.ca,
     )
+    for step in ("ask", "read", "answer", "respond", "outcome"):  # the wallet's own steps
+        setattr(sim, step, types.MethodType(getattr(World, step), sim))
     asyncio.run(faults.tamper_and_replay(sim))  # type: ignore[arg-type]
     assert [base for base, _ in api.requests if base == "http://fuzhou"] == []
     [fault] = sim.result.faults
     assert fault.name == "tampered and replayed presentations"
     assert fault.ok, fault.observed
+    assert "presentation_invalid" in fault.observed  # the ccx code behind the OAuth error
 
 
 # --- the admin token a node is started with --------------------------------------------------------
