@@ -14,6 +14,7 @@ from wallet._oid4vci import (
     dev_login,
     parse_offer,
 )
+from wallet._oid4vp import Asked, alliance_anchors, answer_request, read_request
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -34,11 +35,14 @@ __all__ = [
     "OFFER_SCHEME",
     "PASSPHRASE_ENV",
     "WALLET_ENV",
+    "Asked",
     "HeldAttestation",
     "LoopbackRedirect",
     "Offer",
     "Wallet",
     "accept_offer",
+    "alliance_anchors",
+    "answer_request",
     "authorize",
     "dev_login",
     "disclosed_claims",
@@ -46,6 +50,7 @@ __all__ = [
     "issuer_claims",
     "load_wallet",
     "parse_offer",
+    "read_request",
     "save_wallet",
     "seal_key",
     "unseal_key",
