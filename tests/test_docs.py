@@ -39,9 +39,7 @@ def _blocks(text: str) -> list[tuple[str, str, int]]:
 
 
 @pytest.mark.parametrize("document", sorted(DOCUMENTS_WITH_EXAMPLES))
-def test_every_python_example_prints_what_the_document_shows(
-    document: str, tmp_path: Path
-) -> None:
+def test_every_python_example_prints_what_the_document_shows(document: str, tmp_path: Path) -> None:
     blocks = _blocks((ROOT / document).read_text(encoding="utf-8"))
     namespace: dict[str, object] = {"__name__": "__doc_example__"}
     if document in WITH_A_NODE:
