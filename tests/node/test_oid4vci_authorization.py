@@ -202,45 +202,39 @@ def test_the_code_comes_back_with_the_wallets_state_and_the_issuer(client: TestC
     assert len(answer["code"]) >= 32
 
 
-def test_a_dpop_bound_request_needs_the_same_key_at_the_token_endpoint(
-    client: TestClient,
-) -> None:
-    # RFC 9449 section 10: a DPoP proof at PAR binds the code to that key
-    key, other = ec_key(42), ec_key(43)
+def dpop_bound_code(client: TestClient, key: Any) -> dict[str, str]:
+    """A code for a request pushed with a DPoP proof of ``key`` (RFC 9449 section 10),
+    and the token request's form for it."""
     verifier, challenge = pkce()
     bound = push(client, par_form(challenge), dpop=dpop_proof(key, PAR))
     assert bound.status_code == 201, bound.text
     consent = log_in(client, bound.json()["request_uri"])
     action, hidden = form_of(consent)
     back = client.post(action, data={**hidden, "answer": "allow"}, follow_redirects=False)
-    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
-    form = {
+    return {
         "grant_type": "authorization_code",
-        "code": code,
+        "code": parse_qs(urlsplit(back.headers["location"]).query)["code"][0],
         "code_verifier": verifier,
         "redirect_uri": REDIRECT,
         "client_id": CLIENT,
     }
-    stolen = client.post("/oid4vci/token", data=form, headers={"DPoP": dpop_proof(other, TOKEN)})
+
+
+def test_a_dpop_bound_request_needs_the_same_key_at_the_token_endpoint(
+    client: TestClient,
+) -> None:
+    # RFC 9449 section 10: a DPoP proof at PAR binds the code to that key
+    form = dpop_bound_code(client, ec_key(42))
+    stolen = client.post(
+        "/oid4vci/token", data=form, headers={"DPoP": dpop_proof(ec_key(43), TOKEN)}
+    )
     assert stolen.status_code == 400
     assert oauth_error(stolen) == "invalid_dpop_proof"
 
 
 def test_the_dpop_key_proven_at_par_gets_a_dpop_token(client: TestClient) -> None:
     key = ec_key(44)
-    verifier, challenge = pkce()
-    bound = push(client, par_form(challenge), dpop=dpop_proof(key, PAR))
-    consent = log_in(client, bound.json()["request_uri"])
-    action, hidden = form_of(consent)
-    back = client.post(action, data={**hidden, "answer": "allow"}, follow_redirects=False)
-    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": REDIRECT,
-        "client_id": CLIENT,
-    }
+    form = dpop_bound_code(client, key)
     answer = client.post("/oid4vci/token", data=form, headers={"DPoP": dpop_proof(key, TOKEN)})
     assert answer.status_code == 200, answer.text
     assert answer.json()["token_type"] == "DPoP"
