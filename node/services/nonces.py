@@ -208,9 +208,15 @@ def store_secret(
     )
 
 
+# RETURNING tells a row stored from a conflict skipped: psycopg's rowcount for an INSERT
+# ... ON CONFLICT DO NOTHING is -1 through SQLAlchemy, whatever happened.
 _INSERT_ONCE = {
-    "sqlite": sqlite_insert(_NONCES).on_conflict_do_nothing(index_elements=["value"]),
-    "postgresql": postgresql_insert(_NONCES).on_conflict_do_nothing(index_elements=["value"]),
+    "sqlite": sqlite_insert(_NONCES)
+    .on_conflict_do_nothing(index_elements=["value"])
+    .returning(_NONCES.c.value),
+    "postgresql": postgresql_insert(_NONCES)
+    .on_conflict_do_nothing(index_elements=["value"])
+    .returning(_NONCES.c.value),
 }
 
 
@@ -230,7 +236,7 @@ def store_secret_once(connection: Connection, *, purpose: str, value: str, expir
         "used_at": None,
         "data": None,
     }
-    return bool(connection.execute(statement, row).rowcount == 1)
+    return connection.execute(statement, row).first() is not None
 
 
 def take_secret(

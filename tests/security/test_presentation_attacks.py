@@ -65,7 +65,9 @@ def test_a_response_replayed_to_another_city_is_refused(world: Alliance) -> None
     verifier, with another certificate, refuses what Xiamen was sent."""
     attestation, holder = attest(world.fuzhou, FUZHOU, "replayed-2", 780)
     at_xiamen = request_at(world.xiamen, service_point(world.xiamen, SCENARIO))
-    at_fuzhou = request_at(world.fuzhou, service_point(world.fuzhou, SCENARIO))
+    at_fuzhou = request_at(
+        world.fuzhou, service_point(world.fuzhou, SCENARIO, client_id="fuzhou-desk")
+    )
     assert at_xiamen.request.claims["client_id"] != at_fuzhou.request.claims["client_id"]
     form = plain_answer(at_xiamen, attestation, holder)
     form["state"] = at_fuzhou.request.claims["state"]
@@ -91,7 +93,7 @@ def test_a_request_injected_from_elsewhere_is_refused_by_the_wallet(world: Allia
                              headers=service_point(world.xiamen, SCENARIO)).json()  # fmt: skip
     fuzhou_made = world.fuzhou.post(
         "/v1/presentation-requests", json={"scenario": SCENARIO},
-        headers=service_point(world.fuzhou, SCENARIO),
+        headers=service_point(world.fuzhou, SCENARIO, client_id="fuzhou-desk"),
     ).json()  # fmt: skip
     # Xiamen's client id with Fuzhou's request object: the leaf is not the one named
     mixed = "openid4vp://?" + urlencode(
