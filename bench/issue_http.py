@@ -214,8 +214,10 @@ def prepare_node(data_dir: Path, env: dict[str, str], now: int) -> None:
                     model_version="demo-2026.11",
                 )
             )
-            for kind in ("open_score", "share_alliance"):
-                session.add(Consent(resident_id=resident, kind=kind, granted_at=now - 60))
+            session.add(Consent(resident_id=resident, kind="open_score", granted_at=now - 60))
+            # every member may receive it ("alliance"): docs/ISSUING.md, recipients
+            session.add(Consent(resident_id=resident, kind="share_alliance", recipients=["alliance"],
+                                purpose="benchmark", granted_at=now - 60))  # fmt: skip
         session.commit()
     engine.dispose()
 
@@ -229,6 +231,7 @@ def mint_nonces(
 
     from node.db import make_engine
     from node.models import Nonce
+    from node.services.nonces import nonce_digest
 
     engine = make_engine(f"sqlite:///{data_dir / 'node.db'}")
     minted = []
@@ -238,7 +241,7 @@ def mint_nonces(
             value = secrets.token_urlsafe(32)
             session.add(
                 Nonce(
-                    value=value,
+                    value=nonce_digest(value),  # the node keeps the digest, never the nonce
                     purpose="pop",
                     subject=resident,
                     expires_at=now + NONCE_LIFETIME,
@@ -281,6 +284,7 @@ class Row:
     latencies: list[float] = field(default_factory=list)
     cpu_per_request: list[float] = field(default_factory=list)
     failures: int = 0
+    first_failure: str | None = None  # the first failed answer: status and body
 
     def p99_ms(self) -> float:
         ordered = sorted(self.latencies)
@@ -298,21 +302,24 @@ async def run_turn(
     done = 0
     latencies: list[float] = []
     failures = 0
+    first_failure: str | None = None
     stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     cpu_before = server.cpu_seconds()
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
 
         async def worker() -> None:
-            nonlocal done, failures
+            nonlocal done, failures, first_failure
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
-                ok = await send(client)
-                if ok is None:  # out of prepared requests
+                response = await send(client)
+                if response is None:  # out of prepared requests
                     return
                 latencies.append(time.perf_counter() - started)
                 done += 1
-                failures += not ok
+                if not response.is_success:
+                    failures += 1
+                    first_failure = first_failure or f"{response.status_code} {response.text[:200]}"
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -324,6 +331,7 @@ async def run_turn(
         row.latencies.extend(latencies)
         row.cpu_per_request.append(cpu / done if done else 0)
         row.failures += failures
+        row.first_failure = row.first_failure or first_failure
     return rate
 
 
@@ -369,26 +377,26 @@ async def _measure(
     echo_requests = itertools.cycle(prepared[:1000])
     counter = itertools.count()
 
-    async def send_echo(client: httpx.AsyncClient) -> bool:
+    # each answers the response that decides the request, or None when none is left
+    async def send_echo(client: httpx.AsyncClient) -> httpx.Response:
         body, headers = next(echo_requests)
-        response = await client.post("/echo", content=body, headers=headers)
-        return response.status_code == 200
+        return await client.post("/echo", content=body, headers=headers)
 
-    async def send_issue(client: httpx.AsyncClient) -> bool | None:
+    async def send_issue(client: httpx.AsyncClient) -> httpx.Response | None:
         item = next(issue_requests, None)
         if item is None:
             return None
-        response = await client.post("/v1/me/attestations", content=item[0], headers=item[1])
-        return response.status_code == 201
+        return await client.post("/v1/me/attestations", content=item[0], headers=item[1])
 
-    async def send_flow(client: httpx.AsyncClient) -> bool:
+    async def send_flow(client: httpx.AsyncClient) -> httpx.Response:
         n = next(counter)
         resident = residents[n % len(residents)]
         headers = {"Authorization": f"Bearer {tokens[resident]}"}
-        nonce = (await client.post("/v1/me/attestations/nonce", headers=headers)).json()["nonce"]
-        body, headers = wallets.request(resident, nonce, n, now())
-        response = await client.post("/v1/me/attestations", content=body, headers=headers)
-        return response.status_code == 201
+        answer = await client.post("/v1/me/attestations/nonce", headers=headers)
+        if not answer.is_success:
+            return answer
+        body, headers = wallets.request(resident, answer.json()["nonce"], n, now())
+        return await client.post("/v1/me/attestations", content=body, headers=headers)
 
     rows = {name: Row(name) for name in ("echo", "issue", "flow")}
     schedule = [("echo", echo, send_echo), ("issue", node, send_issue), ("flow", node, send_flow)]
@@ -406,10 +414,14 @@ async def _measure(
                 "server_cpu_ms": 1000 * statistics.median(row.cpu_per_request),
                 "requests": len(row.latencies),
                 "failures": row.failures,
+                "first_failure": row.first_failure,
             }
             for name, row in rows.items()
         },
-        "ratio_issue_to_echo": statistics.median(ratios),
+        # a failed request is never throughput: a run with failures gives no ratio
+        "ratio_issue_to_echo": (
+            None if any(row.failures for row in rows.values()) else statistics.median(ratios)
+        ),
         "target": TARGET_RATIO,
         "clients": args.clients,
         "seconds": args.seconds,
@@ -442,6 +454,13 @@ def report(result: dict[str, Any]) -> None:
             f"{labels[name]:52} {row['per_second']:8.0f} {row['median_ms']:10.1f} "
             f"{row['p99_ms']:8.1f} {row['server_cpu_ms']:14.2f}{failures}"
         )
+    failed = {name: row["failures"] for name, row in result["rows"].items() if row["failures"]}
+    if failed:  # a failed request is never throughput: no ratio from such a run
+        print(f"issuance / echo: no figure: failed requests {failed}")
+        for name, row in result["rows"].items():
+            if row["first_failure"]:
+                print(f"  first failure of {name}: {row['first_failure']}")
+        raise SystemExit(1)
     ratio = result["ratio_issue_to_echo"]
     verdict = "met" if ratio >= result["target"] else "MISSED"
     print(f"issuance / echo: {ratio:.2f} (target >= {result['target']}, {verdict})")

@@ -172,8 +172,10 @@ def prepare_home(settings: Any, now: int, residents: int = VISITORS) -> dict[str
                     model_version="demo-2026.11",
                 )
             )
-            for kind in ("open_score", "share_alliance"):
-                session.add(Consent(resident_id=visitor, kind=kind, granted_at=now - 60))
+            session.add(Consent(resident_id=visitor, kind="open_score", granted_at=now - 60))
+            # every member may receive it ("alliance"): docs/ISSUING.md, recipients
+            session.add(Consent(resident_id=visitor, kind="share_alliance", recipients=["alliance"],
+                                purpose="benchmark", granted_at=now - 60))  # fmt: skip
         session.commit()
     engine.dispose()
     jwks: dict[str, Any] = ring.jwks(now)
