@@ -641,7 +641,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         node_settings_ = node_settings(node_dir, node_port, VERIFIER)
         home_jwks = prepare_home(home_settings, now)
         prepare_home(node_settings_, now, residents=args.residents)
-        root_jwk, service_token = prepare_verifier(
+        root_jwk, service_token, _ = prepare_verifier(
             node_settings_, now, (home_settings.node_id, home_jwks)
         )
         records_token = create_department(node_dir, now)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -62,8 +63,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
+from fastapi import Request  # module level: the echo route's annotations name them
+from fastapi.responses import Response
 
 # The repository root, so that the script runs from anywhere without an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -76,6 +80,7 @@ import protocol as P
 from keys import generate_key
 from node.routers.verifications import VerificationIn  # the body both servers parse
 from protocol._jws import sign_jws
+from wallet import available_claims
 
 HOME, VERIFIER = "fuzhou", "xiamen"
 SCENARIO = "library_deposit_free"
@@ -106,6 +111,12 @@ def serve(kind: str, port: int, clock_offset: int) -> None:
         @app.post("/echo")
         def echo(body: VerificationIn) -> VerificationIn:
             return body
+
+        @app.post("/echo-form")
+        async def echo_form(request: Request) -> Response:
+            # the OpenID4VP response's form body, read and parsed, nothing else
+            fields = dict(parse_qsl((await request.body()).decode("ascii")))
+            return Response(json.dumps(sorted(fields)), media_type="application/json")
 
         @app.get("/healthz")
         def healthz() -> dict[str, str]:
@@ -182,10 +193,14 @@ def prepare_home(settings: Any, now: int, residents: int = VISITORS) -> dict[str
     return jwks
 
 
-def prepare_verifier(settings: Any, now: int, home: tuple[str, dict[str, Any]]) -> tuple[str, str]:
+def prepare_verifier(
+    settings: Any, now: int, home: tuple[str, dict[str, Any]]
+) -> tuple[str, str, bytes]:
     """The Xiamen node's keyring and schema, a registry version 1 (both nodes, signed by
-    a root key made here) in ``<data_dir>/registry/v1.jwt``, and a service-point client.
-    Returns the root public JWK (JSON) and the client's bearer token."""
+    a root key made here, which is also the verifier CA: its certificate and Xiamen's
+    leaves in it, as ``ccx alliance publish`` makes them) in
+    ``<data_dir>/registry/v1.jwt``, and a service-point client. Returns the root public
+    JWK (JSON), the client's bearer token and the CA certificate (DER)."""
     from sqlmodel import Session
 
     from alliance.state import DEFAULT_POLICY
@@ -195,7 +210,17 @@ def prepare_verifier(settings: Any, now: int, home: tuple[str, dict[str, Any]]) 
     from node.services import clients
 
     ring = initialize_node(settings, now=now)
-    root = generate_key("EdDSA")
+    root = generate_key("ES256")
+    ca = P.ca_certificate(root, name="bench alliance CA", not_before=now - 3600,
+                          not_after=now + 30 * 86400, serial=1)  # fmt: skip
+    leaves = {
+        jwk["kid"]: base64.b64encode(P.leaf_certificate(
+            root, ca, P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y")}),
+            uri=settings.node_id, name=VERIFIER, not_before=now - 3600,
+            not_after=now + 30 * 86400, serial=2 + n,
+        )).decode()
+        for n, jwk in enumerate(ring.jwks(now)["keys"])
+    }  # fmt: skip
     members = [(settings.node_id, VERIFIER, ring.jwks(now)), (home[0], HOME, home[1])]
     claims = {
         "iss": settings.alliance,
@@ -204,12 +229,14 @@ def prepare_verifier(settings: Any, now: int, home: tuple[str, dict[str, Any]]) 
         "prev": None,
         "scale": {"min": 0, "max": 1000, "thresholds": list(AllianceScale().thresholds)},
         "members": [
-            {"id": mid, "name": city.title(), "city": city, "status": "active", "jwks": jwks}
+            {"id": mid, "name": city.title(), "city": city, "status": "active", "jwks": jwks,
+             **({"certificates": leaves} if city == VERIFIER else {})}
             for mid, city, jwks in members
         ],
         "mapping_tables": [],
         "policy": DEFAULT_POLICY,
-    }
+        "verifier_ca": base64.b64encode(ca).decode(),
+    }  # fmt: skip
     folder = settings.data_dir / "registry"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "v1.jwt").write_text(P.sign_registry(claims, root_key=root, now=now))
@@ -224,7 +251,7 @@ def prepare_verifier(settings: Any, now: int, home: tuple[str, dict[str, Any]]) 
             now=now,
         )
     engine.dispose()
-    return json.dumps(P.public_jwk(root)), token
+    return json.dumps(P.public_jwk(root)), token, ca
 
 
 def mint_challenges(data_dir: Path, count: int, now: int) -> list[str]:
@@ -428,7 +455,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         home_settings = node_settings(home_dir, home_port, HOME)
         verifier_settings = node_settings(verifier_dir, verifier_port, VERIFIER)
         home_jwks = prepare_home(home_settings, now())
-        root_jwk, token = prepare_verifier(
+        root_jwk, token, ca = prepare_verifier(
             verifier_settings, now(), (home_settings.node_id, home_jwks)
         )
         home_env = {
@@ -448,7 +475,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             servers.append(start_server("xiamen", "node", verifier_port, verifier_env, offset))
             servers.append(start_server("echo", "echo", free_port(), {}, 0))
             home, verifier, echo = servers
-            return await _measure(args, verifier_dir, home, verifier, echo, token, now)
+            return await _measure(args, verifier_dir, home, verifier, echo, token, ca, now)
         finally:
             for server in servers:
                 stop_quietly(server)
@@ -461,6 +488,7 @@ async def _measure(
     verifier: Server,
     echo: Server,
     token: str,
+    ca: bytes,
     now: Callable[[], int],
 ) -> dict[str, Any]:
     visitors = await issue_attestations(home, now())
@@ -519,13 +547,101 @@ async def _measure(
         body = presentation_body(visitor, got["disclose"], got["aud"], got["nonce"], now())
         return granted(await connection.request("POST", "/v1/verifications", body, headers))
 
-    rows = {name: Row(name) for name in ("echo", "verify", "flow")}
+    # --- OpenID4VP: the response endpoint, and the whole standard flow ---------------------
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def open_request(connection: Any) -> P.VerifiedRequest | None:
+        """The service point's request and the wallet's fetch and check of its object."""
+        status, content = await connection.request(
+            "POST", "/v1/presentation-requests", challenge_body, headers
+        )
+        if status != 201:
+            return None
+        made = json.loads(content)
+        status, token = await connection.request("GET", urlsplit(made["request_uri"]).path)
+        if status != 200:
+            return None
+        return P.verify_request_object(
+            token.decode(), client_id=made["client_id"], anchors=[ca], now=now()
+        )
+
+    def wallet_answer(visitor: Visitor, request: P.VerifiedRequest) -> tuple[str, bytes]:
+        """The wallet's encrypted answer (direct_post.jwt): the response path and body."""
+        claims = request.claims
+        presentation = P.present(
+            visitor.attestation,
+            disclose=list(request.disclosures_for(available_claims(visitor.attestation))),
+            holder_key=visitor.holder, aud=claims["client_id"], nonce=claims["nonce"],
+            now=now(),
+        )  # fmt: skip
+        [jwk] = claims["client_metadata"]["jwks"]["keys"]
+        key = P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y")})
+        plaintext = json.dumps(
+            {"vp_token": {request.query_id: [presentation]}, "state": claims["state"]}
+        ).encode()
+        jwe = P.encrypt_ecdh_es(plaintext, key, enc="A256GCM", kid=jwk["kid"],  # type: ignore[arg-type]
+                                apv=str(claims["nonce"]).encode())  # fmt: skip
+        return urlsplit(claims["response_uri"]).path, urlencode({"response": jwe}).encode()
+
+    async def prepare_responses(count: int) -> list[tuple[str, bytes]]:
+        """``count`` answers, each to a presentation request made and fetched over HTTP
+        before the turn (untimed)."""
+        lanes = 16
+        connections = [RawConnection(verifier.port) for _ in range(lanes)]
+        made: list[tuple[str, bytes]] = []
+
+        async def lane(connection: Any, numbers: range) -> None:
+            for n in numbers:
+                request = await open_request(connection)
+                if request is None:
+                    raise SystemExit("a presentation request failed while preparing")
+                made.append(wallet_answer(visitors[n % VISITORS], request))
+
+        await asyncio.gather(*(lane(c, range(i, count, lanes)) for i, c in enumerate(connections)))
+        for connection in connections:
+            await connection.close()
+        return made
+
+    echo_forms = itertools.cycle([body for _, body in await prepare_responses(200)])
+    responses: Iterator[tuple[str, bytes]] = iter(())
+
+    async def send_echo_form(connection: Any) -> bool:
+        status, _ = await connection.request("POST", "/echo-form", next(echo_forms), form_headers)
+        return bool(status == 200)
+
+    async def send_response(connection: Any) -> bool | None:
+        item = next(responses, None)
+        if item is None:
+            return None
+        status, _ = await connection.request("POST", item[0], item[1], form_headers)
+        return bool(status == 200)
+
+    async def send_vp_flow(connection: Any) -> bool:
+        request = await open_request(connection)
+        if request is None:
+            return False
+        path, body = wallet_answer(visitors[next(counter) % VISITORS], request)
+        status, _ = await connection.request("POST", path, body, form_headers)
+        if status != 200:
+            return False
+        transaction = path.rsplit("/", 1)[1]
+        status, content = await connection.request(
+            "GET", f"/v1/presentation-requests/{transaction}", b"", auth
+        )
+        return status == 200 and b'"outcome":"granted"' in content
+
+    rows = {
+        name: Row(name) for name in ("echo", "verify", "flow", "echo_form", "respond", "vp_flow")
+    }
     schedule = [
         ("echo", echo, send_echo),
         ("verify", verifier, send_verify),
         ("flow", verifier, send_flow),
+        ("echo_form", echo, send_echo_form),
+        ("respond", verifier, send_response),
+        ("vp_flow", verifier, send_vp_flow),
     ]
-    rate_guess = 0.0
+    rate_guess = respond_guess = 0.0
     exhausted_turns = 0
     home_cpu_before = None
     for warm_up in (True, *([False] * args.rounds)):
@@ -536,13 +652,20 @@ async def _measure(
             if name == "verify":  # enough bodies for the turn, made before it
                 count = WARM_UP_POOL if warm_up else math.ceil(2 * rate_guess * seconds) + 200
                 pool = iter(prepare(count))
+            if name == "respond":  # enough answers to requests made before the turn
+                count = 600 if warm_up else math.ceil(2 * respond_guess * seconds) + 200
+                responses = iter(await prepare_responses(count))
             row = None if warm_up else rows[name]
             rate, ran_out = await run_turn(row, server, seconds, args.clients, send, args.client)
             if name == "verify":
                 rate_guess = max(rate_guess, rate)
                 exhausted_turns += ran_out and not warm_up
+            if name == "respond":
+                respond_guess = max(respond_guess, rate)
+                exhausted_turns += ran_out and not warm_up
     home_cpu = home.cpu_seconds() - (home_cpu_before or 0.0)
     ratios = [v / e for v, e in zip(rows["verify"].rates, rows["echo"].rates, strict=True)]
+    vp_ratios = [r / e for r, e in zip(rows["respond"].rates, rows["echo_form"].rates, strict=True)]
     return {
         "rows": {
             name: {
@@ -558,6 +681,9 @@ async def _measure(
         # a failed request is never throughput: a run with failures gives no ratio
         "ratio_verify_to_echo": (
             None if any(row.failures for row in rows.values()) else statistics.median(ratios)
+        ),
+        "ratio_response_to_echo": (
+            None if any(row.failures for row in rows.values()) else statistics.median(vp_ratios)
         ),
         "target_ratio": TARGET_RATIO,
         "target_p99_ms": TARGET_P99_MS,
@@ -581,6 +707,9 @@ def report(result: dict[str, Any]) -> None:
         "echo": "bare FastAPI echo of the same body",
         "verify": "POST /v1/verifications (challenge made before)",
         "flow": "whole flow: challenge + present + verify (flows)",
+        "echo_form": "bare echo of the same OpenID4VP response form",
+        "respond": "POST /oid4vp/responses/<tx> (request made before)",
+        "vp_flow": "OpenID4VP: request, object, answer, result (flows)",
     }
     env = result["environment"]
     print(
@@ -606,6 +735,13 @@ def report(result: dict[str, Any]) -> None:
         f"verification / echo: {ratio:.2f} (target >= {result['target_ratio']}, "
         f"{'MET' if ratio_ok else 'MISSED'}); verification p99 {p99:.1f} ms "
         f"(target <= {result['target_p99_ms']:.0f} ms, {'MET' if p99_ok else 'MISSED'})"
+    )
+    vp_ratio, vp_p99 = result["ratio_response_to_echo"], result["rows"]["respond"]["p99_ms"]
+    print(
+        f"OpenID4VP response / echo: {vp_ratio:.2f} (target >= {result['target_ratio']}, "
+        f"{'MET' if vp_ratio >= result['target_ratio'] else 'MISSED'}); response p99 "
+        f"{vp_p99:.1f} ms (target <= {result['target_p99_ms']:.0f} ms, "
+        f"{'MET' if vp_p99 <= result['target_p99_ms'] else 'MISSED'})"
     )
     print(
         f"Fuzhou node CPU while timing: {result['home_node_cpu_seconds_while_timing']:.2f} s "

@@ -14,7 +14,7 @@ from wallet._oid4vci import (
     dev_login,
     parse_offer,
 )
-from wallet._oid4vp import Asked, alliance_anchors, answer_request, read_request
+from wallet._oid4vp import Asked, alliance_anchors, answer_request, available_claims, read_request
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -44,6 +44,7 @@ __all__ = [
     "alliance_anchors",
     "answer_request",
     "authorize",
+    "available_claims",
     "dev_login",
     "disclosed_claims",
     "fetch_attestation",
