@@ -14,8 +14,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from node.app import create_app, initialize_node
-from node.settings import Settings
-from tests.conftest import METRICS_TOKEN_HASH, NOW, ec_key
+from tests.conftest import NOW, ec_key
+from tests.node.conftest import xiamen_settings
 from tests.node.issuing_helpers import bearer, node_state, seed_resident
 from tests.node.oid4vp_helpers import ca_der, certified_token, follower
 from tests.node.test_verifications import service_point
@@ -25,15 +25,7 @@ __all__ = ["documents_world"]
 
 
 def documents_world(folder: Path) -> dict[str, Any]:
-    settings = Settings(
-        data_dir=folder / "node",
-        node_id="http://xiamen.ccx.test",
-        city="xiamen",
-        dev_idp=True,
-        scheduler=False,
-        keyring_passphrase="a passphrase for tests only",  # type: ignore[arg-type]
-        metrics_token_hash=METRICS_TOKEN_HASH,
-    )
+    settings = xiamen_settings(folder / "node")
     initialize_node(settings, now=NOW)
     xiamen = TestClient(create_app(settings, now=lambda: NOW), raise_server_exceptions=False)
     jwks = xiamen.get("/.well-known/jwks.json").json()
