@@ -80,7 +80,7 @@ import protocol as P
 from keys import generate_key
 from node.routers.verifications import VerificationIn  # the body both servers parse
 from protocol._jws import sign_jws
-from wallet import available_claims
+from wallet import available_claims, response_form
 
 HOME, VERIFIER = "fuzhou", "xiamen"
 SCENARIO = "library_deposit_free"
@@ -574,14 +574,8 @@ async def _measure(
             holder_key=visitor.holder, aud=claims["client_id"], nonce=claims["nonce"],
             now=now(),
         )  # fmt: skip
-        [jwk] = claims["client_metadata"]["jwks"]["keys"]
-        key = P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y")})
-        plaintext = json.dumps(
-            {"vp_token": {request.query_id: [presentation]}, "state": claims["state"]}
-        ).encode()
-        jwe = P.encrypt_ecdh_es(plaintext, key, enc="A256GCM", kid=jwk["kid"],  # type: ignore[arg-type]
-                                apv=str(claims["nonce"]).encode())  # fmt: skip
-        return urlsplit(claims["response_uri"]).path, urlencode({"response": jwe}).encode()
+        form = response_form(request, presentation)
+        return urlsplit(claims["response_uri"]).path, urlencode(form).encode()
 
     async def prepare_responses(count: int) -> list[tuple[str, bytes]]:
         """``count`` answers, each to a presentation request made and fetched over HTTP

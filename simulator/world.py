@@ -45,6 +45,7 @@ from simulator.cluster import NodeProcess, free_port, new_admin_token
 from simulator.holders import Holder, available_claims, enrol
 from simulator.observations import CityInfo, Fault, Outcome, RunResult, Visit
 from simulator.tooling import ccx
+from wallet import response_form
 
 __all__ = ["DEFAULT_CITIES", "STATUS_TTL", "City", "Grant", "Options", "World"]
 
@@ -515,17 +516,7 @@ class World:
         )  # fmt: skip
         if change is not None:
             presentation = change(presentation)
-        vp_token = {request.query_id: [presentation]}
-        if plain or claims["response_mode"] != "direct_post.jwt":
-            return {"vp_token": json.dumps(vp_token), "state": claims["state"]}
-        [jwk] = claims["client_metadata"]["jwks"]["keys"]
-        public = P.public_key_from_jwk({k: jwk[k] for k in ("kty", "crv", "x", "y")})
-        jwe = P.encrypt_ecdh_es(
-            json.dumps({"vp_token": vp_token, "state": claims["state"]}).encode(),
-            public,  # type: ignore[arg-type]
-            enc="A256GCM", kid=jwk["kid"], apv=str(claims["nonce"]).encode(),
-        )  # fmt: skip
-        return {"response": jwe}
+        return response_form(request, presentation, encrypt=False if plain else None)
 
     async def respond(self, request: P.VerifiedRequest, form: Mapping[str, str]) -> tuple[int, Any]:
         parts = urlsplit(str(request.claims["response_uri"]))

@@ -14,7 +14,14 @@ from wallet._oid4vci import (
     dev_login,
     parse_offer,
 )
-from wallet._oid4vp import Asked, alliance_anchors, answer_request, available_claims, read_request
+from wallet._oid4vp import (
+    Asked,
+    alliance_anchors,
+    answer_request,
+    available_claims,
+    read_request,
+    response_form,
+)
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -52,6 +59,7 @@ __all__ = [
     "load_wallet",
     "parse_offer",
     "read_request",
+    "response_form",
     "save_wallet",
     "seal_key",
     "unseal_key",

@@ -14,7 +14,8 @@ import json
 import secrets
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -200,6 +201,20 @@ def _credential(
     return credential
 
 
+@contextmanager
+def _issuer(client: httpx.Client | None) -> Iterator[httpx.Client]:
+    """The HTTP client of one flow (the caller's, or one of its own, closed after), and
+    an issuer's answer that lacks what the flow reads made ``invalid_response``."""
+    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    try:
+        yield http
+    except (KeyError, IndexError, TypeError) as exc:
+        raise InputError("invalid_response", FIELD, f"the issuer's answer lacks {exc}") from exc
+    finally:
+        if client is None:
+            http.close()
+
+
 def accept_offer(
     offer_text: str,
     *,
@@ -213,9 +228,7 @@ def accept_offer(
     SD-JWT VC bound to ``holder_key``). A transaction code the offer asks for comes from
     ``tx_code``, else from ``ask_tx_code(<the offer's tx_code object>)``. The access
     token is bound to a fresh DPoP key (RFC 9449). Raises ``cli.InputError``."""
-    own = client is None
-    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-    try:
+    with _issuer(client) as http:
         offer = parse_offer(offer_text, http)
         grant = offer.pre_authorized
         metadata = _issuer_metadata(http, offer.issuer)
@@ -243,11 +256,6 @@ def accept_offer(
             http, metadata, configuration_id, access=access, dpop_key=dpop_key,
             holder_key=holder_key, now=now,
         )  # fmt: skip
-    except (KeyError, IndexError, TypeError) as exc:
-        raise InputError("invalid_response", FIELD, f"the issuer's answer lacks {exc}") from exc
-    finally:
-        if own:
-            http.close()
 
 
 def authorize(
@@ -267,9 +275,7 @@ def authorize(
     (``redirect_uri`` with the code), then the token, c_nonce, key proof and credential.
     The answer's ``state`` and ``iss`` (RFC 9207) are checked against what was sent.
     Raises ``cli.InputError``."""
-    own = client is None
-    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-    try:
+    with _issuer(client) as http:
         metadata = _issuer_metadata(http, issuer)
         configuration_id = _configuration(
             list(metadata.get("credential_configurations_supported", {})), metadata
@@ -330,11 +336,6 @@ def authorize(
             http, metadata, configuration_id, access=access, dpop_key=dpop_key,
             holder_key=holder_key, now=now,
         )  # fmt: skip
-    except (KeyError, IndexError, TypeError) as exc:
-        raise InputError("invalid_response", FIELD, f"the issuer's answer lacks {exc}") from exc
-    finally:
-        if own:
-            http.close()
 
 
 class LoopbackRedirect:

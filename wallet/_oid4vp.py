@@ -34,6 +34,7 @@ __all__ = [
     "answer_request",
     "available_claims",
     "read_request",
+    "response_form",
 ]
 
 REQUEST_SCHEMES = ("openid4vp", "haip-vp")  # OpenID4VP section 13.1, HAIP 1.0 section 5
@@ -173,6 +174,32 @@ def _encryption_key(metadata: Any) -> tuple[ec.EllipticCurvePublicKey, str | Non
     )
 
 
+def response_form(
+    request: P.VerifiedRequest, presentation: str, *, encrypt: bool | None = None
+) -> dict[str, str]:
+    """The form a wallet posts to the response URI with ``presentation`` as the
+    ``vp_token`` (section 8.2), encrypted to the verifier's key when the request asks for
+    ``direct_post.jwt`` (section 8.3: ECDH-ES, A256GCM where offered, the key's ``kid``).
+    ``encrypt`` overrides what the request asks (a test's or a fault's downgrade)."""
+    claims = request.claims
+    params: dict[str, Any] = {"vp_token": {request.query_id: [presentation]}}
+    if "state" in claims:
+        params["state"] = claims["state"]
+    if not (claims["response_mode"] == "direct_post.jwt" if encrypt is None else encrypt):
+        return {"vp_token": json.dumps(params["vp_token"]),
+                **({"state": params["state"]} if "state" in params else {})}  # fmt: skip
+    key, kid = _encryption_key(claims.get("client_metadata"))
+    offered = claims.get("client_metadata", {}).get(
+        "encrypted_response_enc_values_supported", ["A128GCM"]
+    )
+    enc = "A256GCM" if "A256GCM" in offered else "A128GCM"  # HAIP: SHOULD use A256GCM
+    jwe = P.encrypt_ecdh_es(
+        json.dumps(params).encode(), key, enc=enc, kid=kid,
+        apu=secrets.token_bytes(16), apv=str(claims["nonce"]).encode(),
+    )  # fmt: skip
+    return {"response": jwe}
+
+
 def answer_request(
     asked: Asked,
     credential: str,
@@ -193,23 +220,7 @@ def answer_request(
         )  # fmt: skip
     except P.ProtocolError as exc:
         raise InputError(exc.code, FIELD, f"the credential can't answer: {exc.message}") from exc
-    params: dict[str, Any] = {"vp_token": {asked.request.query_id: [presentation]}}
-    if "state" in claims:
-        params["state"] = claims["state"]
-    if claims["response_mode"] == "direct_post.jwt":
-        key, kid = _encryption_key(claims.get("client_metadata"))
-        offered = claims.get("client_metadata", {}).get(
-            "encrypted_response_enc_values_supported", ["A128GCM"]
-        )
-        enc = "A256GCM" if "A256GCM" in offered else "A128GCM"  # HAIP: SHOULD use A256GCM
-        jwe = P.encrypt_ecdh_es(
-            json.dumps(params).encode(), key, enc=enc, kid=kid,
-            apu=secrets.token_bytes(16), apv=str(claims["nonce"]).encode(),
-        )  # fmt: skip
-        form = {"response": jwe}
-    else:
-        form = {"vp_token": json.dumps(params["vp_token"]), **({"state": params["state"]}
-                                                               if "state" in params else {})}  # fmt: skip
+    form = response_form(asked.request, presentation)
     try:
         response = client.post(str(claims["response_uri"]), data=form)
     except httpx.HTTPError as exc:

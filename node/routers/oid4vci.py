@@ -37,10 +37,11 @@ AUTHORIZATION_SERVER_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 # --- metadata ------------------------------------------------------------------------------
 
 
-def _for_this_issuer(state: Any, path: str) -> None:
+def _for_this_issuer(state: Any, path: str = "") -> None:
     # OpenID4VCI section 12.2.2 / RFC 8414 section 3: an issuer whose identifier has a
-    # path serves its metadata at /.well-known/<name><path>; any other path is not it.
-    if "/" + path.strip("/") != oid4vci.issuer_path(state.settings.node_id):
+    # path serves its metadata at /.well-known/<name><path> (and only there); one
+    # without a path at /.well-known/<name>.
+    if ("/" + path.strip("/")).rstrip("/") != oid4vci.issuer_path(state.settings.node_id):
         raise NodeError("not_found", "no issuer metadata at this path", status=404)
 
 
@@ -50,8 +51,7 @@ def _for_this_issuer(state: Any, path: str) -> None:
     responses=error_responses(404),
 )
 def credential_issuer_metadata(state: StateDep) -> dict[str, Any]:
-    if oid4vci.issuer_path(state.settings.node_id):
-        raise NodeError("not_found", "this issuer's identifier has a path", status=404)
+    _for_this_issuer(state)
     return oid4vci.credential_issuer_metadata(state)
 
 
@@ -73,8 +73,7 @@ def credential_issuer_metadata_with_path(
     responses=error_responses(404),
 )
 def authorization_server_metadata(state: StateDep) -> dict[str, Any]:
-    if oid4vci.issuer_path(state.settings.node_id):
-        raise NodeError("not_found", "this issuer's identifier has a path", status=404)
+    _for_this_issuer(state)
     return oid4vci.authorization_server_metadata(state)
 
 
