@@ -17,7 +17,8 @@ from sqlmodel import select
 import protocol as P
 from cli import InputError
 from node.models import AuditEntry, Nonce
-from node.services import clients
+from node.services import clients, oid4vp
+from node.state import ClientIdentity
 from tests.conftest import NOW, ec_key
 from tests.node.issuing_helpers import node_state, session
 from tests.node.oid4vp_helpers import ca_der, certified_registry, follower
@@ -332,12 +333,17 @@ def test_the_wallet_refuses_requests_it_cannot_trust(world: Alliance, link: str)
 def test_a_service_point_whose_credentials_were_revoked_decides_nothing(world: Alliance) -> None:
     attestation, holder = attest(world.fuzhou, FUZHOU, "visitor-7", 780)
     headers = service_point(world.xiamen, SCENARIO)
-    asked = read(world, new_request(world, headers)["request"])
+    made = new_request(world, headers)
+    asked = read(world, made["request"])
     with session(world.xiamen) as db:
-        clients.revoke_client(db, "library-desk", actor="admin", now=NOW)
-    with pytest.raises(InputError):
+        revoked = clients.revoke_client(db, "library-desk", actor="admin", now=NOW)
+        desk = ClientIdentity(revoked.id, revoked.department, frozenset(revoked.scopes))
+    with pytest.raises(InputError) as refused:
         answer_request(asked, attestation, holder_key=holder, now=NOW, client=world.xiamen)
-    assert node_state(world.xiamen).settings.node_id == XIAMEN
+    assert refused.value.code == "invalid_request"
+    with session(world.xiamen) as db:  # its credentials are gone: read what was recorded
+        recorded = oid4vp.result(db, desk, made["transaction_id"], now=NOW)
+    assert (recorded["outcome"], recorded["code"]) == ("refused", "forbidden")
 
 
 @pytest.mark.parametrize(("score", "granted"), [(780, True), (520, False)])
