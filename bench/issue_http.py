@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import platform
-import secrets
 import signal
 import statistics
 import subprocess
@@ -225,31 +224,19 @@ def prepare_node(data_dir: Path, env: dict[str, str], now: int) -> None:
 def mint_nonces(
     data_dir: Path, residents: list[str], count: int, now: int
 ) -> list[tuple[str, str]]:
-    """``count`` unused proof-of-possession nonces, (resident, nonce), written straight into
-    the node's database the way ``POST /v1/me/attestations/nonce`` writes them."""
-    from sqlmodel import Session
+    """``count`` unused proof-of-possession nonces, (resident, nonce), sealed with the
+    node's keyring the way ``POST /v1/me/attestations/nonce`` seals them (no write:
+    node.services.nonces)."""
+    from node.services.nonces import seal
+    from node.settings import Settings
+    from node.state import load_keyring
 
-    from node.db import make_engine
-    from node.models import Nonce
-    from node.services.nonces import nonce_digest
-
-    engine = make_engine(f"sqlite:///{data_dir / 'node.db'}")
+    settings = Settings(data_dir=data_dir, keyring_passphrase=PASSPHRASE)  # type: ignore[arg-type]
+    ring = load_keyring(settings)
     minted = []
-    with Session(engine) as session:
-        for n in range(count):
-            resident = residents[n % len(residents)]
-            value = secrets.token_urlsafe(32)
-            session.add(
-                Nonce(
-                    value=nonce_digest(value),  # the node keeps the digest, never the nonce
-                    purpose="pop",
-                    subject=resident,
-                    expires_at=now + NONCE_LIFETIME,
-                )
-            )
-            minted.append((resident, value))
-        session.commit()
-    engine.dispose()
+    for n in range(count):
+        resident = residents[n % len(residents)]
+        minted.append((resident, seal(ring, "pop", resident, now + NONCE_LIFETIME)))
     return minted
 
 

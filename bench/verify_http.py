@@ -48,13 +48,11 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import hashlib
 import itertools
 import json
 import math
 import os
 import platform
-import secrets
 import statistics
 import sys
 import tempfile
@@ -255,29 +253,15 @@ def prepare_verifier(
 
 
 def mint_challenges(data_dir: Path, count: int, now: int) -> list[str]:
-    """``count`` unused challenge nonces for SCENARIO and CLIENT_ID, written straight
-    into the Xiamen database the way ``POST /v1/verifications/challenge`` writes them
-    (the nonce's SHA-256, purpose ``verify``, subject ``<scenario> <client>``)."""
-    from sqlmodel import Session
+    """``count`` unused challenges for SCENARIO and CLIENT_ID, sealed with the Xiamen
+    node's keyring the way ``POST /v1/verifications/challenge`` seals them (no write:
+    node.services.nonces)."""
+    from node.services.nonces import seal
+    from node.state import load_keyring
 
-    from node.db import make_engine
-    from node.models import Nonce
-
-    engine = make_engine(f"sqlite:///{data_dir / 'node.db'}")
-    nonces = [secrets.token_urlsafe(32) for _ in range(count)]
-    with Session(engine) as session:
-        session.add_all(
-            Nonce(
-                value=hashlib.sha256(nonce.encode()).hexdigest(),
-                purpose="verify",
-                subject=f"{SCENARIO} {CLIENT_ID}",
-                expires_at=now + CHALLENGE_LIFETIME,
-            )
-            for nonce in nonces
-        )
-        session.commit()
-    engine.dispose()
-    return nonces
+    ring = load_keyring(node_settings(data_dir, 0, VERIFIER))
+    subject = f"{SCENARIO} {CLIENT_ID}"
+    return [seal(ring, "verify", subject, now + CHALLENGE_LIFETIME) for _ in range(count)]
 
 
 @dataclass(frozen=True)

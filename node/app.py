@@ -139,6 +139,7 @@ def create_app(
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         http.close()
+        await asyncio.to_thread(state.writer.close)  # what is queued is committed first
         engine.dispose()
 
     app = FastAPI(

@@ -33,6 +33,7 @@ from node.scoring import ScoringModel
 from node.services.rate_limit import RateLimiter
 from node.services.registry import RegistryFollower
 from node.services.status_cache import StatusListCache
+from node.services.writer import GroupWriter
 from node.settings import Settings
 
 __all__ = [
@@ -162,6 +163,7 @@ class NodeState:
     dev_idp: DevIdentityProvider | None = None  # CCX_DEV_IDP only
     status_cache: StatusListCache = field(init=False)  # other cities' status lists
     rate_limiter: RateLimiter = field(init=False)  # service points' verifications
+    writer: GroupWriter = field(init=False)  # the hot paths' writes, committed in groups
     memory: Memory = field(default_factory=Memory)
     started_at: float = field(default_factory=time.time)
     _keyring_seen: tuple[float, int | None] = (0.0, None)  # (checked at, file mtime)
@@ -169,6 +171,7 @@ class NodeState:
     def __post_init__(self) -> None:
         self.status_cache = StatusListCache(min_ttl=self.settings.status_cache_min_ttl)
         self.rate_limiter = RateLimiter(self.settings.verify_rate, self.settings.verify_burst)
+        self.writer = GroupWriter(self.engine)
         self.metrics.registry.register(_StatusCacheCollector(self.status_cache))
 
     def signing_keys(self) -> Keyring:

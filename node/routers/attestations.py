@@ -50,10 +50,9 @@ class AttestationResponse(BaseModel):
 
 
 @router.post("/nonce", status_code=201, summary="A single-use nonce for the proof of possession")
-def create_nonce(
-    resident: ResidentDep, session: SessionDep, state: StateDep, now: NowDep
-) -> NonceResponse:
-    nonce = nonces.create_pop_nonce(session, state, resident, now=now)
+async def create_nonce(resident: ResidentDep, state: StateDep, now: NowDep) -> NonceResponse:
+    # async: sealing a nonce writes nothing (node.services.nonces)
+    nonce = nonces.create_pop_nonce(state, resident, now=now)
     return NonceResponse(
         nonce=nonce.value, expires_at=nonce.expires_at, aud=state.settings.node_id, typ="pop+jwt"
     )

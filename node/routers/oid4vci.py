@@ -410,8 +410,9 @@ class NonceOut(BaseModel):
     summary="Nonce endpoint (OpenID4VCI section 7): a fresh c_nonce",
     responses={200: {"model": NonceOut}},
 )
-def nonce(session: SessionDep, now: NowDep) -> JSONResponse:
-    return JSONResponse({"c_nonce": oid4vci.new_c_nonce(session, now=now)}, headers=NO_STORE)
+async def nonce(state: StateDep, now: NowDep) -> JSONResponse:
+    # async: a sealed c_nonce is made without a write
+    return JSONResponse({"c_nonce": oid4vci.new_c_nonce(state, now=now)}, headers=NO_STORE)
 
 
 class CredentialOut(BaseModel):

@@ -5,6 +5,7 @@ their paths are the secrets, each single use."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from node.deps import NowDep, SessionDep, StateDep
+from node.deps import NowDep, StateDep
 from node.errors import error_responses, oauth_error_responses
 from node.guards import GuardedRoute
 from node.routers import BODY_ERRORS, CLIENT_ERRORS, form_body
@@ -20,6 +21,7 @@ from node.routers._oauth import NO_STORE, read_form
 from node.routers.verifications import ServicePoint, TierOut, tier_out
 from node.scenarios import SCENARIO_PATTERN
 from node.services import oid4vp
+from node.state import NodeState
 
 __all__ = ["router"]
 
@@ -61,18 +63,21 @@ class PresentationRequestOut(BaseModel):
     summary="A presentation request for one scenario, for a standard wallet (OpenID4VP)",
     responses=error_responses(*CLIENT_ERRORS, *BODY_ERRORS, 404, 429, 503),
 )
-def create_request(
+async def create_request(
     body: PresentationRequestIn,
     client: ServicePoint,
     state: StateDep,
-    session: SessionDep,
     now: NowDep,
 ) -> PresentationRequestOut:
     """Show `request` as a QR code (or open it on the resident's phone); the decision
     arrives at GET /v1/presentation-requests/{transaction_id}."""
-    made = oid4vp.create_request(
-        session, state, client, body.scenario, response_mode=body.response_mode, now=now
-    )
+    # one hop (the first request of a registry version may fetch its mapping table),
+    # then the writer keeps the request before it is shown
+    made, keep = await run_in_threadpool(
+        partial(oid4vp.create_request, state, client, body.scenario,
+                response_mode=body.response_mode, now=now)
+    )  # fmt: skip
+    await state.writer.run(keep)
     return PresentationRequestOut(
         transaction_id=made.transaction_id,
         request=made.link,
@@ -123,10 +128,10 @@ class PresentationResultOut(BaseModel):
 def request_result(
     transaction_id: Annotated[str, _ID],
     client: ServicePoint,
-    session: SessionDep,
+    state: StateDep,
     now: NowDep,
 ) -> PresentationResultOut:
-    return PresentationResultOut(**oid4vp.result(session, client, transaction_id, now=now))
+    return PresentationResultOut(**oid4vp.result(state, client, transaction_id, now=now))
 
 
 _REQUEST_OBJECT: dict[int | str, dict[str, Any]] = {
@@ -137,8 +142,9 @@ _REQUEST_OBJECT: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _request_object(request_id: str, session: Any, state: Any, now: int) -> Response:
-    token = await run_in_threadpool(oid4vp.request_object, session, state, request_id, now=now)
+async def _request_object(request_id: str, state: NodeState, now: int) -> Response:
+    kid = await state.writer.run(partial(oid4vp.take_request, request_id=request_id, now=now))
+    token = await run_in_threadpool(oid4vp.request_object, state, request_id, kid, now=now)
     return Response(token, media_type=REQUEST_MEDIA_TYPE, headers=NO_STORE)
 
 
@@ -149,9 +155,9 @@ async def _request_object(request_id: str, session: Any, state: Any, now: int) -
     responses={**_REQUEST_OBJECT, **error_responses(404, 422, 503)},
 )
 async def get_request_object(
-    request_id: Annotated[str, _ID], session: SessionDep, state: StateDep, now: NowDep
+    request_id: Annotated[str, _ID], state: StateDep, now: NowDep
 ) -> Response:
-    return await _request_object(request_id, session, state, now)
+    return await _request_object(request_id, state, now)
 
 
 @router.post(
@@ -165,7 +171,6 @@ async def get_request_object(
 async def post_request_object(
     request: Request,
     request_id: Annotated[str, _ID],
-    session: SessionDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -173,7 +178,7 @@ async def post_request_object(
     # have to be copied into the request object; this verifier signs one request per
     # id and needs no wallet_nonce against replay (the id is single use).
     await read_form(request, strict=False)
-    return await _request_object(request_id, session, state, now)
+    return await _request_object(request_id, state, now)
 
 
 @router.post(
@@ -199,12 +204,14 @@ async def post_request_object(
 async def response_endpoint(
     request: Request,
     transaction_id: Annotated[str, _ID],
-    session: SessionDep,
     state: StateDep,
     now: NowDep,
 ) -> JSONResponse:
+    # the checks in one hop to the thread pool, the writes in the writer's next group
+    # commit: the event loop waits for neither
     form = await read_form(request)
     answer = await run_in_threadpool(
-        oid4vp.receive_response, session, state, transaction_id, form, now=now
+        partial(oid4vp.check_response, state, transaction_id, form, now=now)
     )
-    return JSONResponse(answer, headers=NO_STORE)
+    recorded = await state.writer.run(answer.job)
+    return JSONResponse(oid4vp.finish(state, answer, recorded), headers=NO_STORE)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from node.auth import ClientIdentity, calling_client
-from node.deps import NowDep, SessionDep, StateDep
+from node.deps import NowDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute, before_body
 from node.routers import BODY_ERRORS, CLIENT_ERRORS
@@ -120,10 +122,13 @@ class VerificationOut(BaseModel):
     summary="A single-use challenge for one scenario",
     responses=error_responses(404),  # a scenario not in the catalogue
 )
-def create_challenge(
-    body: ChallengeIn, client: ServicePoint, state: StateDep, session: SessionDep, now: NowDep
+async def create_challenge(
+    body: ChallengeIn, client: ServicePoint, state: StateDep, now: NowDep
 ) -> ChallengeOut:
-    challenge = verifying.create_challenge(session, state, client, body.scenario, now=now)
+    # one hop: the first challenge of a registry version may fetch its mapping table
+    challenge = await run_in_threadpool(
+        verifying.create_challenge, state, client, body.scenario, now=now
+    )
     scenario = challenge.scenario
     return ChallengeOut(
         nonce=challenge.nonce,
@@ -144,12 +149,17 @@ def create_challenge(
     # 401 a nonce unknown, used or expired, or a presentation that does not verify
     responses=error_responses(401),
 )
-def verify_presentation(
-    body: VerificationIn, client: ServicePoint, state: StateDep, session: SessionDep, now: NowDep
+async def verify_presentation(
+    body: VerificationIn, client: ServicePoint, state: StateDep, now: NowDep
 ) -> VerificationOut:
-    decision = verifying.verify(
-        session, state, client, nonce=body.nonce, presentation=body.presentation, now=now
-    )
+    # The checks in one hop to the thread pool (a status list may be fetched), the
+    # writes in the writer's next group commit; the event loop waits for neither.
+    checked = await run_in_threadpool(
+        partial(verifying.check, state, client, nonce=body.nonce, presentation=body.presentation,
+                now=now)
+    )  # fmt: skip
+    seq = await state.writer.run(partial(verifying.record, checked=checked, now=now))
+    decision = verifying.outcome(state, checked, seq)
     shown: dict[str, Any] = {
         name: value
         for name, value in (("band", decision.band), ("alliance_score", decision.alliance_score))

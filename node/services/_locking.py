@@ -14,12 +14,13 @@ import hashlib
 import weakref
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from node.db import take_sqlite_writer
 
-__all__ = ["hold_lock"]
+__all__ = ["hold_lock", "lock_connection"]
 
 # A write that matches no row still opens SQLite's write transaction (and waits for
 # the lock up to the busy timeout): SQLite has no other way to upgrade a deferred
@@ -48,11 +49,17 @@ def hold_lock(session: Session, name: str) -> None:
     connection = session.connection()
     transaction = session.get_transaction()
     held = _HELD.setdefault(transaction, set()) if transaction is not None else set()
+    if not held or (name not in held and connection.dialect.name != "sqlite"):
+        lock_connection(connection, name)
+    held.add(name)
+
+
+def lock_connection(connection: Connection, name: str) -> None:
+    """:func:`hold_lock` on a Core connection, taken once per transaction by its owner
+    (node.services.writer takes ``audit`` at the start of each batch)."""
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        if not held:
-            take_sqlite_writer(connection)  # this process's threads queue without polling
-            connection.execute(_SQLITE_TAKE_WRITE_LOCK)
-    elif dialect == "postgresql" and name not in held:
+        take_sqlite_writer(connection)  # this process's threads queue without polling
+        connection.execute(_SQLITE_TAKE_WRITE_LOCK)
+    elif dialect == "postgresql":
         connection.execute(_PG_ADVISORY_XACT_LOCK, {"key": _advisory_key(name)})
-    held.add(name)

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, insert
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from node.models import AuditEntry
@@ -47,7 +48,10 @@ __all__ = [
     "append",
     "entries_after",
     "entry_hash",
+    "entry_values",
     "head",
+    "insert_after",
+    "read_head",
     "verify_chain",
 ]
 
@@ -190,29 +194,48 @@ def append(
     digested, never refused). Raises ``ValueError`` for details under a secret's name or
     not JSON, and for over-long names: a programming error, never the caller's input.
     """
+    values = entry_values(actor=actor, action=action, subject=subject, details=details, now=now)
+    session.flush()  # the caller's pending changes go first, in order
+    hold_lock(session, "audit")
+    connection = session.connection()
+    return AuditEntry.model_construct(**insert_after(connection, read_head(connection), values))
+
+
+def entry_values(
+    *, actor: str, action: str, subject: str | None, details: Mapping[str, Any], now: int
+) -> dict[str, Any]:
+    """An entry's fields before it has a place in the chain (``seq``, ``prev_hash``,
+    ``hash``): checked and stored as :func:`append` says. Raises ``ValueError`` as it."""
     _check_length("actor", actor, 128)
     _check_length("action", action, 64)
     _check_length("subject", subject, 128, optional=True)
     if not isinstance(details, Mapping):
         raise ValueError("audit details must be a JSON object")
-    checked = _checked_details(details)
-    session.flush()  # the caller's pending changes go first, in order
-    hold_lock(session, "audit")
-    connection = session.connection()
-    last = connection.execute(_HEAD).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last is not None else (1, GENESIS_HASH)
-    values: dict[str, Any] = {
-        "seq": seq,
+    return {
         "at": now,
         "actor": actor,
         "action": action,
         "subject": subject,
-        "details": checked,
-        "prev_hash": prev_hash,
+        "details": _checked_details(details),
     }
-    values["hash"] = entry_hash(**values)
-    connection.execute(_INSERT, values)
-    return AuditEntry.model_construct(**values)
+
+
+def read_head(connection: Connection) -> tuple[int, str]:
+    """The chain's last ``seq`` and hash (0 and the genesis hash for an empty log). Read
+    it with the ``audit`` lock held, or another writer may append in between."""
+    last = connection.execute(_HEAD).first()
+    return (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+
+
+def insert_after(
+    connection: Connection, head: tuple[int, str], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Insert the entry of :func:`entry_values` after ``head``; the row written (plain
+    values: the group writer's thread touches no ORM)."""
+    row: dict[str, Any] = {**values, "seq": head[0] + 1, "prev_hash": head[1]}
+    row["hash"] = entry_hash(**row)
+    connection.execute(_INSERT, row)
+    return row
 
 
 def verify_chain(session: Session) -> ChainCheck:

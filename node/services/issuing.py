@@ -47,6 +47,7 @@ from node.services.status_lists import (
     set_status,
     status_list_uri,
 )
+from node.services.writer import WriteBatch
 from node.state import NodeState
 
 __all__ = [
@@ -229,7 +230,9 @@ def issue(
         state,
         resident_id,
         holder_key=holder_key,
-        use_proof_nonce=lambda connection: use_nonce(connection, nonce, resident_id, now),
+        use_proof_nonce=lambda connection: use_nonce(
+            connection, state.signing_keys(), nonce, resident_id, now
+        ),
         flow="ccx",
         now=now,
     )
@@ -265,88 +268,119 @@ def issue_bound(
     here: the ccx dialect (:func:`issue`) and OpenID4VCI's credential endpoint
     (node.services.oid4vci), named in the audit entry by ``flow``.
 
-    In one transaction, under the lock ``attestations:<resident>``: ``use_proof_nonce``
-    uses up the proof's nonce (it raises when the nonce is unknown, used or expired);
-    both consents (403 ``consent_required``); a score (409 ``score_unavailable``); the
-    mapping table in force (503); a random status index; the signature; the audit entry.
-    A refusal rolls back and leaves the nonce unused.
+    One job of the node's writer (node.services.writer), under the lock
+    ``attestations:<resident>``: ``use_proof_nonce`` uses up the proof's nonce (it
+    raises when the nonce is unknown, used or expired); both consents (403
+    ``consent_required``); a score (409 ``score_unavailable``); a random status index;
+    the audit entry. A refusal rolls back the job and leaves the nonce unused. Then,
+    committed, the signature. The mapping table in force is checked first (503).
     """
     settings = state.settings
     mapping = city_mapping(state, now=now)
     mapping.require_in_force(now)
     holder_public = P.public_jwk(holder_key)  # exactly kty, crv, x(, y): what cnf carries
     holder_kid = P.jwk_thumbprint(holder_public)
-
-    hold_lock(session, f"attestations:{resident_id}")
-    connection = session.connection()
-    use_proof_nonce(connection)
-    sharing = require_consents(connection, resident_id, now, settings.alliance)
-    score = connection.execute(_SCORE_OF, {"resident": resident_id}).first()
-    if score is None:
-        raise NodeError("score_unavailable", "the resident has no score yet to attest", status=409)
-    alliance_score = mapping.alliance_score(score.score)
-    band = mapping.scale.band_of(alliance_score)
-    expires_at = attestation_expiry(now, settings.attestation_grace)
-    list_id, size = current_status_list(connection, state, now)
-    attestation_id, status_idx = insert_with_random_index(
-        connection,
-        {
-            "resident_id": resident_id,
-            "status_list_id": list_id,
-            "holder_kid": holder_kid,
-            "band": band,
-            "alliance_score": alliance_score,
-            "issued_at": now,
-            "expires_at": expires_at,
-            "status": "valid",
-        },
-        size,
-    )
-    uri = status_list_uri(settings.node_id, list_id)
     key = state.signing_keys().active
+    expires_at = attestation_expiry(now, settings.attestation_grace)
+    # The caller's own writes (a DPoP proof's id: single use even when the issuance is
+    # refused, RFC 9449 section 11.1) are committed; the writer's transaction decides.
+    session.commit()
+
+    def job(batch: WriteBatch) -> _Stored:
+        batch.lock(f"attestations:{resident_id}")
+        connection = batch.connection
+        use_proof_nonce(connection)
+        sharing = require_consents(connection, resident_id, now, settings.alliance)
+        score = connection.execute(_SCORE_OF, {"resident": resident_id}).first()
+        if score is None:
+            raise NodeError(
+                "score_unavailable", "the resident has no score yet to attest", status=409
+            )
+        alliance_score = mapping.alliance_score(score.score)
+        band = mapping.scale.band_of(alliance_score)
+        list_id, size = current_status_list(connection, state, now)
+        try:
+            attestation_id, status_idx = insert_with_random_index(
+                connection,
+                {
+                    "resident_id": resident_id,
+                    "status_list_id": list_id,
+                    "holder_kid": holder_kid,
+                    "band": band,
+                    "alliance_score": alliance_score,
+                    "issued_at": now,
+                    "expires_at": expires_at,
+                    "status": "valid",
+                },
+                size,
+            )
+        except NodeError:  # the job rolls back, a list it opened with it: forget it
+            state.memory.current_list = None
+            raise
+        # never the token or the proof
+        batch.audit(
+            actor="resident",  # who she is goes in subject (ids are up to 128 characters)
+            action="attestation.issued",
+            subject=resident_id,
+            details={
+                "attestation_id": attestation_id,
+                "status_list": list_id,
+                "status_idx": status_idx,
+                "holder_kid": holder_kid,
+                "band": band,
+                "expires_at": expires_at,
+                "signing_kid": key.kid,
+                "mapping_version": mapping.table.version,
+                "share_consent_id": sharing.consent_id,  # whose recipients its aud names
+                "flow": flow,
+            },
+            now=now,
+        )
+        return _Stored(attestation_id, list_id, status_idx, band, alliance_score,
+                       score.score, score.computed_at, sharing.audience)  # fmt: skip
+
+    stored = state.writer.call(job)
+    # Signed once the row is committed: what the token says is what the node keeps,
+    # and the writer's thread does no cryptography (signing takes ~0.1 ms).
+    uri = status_list_uri(settings.node_id, stored.list_id)
+    local = stored.local_score
     claims: P.AttestationClaims = {
         "iss": settings.node_id,
         "nbf": now,
         "exp": expires_at,
         "alliance": settings.alliance,
         "mapping": mapping.reference,
-        "status": {"idx": status_idx, "uri": uri},
-        "alliance_score": alliance_score,
-        "band": band,
+        "status": {"idx": stored.status_idx, "uri": uri},
+        "alliance_score": stored.alliance_score,
+        "band": stored.band,
         "thresholds": mapping.scale.thresholds,
-        "local_score": int(score.score) if float(score.score).is_integer() else score.score,
+        "local_score": int(local) if float(local).is_integer() else local,
         "local_scale": mapping.table.local_scale.to_json(),
-        "score_date": dt.datetime.fromtimestamp(score.computed_at, dt.UTC).date().isoformat(),
+        "score_date": dt.datetime.fromtimestamp(stored.computed_at, dt.UTC).date().isoformat(),
     }
-    if sharing.audience is not None:  # only the members her consent names accept it
-        claims["aud"] = sharing.audience
+    if stored.audience is not None:  # only the members her consent names accept it
+        claims["aud"] = stored.audience
     token = P.issue_attestation(
         claims, issuer_key=key.private_key, kid=key.kid, holder_jwk=holder_public, now=now,
         x5c=_certificate_of(state, key.kid, now),
     )  # fmt: skip
-    # Last, because the audit lock is held until commit. Never the token or the proof.
-    audit.append(
-        session,
-        actor="resident",  # who she is goes in subject (ids are up to 128 characters)
-        action="attestation.issued",
-        subject=resident_id,
-        details={
-            "attestation_id": attestation_id,
-            "status_list": list_id,
-            "status_idx": status_idx,
-            "holder_kid": holder_kid,
-            "band": band,
-            "expires_at": expires_at,
-            "signing_kid": key.kid,
-            "mapping_version": mapping.table.version,
-            "share_consent_id": sharing.consent_id,  # whose recipients its aud names
-            "flow": flow,
-        },
-        now=now,
-    )
-    session.commit()
     state.metrics.issued.inc()
-    return IssuedAttestation(token, attestation_id, uri, status_idx, band, expires_at)
+    return IssuedAttestation(
+        token, stored.attestation_id, uri, stored.status_idx, stored.band, expires_at
+    )
+
+
+class _Stored(NamedTuple):
+    """What the writer's job stored for an issuance, and what the token needs of it."""
+
+    attestation_id: int
+    list_id: int
+    status_idx: int
+    band: str
+    alliance_score: int
+    local_score: float
+    computed_at: int
+    audience: list[str] | None
 
 
 def _check_reason(reason: str) -> None:

@@ -1,12 +1,28 @@
-"""Proof-of-possession nonces (docs/PROTOCOL.md section 3.4; docs/ISSUING.md): a
-resident asks for a nonce, signs ``{"nonce", "aud", "iat"}`` with her wallet key as a
-``pop+jwt``, and the node checks the proof and uses the nonce up, once, atomically. The
-``nonce`` table keeps a digest of every nonce, never the nonce (docs/SECURITY.md, section
-8); verification challenges (``node.services.verifying``) live in the same table."""
+"""Single-use values: proof-of-possession nonces (docs/PROTOCOL.md section 3.4;
+docs/ISSUING.md), OpenID4VCI ``c_nonce``s, verification challenges (node.services.verifying)
+and the OpenID4VC flows' other secrets.
+
+Nonces and challenges are *sealed* (issue 15): handed out without a write, as 44
+characters of base64url over ``tag(4) | random(12) | expiry(5) | mac(12)``, where
+``mac`` is HMAC-SHA256 over the purpose, the subject (the resident, or the scenario and
+the service point), the random bytes and the expiry, truncated to 96 bits, with a key
+derived (HKDF-SHA256) from one of the node's signing keys, which ``tag`` names: the key
+rotates with the keyring, and a value sealed with a key still verifies while the key
+does. A value is checked without the database (:func:`unseal`: unknown or expired) and
+used up once by inserting its digest under the ``nonce`` table's primary key in the
+transaction that acts on it (:func:`redeem`: of two requests with one value only one
+insert succeeds, the other is ``used``); purged after expiry. The ``nonce`` table keeps
+a digest of every value, never the value (docs/SECURITY.md, section 8).
+
+Why by hand: this is a MAC over a few fields (the ``cryptography`` package's HMAC and
+HKDF do the cryptography); a JWT library would make each value several times longer,
+and a nonce travels inside every proof and presentation."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import math
 import secrets
 from dataclasses import dataclass
@@ -18,9 +34,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 import protocol as P
+from keys import Keyring, ManagedKey
 from node.errors import NodeError
 from node.models import Nonce
 from node.state import NodeState
+from protocol._json import b64url_decode, b64url_encode
 from protocol._jws import check_header, decode_jws, verify_jws_signature
 
 __all__ = [
@@ -30,12 +48,16 @@ __all__ = [
     "PopNonce",
     "SecretRefused",
     "create_pop_nonce",
+    "derive",
     "nonce_digest",
     "peek_secret",
     "purge_expired_nonces",
+    "redeem",
+    "seal",
     "store_secret",
     "store_secret_once",
     "take_secret",
+    "unseal",
     "use_nonce",
     "verify_proof",
 ]
@@ -48,20 +70,6 @@ LEEWAY = 30  # seconds, as everywhere in the protocol (docs/PROTOCOL.md section 
 
 _NONCES = cast(Table, Nonce.__table__)  # type: ignore[attr-defined]
 _INSERT_NONCE = insert(_NONCES)
-_USE_NONCE = (
-    update(_NONCES)
-    .where(
-        _NONCES.c.value == bindparam("nonce"),
-        _NONCES.c.purpose == POP_PURPOSE,
-        _NONCES.c.subject == bindparam("resident"),
-        _NONCES.c.used_at.is_(None),
-        _NONCES.c.expires_at >= bindparam("now"),
-    )
-    .values(used_at=bindparam("used_now"))
-)
-_NONCE_STATE = select(_NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at).where(
-    _NONCES.c.value == bindparam("nonce")
-)
 # Every nonce has an expiry, whatever its purpose (proofs of possession, verification
 # challenges): all of them are purged the same way.
 _PURGE_NONCES = delete(_NONCES).where(_NONCES.c.expires_at < bindparam("before"))
@@ -79,22 +87,97 @@ def nonce_digest(nonce: str) -> str:
     return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
 
 
-def create_pop_nonce(session: Session, state: NodeState, resident_id: str, *, now: int) -> PopNonce:
-    """A fresh single-use proof-of-possession nonce for ``resident_id`` (committed; the
-    table keeps its digest)."""
-    nonce = PopNonce(secrets.token_urlsafe(32), now + state.settings.nonce_lifetime)
-    session.connection().execute(
-        _INSERT_NONCE,
-        {
-            "value": nonce_digest(nonce.value),
-            "purpose": POP_PURPOSE,
-            "subject": resident_id,
-            "expires_at": nonce.expires_at,
-            "used_at": None,
-        },
+def create_pop_nonce(state: NodeState, resident_id: str, *, now: int) -> PopNonce:
+    """A fresh single-use proof-of-possession nonce for ``resident_id`` (sealed: nothing
+    is written until it is used)."""
+    expires_at = now + state.settings.nonce_lifetime
+    return PopNonce(seal(state.signing_keys(), POP_PURPOSE, resident_id, expires_at), expires_at)
+
+
+# --- sealed single-use values ------------------------------------------------------------------
+
+SEALED_LENGTH = 44  # characters: 33 bytes of base64url
+_TAG, _RANDOM, _EXPIRY, _MAC = 4, 12, 5, 12
+_HKDF_INFO = b"ccx single-use values v1"
+
+
+@functools.lru_cache(maxsize=32)
+def _value_key(managed: ManagedKey) -> tuple[bytes, bytes]:
+    """(tag, MAC key) derived from a signing key (never used to sign)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    secret = managed.private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    session.commit()
-    return nonce
+    key = HKDF(hashes.SHA256(), 32, salt=None, info=_HKDF_INFO).derive(secret)
+    return hashlib.sha256(b"tag" + key).digest()[:_TAG], key
+
+
+def _mac(key: bytes, purpose: str, subject: str, body: bytes) -> bytes:
+    message = b"\0".join((purpose.encode(), subject.encode("utf-8", "surrogatepass"), body))
+    return hmac.new(key, message, hashlib.sha256).digest()[:_MAC]
+
+
+def seal(ring: Keyring, purpose: str, subject: str, expires_at: int) -> str:
+    """A fresh value for ``purpose`` and ``subject``, good until ``expires_at``, sealed
+    with the keyring's active key."""
+    tag, key = _value_key(ring.active)
+    body = secrets.token_bytes(_RANDOM) + expires_at.to_bytes(_EXPIRY, "big")
+    return b64url_encode(tag + body + _mac(key, purpose, subject, body))
+
+
+def unseal(ring: Keyring, value: str, purpose: str, subject: str, *, now: int) -> int:
+    """Check a sealed value (not yet used up): its expiry. Raises :class:`SecretRefused`
+    ``unknown`` (not sealed by this node's keys still in force, for this purpose and
+    subject) or ``expired``."""
+    if len(value) != SEALED_LENGTH:
+        raise SecretRefused("unknown")
+    try:
+        raw = b64url_decode(value)
+    except ValueError:
+        raise SecretRefused("unknown") from None
+    tag, body, mac = raw[:_TAG], raw[_TAG:-_MAC], raw[-_MAC:]
+    for managed in ring.keys:
+        key_tag, key = _value_key(managed)
+        if (
+            key_tag == tag
+            and managed.verifies_at(now)
+            and hmac.compare_digest(mac, _mac(key, purpose, subject, body))
+        ):
+            break
+    else:
+        raise SecretRefused("unknown")
+    expires_at = int.from_bytes(body[_RANDOM:], "big")
+    if expires_at < now:
+        raise SecretRefused("expired")
+    return expires_at
+
+
+def derive(ring: Keyring, kid: str, label: str, value: str) -> bytes:
+    """32 bytes only this node can compute from ``value``, with the value key of its
+    signing key ``kid`` (HMAC-SHA256; ``label`` keeps uses apart): what an OpenID4VP
+    transaction's state and encryption key are made of, so that the database holds
+    neither. Raises :class:`SecretRefused` ``unknown`` when the keyring no longer holds
+    ``kid``."""
+    for managed in ring.keys:
+        if managed.kid == kid:
+            key = _value_key(managed)[1]
+            return hmac.new(key, label.encode() + b"\0" + value.encode(), hashlib.sha256).digest()
+    raise SecretRefused("unknown")
+
+
+def redeem(connection: Connection, value: str, purpose: str, expires_at: int, now: int) -> None:
+    """Use up a value :func:`unseal` accepted, in the caller's transaction: its digest
+    inserted under the primary key, used at ``now``. Raises :class:`SecretRefused`
+    ``used`` when it was (the insert conflicts; the caller's transaction is not
+    aborted)."""
+    if not store_secret_once(
+        connection, purpose=purpose, value=value, expires_at=expires_at, used_at=now
+    ):
+        raise SecretRefused("used")
 
 
 def purge_expired_nonces(session: Session, *, now: int) -> int:
@@ -139,22 +222,24 @@ def verify_proof(proof: str, holder_key: P.PublicKey, *, aud: str, now: int, max
     return nonce
 
 
-def use_nonce(connection: Connection, value: str, resident_id: str, now: int) -> None:
-    # Single use, atomically: of two requests with one nonce only one UPDATE matches.
-    digest = nonce_digest(value)
-    used = connection.execute(
-        _USE_NONCE, {"nonce": digest, "resident": resident_id, "now": now, "used_now": now}
-    )
-    if used.rowcount == 1:
-        return
-    row = connection.execute(_NONCE_STATE, {"nonce": digest}).first()
-    if row is None or row.purpose != POP_PURPOSE or row.subject != resident_id:
-        raise NodeError(
-            "nonce_unknown", "this node gave no such nonce to this resident", status=401
-        )
-    if row.used_at is not None:
-        raise NodeError("nonce_used", "the nonce was used already: ask for a new one", status=401)
-    raise NodeError("nonce_expired", "the nonce has expired: ask for a new one", status=401)
+def use_nonce(
+    connection: Connection, ring: Keyring, value: str, resident_id: str, now: int
+) -> None:
+    """Use up a proof-of-possession nonce of ``resident_id`` in the caller's transaction.
+    NodeError 401 ``nonce_unknown`` / ``nonce_expired`` / ``nonce_used``."""
+    try:
+        expires_at = unseal(ring, value, POP_PURPOSE, resident_id, now=now)
+        redeem(connection, value, POP_PURPOSE, expires_at, now)
+    except SecretRefused as refused:
+        code, message = _NONCE_REFUSALS[refused.why]
+        raise NodeError(code, message, status=401) from None
+
+
+_NONCE_REFUSALS = {
+    "unknown": ("nonce_unknown", "this node gave no such nonce to this resident"),
+    "used": ("nonce_used", "the nonce was used already: ask for a new one"),
+    "expired": ("nonce_expired", "the nonce has expired: ask for a new one"),
+}
 
 
 # --- single-use secrets of any purpose (OpenID4VCI: offers, codes, c_nonces, tokens) ------
@@ -220,7 +305,14 @@ _INSERT_ONCE = {
 }
 
 
-def store_secret_once(connection: Connection, *, purpose: str, value: str, expires_at: int) -> bool:
+def store_secret_once(
+    connection: Connection,
+    *,
+    purpose: str,
+    value: str,
+    expires_at: int,
+    used_at: int | None = None,
+) -> bool:
     """Keep a secret that must be new (a DPoP proof's id): False when it is kept already,
     which a replay is. Nothing committed; never aborts the caller's transaction."""
     statement = _INSERT_ONCE.get(connection.dialect.name)
@@ -233,7 +325,7 @@ def store_secret_once(connection: Connection, *, purpose: str, value: str, expir
         "purpose": purpose,
         "subject": None,
         "expires_at": expires_at,
-        "used_at": None,
+        "used_at": used_at,
         "data": None,
     }
     return connection.execute(statement, row).first() is not None

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, update
 from sqlmodel import Session, col
 
 import protocol as P
+from keys import Keyring
 from node.errors import NodeError, OAuthError
 from node.models import Nonce
 from node.services import audit, issuing
@@ -36,9 +37,12 @@ from node.services.nonces import (
     SecretRefused,
     nonce_digest,
     peek_secret,
+    redeem,
+    seal,
     store_secret,
     store_secret_once,
     take_secret,
+    unseal,
 )
 from node.state import NodeState
 
@@ -431,14 +435,10 @@ def _count_wrong_tx_code(session: Session, code: str, data: dict[str, Any], now:
 # --- nonces and credentials ------------------------------------------------------------------
 
 
-def new_c_nonce(session: Session, *, now: int) -> str:
-    """A fresh ``c_nonce`` (OpenID4VCI section 7), single use (committed)."""
-    c_nonce = secrets.token_urlsafe(32)
-    store_secret(
-        session.connection(), purpose=C_NONCE, value=c_nonce, expires_at=now + C_NONCE_LIFETIME
-    )
-    session.commit()
-    return c_nonce
+def new_c_nonce(state: NodeState, *, now: int) -> str:
+    """A fresh ``c_nonce`` (OpenID4VCI section 7), single use (sealed: nothing is written
+    until it is used, node.services.nonces)."""
+    return seal(state.signing_keys(), C_NONCE, "", now + C_NONCE_LIFETIME)
 
 
 def access_token_holder(
@@ -519,9 +519,9 @@ def _proof_of(body: Any) -> str:
     return jwts[0]
 
 
-def _use_c_nonce(connection: Connection, c_nonce: str, now: int) -> None:
+def _use_c_nonce(connection: Connection, ring: Keyring, c_nonce: str, now: int) -> None:
     try:
-        take_secret(connection, purpose=C_NONCE, value=c_nonce, now=now)
+        redeem(connection, c_nonce, C_NONCE, unseal(ring, c_nonce, C_NONCE, "", now=now), now)
     except SecretRefused as refused:
         raise OAuthError(
             "invalid_nonce", f"the proof's c_nonce is {refused.why}: ask the nonce endpoint"
@@ -553,7 +553,9 @@ def issue_credential(
             state,
             resident_id,
             holder_key=key_proof.holder_key,
-            use_proof_nonce=lambda connection: _use_c_nonce(connection, key_proof.nonce, now),
+            use_proof_nonce=lambda connection: _use_c_nonce(
+                connection, state.signing_keys(), key_proof.nonce, now
+            ),
             flow="openid4vci",
             now=now,
         )

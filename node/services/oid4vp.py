@@ -22,24 +22,32 @@ request lives (the challenge lifetime). The challenge itself is verifying's, sin
 
 from __future__ import annotations
 
+import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Table, bindparam, select, update
-from sqlmodel import Session
+from sqlalchemy.engine import Connection
 
 import protocol as P
 from node.errors import NodeError, OAuthError
 from node.models import Client, Nonce
 from node.scenarios import Requirement, Scenario
 from node.services import verifying
-from node.services.nonces import SecretRefused, nonce_digest, store_secret, take_secret
+from node.services.nonces import (
+    SecretRefused,
+    derive,
+    nonce_digest,
+    store_secret,
+    take_secret,
+)
+from node.services.writer import WriteBatch
 from node.state import ClientIdentity, NodeState
-from protocol._json import b64url_decode, b64url_encode
+from protocol._json import b64url_encode
 
 __all__ = [
     "REQUEST_SCHEME",
@@ -132,51 +140,49 @@ def _url(state: NodeState, path: str) -> str:
 
 
 def create_request(
-    session: Session,
     state: NodeState,
     client: ClientIdentity,
     kind: str,
     *,
     response_mode: str,
     now: int,
-) -> PresentationRequest:
-    """A presentation request for scenario ``kind`` (committed): a challenge of
-    :mod:`node.services.verifying` (single use), a request id for the wallet and a
-    transaction id for the response and the service point. Raises what
-    ``verifying.create_challenge`` raises, and 503 ``verifier_certificate_unavailable``."""
+) -> tuple[PresentationRequest, Callable[[WriteBatch], None]]:
+    """A presentation request for scenario ``kind``: a challenge of
+    :mod:`node.services.verifying` (sealed, single use), a request id for the wallet and
+    the transaction id derived from it, for the response and the service point; and the
+    writer's job that keeps both (by their digests), to be committed before the request
+    is shown. Raises what ``verifying.create_challenge`` raises, and 503
+    ``verifier_certificate_unavailable``."""
     if response_mode not in P.RESPONSE_MODES:
         raise NodeError(
             "invalid_request", f"response_mode must be one of {P.RESPONSE_MODES}", status=422
         )
     identity = verifier_identity(state, now)
-    challenge = verifying.create_challenge(session, state, client, kind, now=now)
-    request_id, transaction_id = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    challenge = verifying.create_challenge(state, client, kind, now=now)
+    request_id = secrets.token_urlsafe(32)
+    transaction_id = _transaction_of(state, identity.kid, request_id)
     data: dict[str, Any] = {
         "kind": kind,
         "client": client.id,
-        "nonce": challenge.nonce,
-        "state": secrets.token_urlsafe(32),
+        "nonce": challenge.nonce,  # sealed and single use: useless without the holder's key
         "mode": response_mode,
         "kid": identity.kid,
         "client_id": identity.client_id,
         "disclose": challenge.disclose,
         "decision": None,
     }
-    if response_mode == "direct_post.jwt":
-        enc_key = ec.generate_private_key(ec.SECP256R1())
-        data["enc_d"] = b64url_encode(enc_key.private_numbers().private_value.to_bytes(32, "big"))
-        data["enc_kid"] = "enc-" + secrets.token_urlsafe(8)
-    connection = session.connection()
-    store_secret(connection, purpose=REQUEST, value=request_id, subject=client.id,
-                 expires_at=challenge.expires_at, data={"transaction": transaction_id})  # fmt: skip
-    store_secret(connection, purpose=TRANSACTION, value=transaction_id, subject=client.id,
-                 expires_at=challenge.expires_at, data=data)  # fmt: skip
-    session.commit()
+
+    def keep(batch: WriteBatch) -> None:
+        store_secret(batch.connection, purpose=REQUEST, value=request_id, subject=client.id,
+                     expires_at=challenge.expires_at, data={"kid": identity.kid})  # fmt: skip
+        store_secret(batch.connection, purpose=TRANSACTION, value=transaction_id,
+                     subject=client.id, expires_at=challenge.expires_at, data=data)  # fmt: skip
+
     request_uri = _url(state, f"/oid4vp/requests/{request_id}")
     link = f"{REQUEST_SCHEME}://?" + urlencode(
         {"client_id": identity.client_id, "request_uri": request_uri}
     )
-    return PresentationRequest(
+    made = PresentationRequest(
         transaction_id=transaction_id,
         link=link,
         request_uri=request_uri,
@@ -187,34 +193,64 @@ def create_request(
         disclose=challenge.disclose,
         requirements=challenge.requirements,
     )
+    return made, keep
 
 
-def _enc_key(data: Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
-    value = int.from_bytes(b64url_decode(data["enc_d"]), "big")
-    return ec.derive_private_key(value, ec.SECP256R1())
+# The transaction's secrets are derived, never stored (docs/SECURITY.md section 19): its
+# id from the request id, its state and response encryption key from its id, each with
+# the value key of the signing key that signs the request (node.services.nonces.derive).
+
+
+def _transaction_of(state: NodeState, kid: str, request_id: str) -> str:
+    return b64url_encode(derive(state.signing_keys(), kid, "vp transaction", request_id))
+
+
+def _state_of(state: NodeState, data: Mapping[str, Any], transaction_id: str) -> str:
+    return b64url_encode(derive(state.signing_keys(), data["kid"], "vp state", transaction_id))
+
+
+def _enc_key(
+    state: NodeState, data: Mapping[str, Any], transaction_id: str
+) -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """The response encryption key of the transaction, and its kid."""
+    seed = derive(state.signing_keys(), data["kid"], "vp encryption key", transaction_id)
+    scalar = int.from_bytes(seed, "big") % (_P256_ORDER - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1()), "enc-" + b64url_encode(seed[:6])
+
+
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 # --- the wallet's fetch ------------------------------------------------------------------------
 
 
-def request_object(session: Session, state: NodeState, request_id: str, *, now: int) -> str:
-    """The signed request object (OpenID4VP sections 5 and 5.10), once (committed).
+def take_request(batch: WriteBatch, request_id: str, now: int) -> str:
+    """A writer's job: the request id used up (fetched once); its signing key's kid.
     NodeError 404 ``request_not_found`` for a request unknown, fetched already or
     lapsed."""
-    connection = session.connection()
     try:
-        _, found = take_secret(connection, purpose=REQUEST, value=request_id, now=now)
+        _, found = take_secret(batch.connection, purpose=REQUEST, value=request_id, now=now)
     except SecretRefused as refused:
         raise NodeError(
             "request_not_found",
             f"no such presentation request ({refused.why}): ask the service point for a new one",
             status=404,
         ) from None
-    session.commit()
-    row = (
-        session.connection().execute(_READ, {"digest": nonce_digest(found["transaction"])}).first()
-    )
-    session.rollback()
+    return str(found["kid"])
+
+
+def request_object(state: NodeState, request_id: str, kid: str, *, now: int) -> str:
+    """The signed request object (OpenID4VP sections 5 and 5.10) of a request that
+    :func:`take_request` used up. NodeError 404 ``request_not_found`` for a request
+    answered or lapsed meanwhile."""
+    try:
+        transaction_id = _transaction_of(state, kid, request_id)
+    except SecretRefused:  # the key was rotated out of the keyring since
+        raise NodeError(
+            "request_not_found", "this presentation request lapsed", status=404
+        ) from None
+    with state.engine.connect() as connection:
+        row = connection.execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
     if row is None or row.used_at is not None:
         raise NodeError("request_not_found", "this presentation request was answered", status=404)
     data = dict(row.data)
@@ -224,11 +260,11 @@ def request_object(session: Session, state: NodeState, request_id: str, *, now: 
         "client_id": identity.client_id,
         "response_type": "vp_token",
         "response_mode": data["mode"],
-        "response_uri": _url(state, f"/oid4vp/responses/{found['transaction']}"),
+        "response_uri": _url(state, f"/oid4vp/responses/{transaction_id}"),
         "nonce": data["nonce"],
-        "state": data["state"],
+        "state": _state_of(state, data, transaction_id),
         "dcql_query": _query(data["disclose"]),
-        "client_metadata": _client_metadata(data),
+        "client_metadata": _client_metadata(state, data, transaction_id),
         "iat": now,
         "exp": int(row.expires_at),
     }
@@ -243,17 +279,18 @@ def _query(disclose: list[str]) -> dict[str, Any]:
     return P.tiered_dcql_query(tiers, extra)
 
 
-def _client_metadata(data: Mapping[str, Any]) -> dict[str, Any]:
+def _client_metadata(
+    state: NodeState, data: Mapping[str, Any], transaction_id: str
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "vp_formats_supported": {
             P.ATTESTATION_TYP: {"sd-jwt_alg_values": ALGS, "kb-jwt_alg_values": ALGS}
         }
     }
     if data["mode"] == "direct_post.jwt":
-        public = P.public_jwk(_enc_key(data).public_key())
-        metadata["jwks"] = {
-            "keys": [{**public, "kid": data["enc_kid"], "use": "enc", "alg": "ECDH-ES"}]
-        }
+        key, kid = _enc_key(state, data, transaction_id)
+        public = P.public_jwk(key.public_key())
+        metadata["jwks"] = {"keys": [{**public, "kid": kid, "use": "enc", "alg": "ECDH-ES"}]}
         metadata["encrypted_response_enc_values_supported"] = ENC_VALUES
     return metadata
 
@@ -261,9 +298,8 @@ def _client_metadata(data: Mapping[str, Any]) -> dict[str, Any]:
 # --- the wallet's answer -----------------------------------------------------------------------
 
 
-def _transaction(session: Session, transaction_id: str, now: int) -> dict[str, Any]:
-    row = session.connection().execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
-    session.rollback()
+def _transaction(connection: Connection, transaction_id: str, now: int) -> dict[str, Any]:
+    row = connection.execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
     if row is None or row.purpose != TRANSACTION:
         raise OAuthError("invalid_request", "no such presentation request")
     if row.used_at is not None:
@@ -273,7 +309,9 @@ def _transaction(session: Session, transaction_id: str, now: int) -> dict[str, A
     return dict(row.data)
 
 
-def _parameters(data: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, Any]:
+def _parameters(
+    state: NodeState, transaction_id: str, data: Mapping[str, Any], form: Mapping[str, str]
+) -> dict[str, Any]:
     """The response parameters (OpenID4VP sections 8.2, 8.3): decrypted from
     ``response`` for direct_post.jwt (a plain answer to an encrypted request is a
     downgrade, refused), else the form with ``vp_token`` parsed."""
@@ -282,10 +320,9 @@ def _parameters(data: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, A
             raise OAuthError(
                 "invalid_request", "this request asked for an encrypted response (direct_post.jwt)"
             )
+        key, kid = _enc_key(state, data, transaction_id)
         try:
-            _, plaintext = P.decrypt_ecdh_es(
-                form["response"], _enc_key(data), allowed_enc=ENC_VALUES, kid=data["enc_kid"]
-            )
+            _, plaintext = P.decrypt_ecdh_es(form["response"], key, allowed_enc=ENC_VALUES, kid=kid)
             decrypted = P.strict_json_loads(plaintext, what="the response")
         except P.ProtocolError as exc:
             raise OAuthError("invalid_request", f"{exc.code}: {exc.message}") from exc
@@ -321,20 +358,21 @@ _CLIENT = select(_CLIENTS.c.department, _CLIENTS.c.scopes, _CLIENTS.c.revoked_at
 )
 
 
-def _client(session: Session, client_id: str) -> ClientIdentity | None:
+def _client(connection: Connection, client_id: str) -> ClientIdentity | None:
     # Core, not session.get: the ORM row expired at the rollback and was loaded again
     # on first access (1.2 ms of a 4.8 ms answer, profiled with cProfile)
-    row = session.connection().execute(_CLIENT, {"client": client_id}).first()
-    session.rollback()
+    row = connection.execute(_CLIENT, {"client": client_id}).first()
     if row is None or row.revoked_at is not None:
         return None
     return ClientIdentity(client_id, row.department, frozenset(row.scopes))
 
 
 def _record(
-    session: Session, transaction_id: str, data: dict[str, Any], answer: dict[str, Any], now: int
+    batch: WriteBatch, transaction_id: str, data: dict[str, Any], answer: dict[str, Any], now: int
 ) -> None:
-    done = session.connection().execute(
+    """Keep the answer for the service point, in a writer job: the transaction is
+    answered once (of two answers only one UPDATE matches)."""
+    done = batch.connection.execute(
         _ANSWER,
         {
             "digest": nonce_digest(transaction_id),
@@ -343,73 +381,145 @@ def _record(
         },
     )
     if done.rowcount != 1:
-        session.rollback()
         raise OAuthError("invalid_request", "this presentation request was answered a moment ago")
-    session.commit()
+
+
+def _decided(
+    batch: WriteBatch, checked: verifying.Checked, now: int
+) -> tuple[int, NodeError | None]:
+    """The challenge used up with its audit entry (verifying.record), or the race lost
+    to another answer with the same challenge (nothing written)."""
+    try:
+        return verifying.record(batch, checked, now), None
+    except NodeError as lost:  # nonce_used: the challenge was used a moment ago
+        return 0, lost
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A wallet's answer checked (:func:`check_response`): ``job`` for the node's writer
+    (records it, uses the challenge up, audits), then :func:`finish` with its result."""
+
+    job: Callable[[WriteBatch], tuple[int, NodeError | P.ProtocolError | None]]
+    checked: verifying.Checked | None
+    refuse: OAuthError | None = None  # raised once recorded (declined: None)
+
+
+def check_response(
+    state: NodeState, transaction_id: str, form: Mapping[str, str], *, now: int
+) -> Answer:
+    """The response endpoint (OpenID4VP section 8.2), before anything is written: reads
+    and checks. OAuthError 400 ``invalid_request`` at once for a request unknown,
+    answered or expired, a wrong ``state`` and a response in the clear to an encrypted
+    request (nothing recorded); otherwise the :class:`Answer` to record."""
+    with state.engine.connect() as connection:
+        data = _transaction(connection, transaction_id, now)
+        client = _client(connection, data["client"])
+    try:
+        expected_state = _state_of(state, data, transaction_id)
+    except SecretRefused:  # the key was rotated out of the keyring since
+        raise OAuthError("invalid_request", "this presentation request has lapsed") from None
+    params = _parameters(state, transaction_id, data, form)
+    if not isinstance(params.get("state"), str) or not hmac.compare_digest(
+        params["state"], expected_state
+    ):
+        raise OAuthError("invalid_request", "state is not this request's")
+
+    def only(answer: dict[str, Any]) -> Callable[[WriteBatch], tuple[int, None]]:
+        def job(batch: WriteBatch) -> tuple[int, None]:
+            _record(batch, transaction_id, data, answer, now)
+            return 0, None
+
+        return job
+
+    if "error" in params:  # the wallet declined (section 8.5)
+        declined = {"outcome": "declined", "code": str(params["error"])[:64],
+                    "message": str(params.get("error_description", ""))[:300]}  # fmt: skip
+        return Answer(only(declined), None)
+    presentation = _presentation(params)
+    if client is None:
+        revoked = {"outcome": "refused", "code": "forbidden",
+                   "message": "the service point's credentials were revoked"}  # fmt: skip
+        return Answer(only(revoked), None, OAuthError(
+            "invalid_request", "the service point that asked is no longer allowed"
+        ))  # fmt: skip
+    try:
+        checked = verifying.check(
+            state, client, nonce=data["nonce"], presentation=presentation,
+            kb_aud=data["client_id"], now=now,
+        )  # fmt: skip
+    except NodeError as exc:  # the challenge itself: unknown or expired
+        checked = verifying.Checked(client, data["kind"], None, None, exc)
+
+    def job(batch: WriteBatch) -> tuple[int, NodeError | P.ProtocolError | None]:
+        seq, refusal = 0, checked.refusal
+        if checked.challenge is not None:
+            seq, lost = _decided(batch, checked, now)
+            refusal = lost or refusal
+        if refusal is not None:
+            answer = {"outcome": "refused", "code": refusal.code, "message": refusal.message}
+        else:
+            answer = _decision_answer(cast(verifying.Decision, checked.decision), seq)
+        _record(batch, transaction_id, data, answer, now)
+        return seq, refusal
+
+    return Answer(job, checked)
+
+
+def finish(
+    state: NodeState, answer: Answer, result: tuple[int, NodeError | P.ProtocolError | None]
+) -> dict[str, Any]:
+    """What the response endpoint says once the writer recorded ``answer``: 200 ``{}``
+    for a presentation decided (granted or denied) and for the wallet's own error
+    response; OAuthError 400 ``invalid_request`` for a presentation that does not hold
+    (its ccx code in the description; the service point sees it too)."""
+    seq, refusal = result
+    checked = answer.checked
+    if answer.refuse is not None:
+        raise answer.refuse
+    if checked is None:
+        return {}
+    if refusal is not None:
+        if checked.challenge is not None and refusal is checked.refusal:  # not a lost race
+            state.metrics.verifications.labels(checked.kind, refusal.code).inc()
+        raise OAuthError("invalid_request", f"{refusal.code}: {refusal.message}") from refusal
+    verifying.outcome(state, checked, seq)  # counted in the metrics
+    return {}
 
 
 def receive_response(
-    session: Session, state: NodeState, transaction_id: str, form: Mapping[str, str], *, now: int
+    state: NodeState, transaction_id: str, form: Mapping[str, str], *, now: int
 ) -> dict[str, Any]:
-    """The response endpoint (OpenID4VP section 8.2): the wallet's answer, decided once
-    (committed). 200 ``{}`` for a presentation decided (granted or denied) and for the
-    wallet's own error response; OAuthError 400 ``invalid_request`` for a request
-    unknown, answered or expired, a wrong ``state``, a response in the clear to an
-    encrypted request, and a presentation that does not hold (its ccx code in the
-    description; the service point sees it too)."""
-    data = _transaction(session, transaction_id, now)
-    params = _parameters(data, form)
-    if params.get("state") != data["state"]:
-        raise OAuthError("invalid_request", "state is not this request's")
-    if "error" in params:  # the wallet declined (section 8.5)
-        refusal = {"outcome": "declined", "code": str(params["error"])[:64],
-                   "message": str(params.get("error_description", ""))[:300]}  # fmt: skip
-        _record(session, transaction_id, data, refusal, now)
-        return {}
-    presentation = _presentation(params)
-    client = _client(session, data["client"])
-    if client is None:
-        refusal = {"outcome": "refused", "code": "forbidden",
-                   "message": "the service point's credentials were revoked"}  # fmt: skip
-        _record(session, transaction_id, data, refusal, now)
-        raise OAuthError("invalid_request", "the service point that asked is no longer allowed")
-    try:
-        decision = verifying.verify(
-            session, state, client, nonce=data["nonce"], presentation=presentation,
-            kb_aud=data["client_id"], now=now,
-        )  # fmt: skip
-    except (NodeError, P.ProtocolError) as exc:
-        code = exc.code
-        refusal = {"outcome": "refused", "code": code, "message": exc.message}
-        _record(session, transaction_id, data, refusal, now)
-        raise OAuthError("invalid_request", f"{code}: {exc.message}") from exc
-    answer: dict[str, Any] = {
+    """:func:`check_response`, the writer, :func:`finish`, from a thread."""
+    answer = check_response(state, transaction_id, form, now=now)
+    return finish(state, answer, state.writer.call(answer.job))
+
+
+def _decision_answer(decision: verifying.Decision, seq: int) -> dict[str, Any]:
+    tier = decision.tier.tier if decision.tier is not None else None
+    return {
         "outcome": "granted" if decision.granted else "denied",
-        "tier": decision.tier.tier.name if decision.tier is not None else None,
-        "benefit": decision.tier.tier.benefit if decision.tier is not None else None,
-        "benefit_zh": decision.tier.tier.benefit_zh if decision.tier is not None else None,
+        "tier": tier.name if tier is not None else None,
+        "benefit": tier.benefit if tier is not None else None,
+        "benefit_zh": tier.benefit_zh if tier is not None else None,
         "reasons": [{"code": r.code, "message": r.message} for r in decision.reasons],
         "issuer": decision.issuer,
         "issuer_city": decision.issuer_city,
         "band": decision.band,
         "alliance_score": decision.alliance_score,
-        "audit_seq": decision.audit_seq,
+        "audit_seq": seq,
     }
-    _record(session, transaction_id, data, answer, now)
-    return {}
 
 
 # --- the service point's result ----------------------------------------------------------------
-
-
 def result(
-    session: Session, client: ClientIdentity, transaction_id: str, *, now: int
+    state: NodeState, client: ClientIdentity, transaction_id: str, *, now: int
 ) -> dict[str, Any]:
     """Where the request stands, for the service point that made it: ``pending``,
     ``expired``, or the decision (``granted``, ``denied``, ``refused``, ``declined``).
     NodeError 404 ``request_not_found`` (unknown, or another client's)."""
-    row = session.connection().execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
-    session.rollback()
+    with state.engine.connect() as connection:
+        row = connection.execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
     if row is None or row.purpose != TRANSACTION or row.subject != client.id:
         raise NodeError("request_not_found", "no such presentation request of yours", status=404)
     data = dict(row.data)

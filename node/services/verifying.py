@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlmodel import Session
+from sqlalchemy import Table, bindparam, select
 
 import protocol as P
 from node.errors import NodeError
@@ -55,24 +53,27 @@ from node.scenarios import (
     load_catalogue,
     requirements,
 )
-from node.services import audit
-from node.services._locking import hold_lock
 from node.services.mapping_tables import city_mapping
-from node.services.nonces import nonce_digest
+from node.services.nonces import SecretRefused, redeem, seal, unseal
 from node.services.status_lists import status_list_uri
+from node.services.writer import WriteBatch
 from node.state import ClientIdentity, NodeState
 
 __all__ = [
     "MAX_NONCE_LENGTH",
     "VERIFY_PURPOSE",
     "Challenge",
+    "Checked",
     "Decision",
     "Reason",
     "catalogue",
+    "check",
     "check_mapping",
     "check_rate",
     "create_challenge",
     "decide",
+    "outcome",
+    "record",
     "scenario_requirements",
     "verify",
 ]
@@ -83,22 +84,10 @@ VERIFY_PURPOSE = "verify"  # Nonce.purpose of a challenge
 MAX_NONCE_LENGTH = 64
 
 _NONCES = cast(Table, Nonce.__table__)  # type: ignore[attr-defined]
-_INSERT_CHALLENGE = insert(_NONCES)
-_CHALLENGE = select(
-    _NONCES.c.purpose, _NONCES.c.subject, _NONCES.c.used_at, _NONCES.c.expires_at
-).where(_NONCES.c.value == bindparam("digest"))
-_USE_CHALLENGE = (
-    update(_NONCES)
-    .where(
-        _NONCES.c.value == bindparam("digest"),
-        _NONCES.c.purpose == VERIFY_PURPOSE,
-        _NONCES.c.used_at.is_(None),
-        _NONCES.c.expires_at >= bindparam("now"),
-    )
-    .values(used_at=bindparam("used_now"))
+_STATUS_LISTS = cast(Table, StatusListRow.__table__)  # type: ignore[attr-defined]
+_STATUS_LIST = select(_STATUS_LISTS.c.size, _STATUS_LISTS.c.bits, _STATUS_LISTS.c.data).where(
+    _STATUS_LISTS.c.id == bindparam("id")
 )
-
-
 # --- the catalogue, scopes, rates ------------------------------------------------------
 
 
@@ -196,10 +185,9 @@ def _subject(kind: str, client_id: str) -> str:
     return f"{kind} {client_id}"  # neither holds a space (SCENARIO_PATTERN, NAME_PATTERN)
 
 
-def create_challenge(
-    session: Session, state: NodeState, client: ClientIdentity, kind: str, *, now: int
-) -> Challenge:
-    """A single-use challenge for scenario ``kind`` (committed).
+def create_challenge(state: NodeState, client: ClientIdentity, kind: str, *, now: int) -> Challenge:
+    """A single-use challenge for scenario ``kind``: sealed (node.services.nonces), so
+    nothing is written until it is used.
 
     Raises NodeError 403 ``forbidden`` (no ``verify:<kind>`` scope), 404
     ``unknown_scenario``, 503 ``registry_unavailable`` / ``mapping_table_unavailable`` /
@@ -207,19 +195,8 @@ def create_challenge(
     scenario = _scenario(state, client, kind)
     registry = state.registry_in_effect(now)
     reqs = scenario_requirements(state, registry, scenario, now=now)
-    nonce = secrets.token_urlsafe(32)
     expires_at = now + state.settings.challenge_lifetime
-    session.connection().execute(
-        _INSERT_CHALLENGE,
-        {
-            "value": nonce_digest(nonce),
-            "purpose": VERIFY_PURPOSE,
-            "subject": _subject(kind, client.id),
-            "expires_at": expires_at,
-            "used_at": None,
-        },
-    )
-    session.commit()
+    nonce = seal(state.signing_keys(), VERIFY_PURPOSE, _subject(kind, client.id), expires_at)
     return Challenge(
         nonce=nonce,
         aud=state.settings.node_id,
@@ -230,41 +207,37 @@ def create_challenge(
     )
 
 
-def _challenge(session: Session, client: ClientIdentity, nonce: str, now: int) -> tuple[str, str]:
-    """The challenge's scenario kind and digest, checked (this node's, this client's, not
-    used, not expired) without using it up; no transaction is left open."""
-    digest = nonce_digest(nonce)
-    row = session.connection().execute(_CHALLENGE, {"digest": digest}).first()
-    session.rollback()  # hold no read transaction while the presentation is checked
-    kind, _, owner = (row.subject or "").partition(" ") if row is not None else ("", "", "")
-    if row is None or row.purpose != VERIFY_PURPOSE or owner != client.id:
-        raise NodeError(
-            "nonce_unknown", "this node gave no such challenge to these credentials", status=401
-        )
-    if row.used_at is not None:
-        raise NodeError(
-            "nonce_used", "the challenge was used already: ask for a new one", status=401
-        )
-    if row.expires_at < now:
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """A challenge checked, not yet used up."""
+
+    kind: str
+    nonce: str
+    expires_at: int
+
+
+def _challenge(state: NodeState, client: ClientIdentity, nonce: str, now: int) -> _Open:
+    """The challenge's scenario, checked (sealed by this node for this client and one of
+    its scenarios, not expired) without the database; :func:`record` uses it up."""
+    ring = state.signing_keys()
+    refused = "unknown"
+    for scope in sorted(client.scopes):
+        kind = scope.removeprefix("verify:")
+        if kind == scope:
+            continue
+        try:
+            expires_at = unseal(ring, nonce, VERIFY_PURPOSE, _subject(kind, client.id), now=now)
+        except SecretRefused as exc:
+            if exc.why == "expired":
+                refused = "expired"
+                break
+            continue
+        return _Open(kind, nonce, expires_at)
+    if refused == "expired":
         raise NodeError("nonce_expired", "the challenge has expired: ask for a new one", status=401)
-    return kind, digest
-
-
-def _use_up(session: Session, digest: str, now: int) -> None:
-    """Use the challenge up in a new transaction that the audit entry joins, so that a
-    verification costs one write transaction. The audit log's writer turn is taken
-    before the first write (``hold_lock``). Of two requests with one challenge only one
-    UPDATE matches; the other gets 401 ``nonce_used``."""
-    session.rollback()  # a fresh transaction: no stale read snapshot to upgrade
-    hold_lock(session, "audit")
-    used = session.connection().execute(
-        _USE_CHALLENGE, {"digest": digest, "now": now, "used_now": now}
+    raise NodeError(
+        "nonce_unknown", "this node gave no such challenge to these credentials", status=401
     )
-    if used.rowcount != 1:
-        session.rollback()
-        raise NodeError(
-            "nonce_used", "the challenge was used a moment ago: ask for a new one", status=401
-        )
 
 
 # --- verifications -------------------------------------------------------------------------
@@ -287,6 +260,7 @@ class Decision:
     band: str | None = None  # only when the scenario must see it
     alliance_score: int | None = None  # only when the scenario must see it
     audit_seq: int = 0  # the audit entry that records the decision
+    kid: str | None = None  # the issuer key that signed the attestation (audited)
 
 
 def _meets(verified: P.VerifiedPresentation, alliance_min: int) -> bool | None:
@@ -372,7 +346,7 @@ def _verified(
     return registry, attempt(registry)
 
 
-def _local_status(session: Session, state: NodeState, ref: P.StatusReference) -> int:
+def _local_status(state: NodeState, ref: P.StatusReference) -> int:
     node_id = state.settings.node_id
     number = ref.uri.removeprefix(status_list_uri(node_id, 0)[:-1])
     if not number.isdigit() or status_list_uri(node_id, int(number)) != ref.uri:
@@ -381,7 +355,8 @@ def _local_status(session: Session, state: NodeState, ref: P.StatusReference) ->
             f"status list uri {ref.uri[:200]!r} is not one of this node's lists",
             status=422,
         )
-    row = session.get(StatusListRow, int(number))
+    with state.engine.connect() as connection:  # one read; the pool's rollback ends it
+        row = connection.execute(_STATUS_LIST, {"id": int(number)}).first()
     if row is None:
         raise NodeError(
             "status_unavailable", f"this node holds no status list {number}", status=503
@@ -393,7 +368,6 @@ def _local_status(session: Session, state: NodeState, ref: P.StatusReference) ->
 
 
 def _status_of(
-    session: Session,
     state: NodeState,
     registry: P.Registry,
     verified: P.VerifiedPresentation,
@@ -402,7 +376,7 @@ def _status_of(
     """The attestation's status value: this node's own list (its database) for a local
     resident, else the issuer's list through the status cache (fail closed: 503)."""
     if verified.issuer == state.settings.node_id:
-        return _local_status(session, state, verified.status)
+        return _local_status(state, verified.status)
     http = state.http
     if http is None:  # only an app whose lifespan never ran
         raise NodeError(
@@ -452,7 +426,6 @@ def check_mapping(registry: P.Registry, verified: P.VerifiedPresentation) -> Non
 
 
 def _decide_verified(
-    session: Session,
     state: NodeState,
     registry: P.Registry,
     scenario: Scenario,
@@ -480,7 +453,7 @@ def _decide_verified(
                 f"{max_age} s: ask the home city for a fresh one",
             ),
         )
-    status = _status_of(session, state, registry, verified, now)
+    status = _status_of(state, registry, verified, now)
     if status != P.STATUS_VALID:
         return None, (
             _STATUS_REASONS.get(
@@ -490,29 +463,34 @@ def _decide_verified(
     return decide(scenario, scenario_requirements(state, registry, scenario, now=now), verified)
 
 
-def _audit(
-    session: Session,
-    client: ClientIdentity,
-    action: str,
-    kind: str,
-    details: dict[str, Any],
-    now: int,
-) -> int:
-    """Append the decision's audit entry and commit; its sequence number."""
-    entry = audit.append(
-        session,
-        actor=f"client:{client.id}",
-        action=action,
-        subject=kind,
-        details={"scenario": kind, "client": client.id, **details},
-        now=now,
-    )
-    session.commit()
-    return entry.seq
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A presentation checked against its challenge, before anything is written: the
+    decision (its ``audit_seq`` not known yet), or the refusal to record and raise."""
+
+    client: ClientIdentity
+    kind: str
+    challenge: _Open | None  # None: the challenge itself was refused (nothing to use up)
+    decision: Decision | None
+    refusal: NodeError | P.ProtocolError | None
+
+    def audit_entry(self) -> tuple[str, dict[str, Any]]:
+        """The audit entry's action and details (never the presentation nor a token)."""
+        details: dict[str, Any] = {"scenario": self.kind, "client": self.client.id}
+        if self.refusal is not None:
+            return "verification.refused", {**details, "code": self.refusal.code}
+        decision = cast(Decision, self.decision)
+        return "verification.decided", {
+            **details,
+            "issuer": decision.issuer,
+            "kid": decision.kid,
+            "decision": "granted" if decision.granted else "denied",
+            "tier": decision.tier.tier.name if decision.tier is not None else None,
+            "reasons": [reason.code for reason in decision.reasons],
+        }
 
 
-def verify(
-    session: Session,
+def check(
     state: NodeState,
     client: ClientIdentity,
     *,
@@ -520,46 +498,21 @@ def verify(
     presentation: str,
     now: int,
     kb_aud: str | None = None,
-) -> Decision:
-    """Decide a presentation made for the challenge ``nonce`` (steps in the module
-    docstring); the decision is audited and committed. ``kb_aud`` is the KB-JWT's
-    audience when it is not this node's id (an OpenID4VP client identifier,
-    node/services/oid4vp.py); the attestation's recipients are checked against the node
-    id either way.
-
-    Raises NodeError 401 ``nonce_unknown`` / ``nonce_used`` / ``nonce_expired`` /
-    ``alliance_mismatch`` / ``mapping_table_unknown``, 403 ``forbidden`` (the scope was
-    withdrawn since the challenge), 503 ``registry_unavailable`` / ``status_unavailable``;
-    every protocol error of the presentation with its code and HTTP hint
-    (docs/PROTOCOL.md section 8), 403 ``recipient_not_named`` among them (the attestation
-    names its recipients, and this node is not one). A refusal after the nonce is used is
-    audited with its code."""
-    kind, digest = _challenge(session, client, nonce, now)
+) -> Checked:
+    """Steps 1-4 of the module docstring: checks, nothing written (a local resident's
+    status list is read in a connection of its own). Raises the challenge's refusals (401 ``nonce_unknown`` /
+    ``nonce_expired``), which use nothing up; every later refusal is returned in
+    ``refusal``, to be recorded with the challenge used up (:func:`record`, which finds
+    a challenge used already)."""
+    challenge = _challenge(state, client, nonce, now)
+    kind = challenge.kind
     try:
         scenario = _scenario(state, client, kind)
         registry, verified = _verified(state, presentation, nonce, now, kb_aud)
-        tier, reasons = _decide_verified(session, state, registry, scenario, verified, now)
+        tier, reasons = _decide_verified(state, registry, scenario, verified, now)
     except (P.ProtocolError, NodeError) as exc:
-        _use_up(session, digest, now)  # a refused presentation uses its challenge up too
-        _audit(session, client, "verification.refused", kind, {"code": exc.code}, now)
-        state.metrics.verifications.labels(kind, exc.code).inc()
-        raise
-    _use_up(session, digest, now)
+        return Checked(client, kind, challenge, None, exc)
     member = registry.members.get(verified.issuer)
-    seq = _audit(
-        session,
-        client,
-        "verification.decided",
-        kind,
-        {
-            "issuer": verified.issuer,
-            "kid": verified.kid,
-            "decision": "granted" if tier is not None else "denied",
-            "tier": tier.tier.name if tier is not None else None,
-            "reasons": [reason.code for reason in reasons],
-        },
-        now,
-    )
     decision = Decision(
         scenario=scenario,
         granted=tier is not None,
@@ -569,7 +522,70 @@ def verify(
         issuer_city=member.city if member is not None else None,
         band=verified.band if scenario.discloses == "band" else None,
         alliance_score=verified.alliance_score if scenario.discloses == "score" else None,
-        audit_seq=seq,
+        kid=verified.kid,
     )
-    state.metrics.verifications.labels(kind, "granted" if decision.granted else "denied").inc()
+    return Checked(client, kind, challenge, decision, None)
+
+
+def record(batch: WriteBatch, checked: Checked, now: int) -> int:
+    """Step 5, a job of the node's writer: use the challenge up (whatever the outcome)
+    and audit the decision or the refusal's code; the entry's ``seq``. Of two jobs with
+    one challenge only one inserts its digest; the other raises NodeError 401
+    ``nonce_used`` and writes nothing."""
+    challenge = checked.challenge
+    if challenge is None:
+        raise ValueError("a refused challenge is not recorded")
+    try:
+        redeem(batch.connection, challenge.nonce, VERIFY_PURPOSE, challenge.expires_at, now)
+    except SecretRefused:
+        raise NodeError(
+            "nonce_used", "the challenge was used already: ask for a new one", status=401
+        ) from None
+    action, details = checked.audit_entry()
+    return batch.audit(
+        actor=f"client:{checked.client.id}",
+        action=action,
+        subject=checked.kind,
+        details=details,
+        now=now,
+    )
+
+
+def outcome(state: NodeState, checked: Checked, seq: int) -> Decision:
+    """The decision recorded as audit entry ``seq``, counted in the metrics; a refusal
+    is raised."""
+    if checked.refusal is not None:
+        state.metrics.verifications.labels(checked.kind, checked.refusal.code).inc()
+        raise checked.refusal
+    decision = replace(cast(Decision, checked.decision), audit_seq=seq)
+    state.metrics.verifications.labels(
+        checked.kind, "granted" if decision.granted else "denied"
+    ).inc()
     return decision
+
+
+def verify(
+    state: NodeState,
+    client: ClientIdentity,
+    *,
+    nonce: str,
+    presentation: str,
+    now: int,
+    kb_aud: str | None = None,
+) -> Decision:
+    """Decide a presentation made for the challenge ``nonce`` (steps in the module
+    docstring): :func:`check`, :func:`record` through the node's writer (committed before
+    this returns), :func:`outcome`. ``kb_aud`` is the KB-JWT's audience when it is not
+    this node's id (an OpenID4VP client identifier, node/services/oid4vp.py); the
+    attestation's recipients are checked against the node id either way.
+
+    Raises NodeError 401 ``nonce_unknown`` / ``nonce_used`` / ``nonce_expired`` /
+    ``alliance_mismatch`` / ``mapping_table_unknown``, 403 ``forbidden`` (the scope was
+    withdrawn since the challenge), 503 ``registry_unavailable`` / ``status_unavailable``;
+    every protocol error of the presentation with its code and HTTP hint
+    (docs/PROTOCOL.md section 8), 403 ``recipient_not_named`` among them (the attestation
+    names its recipients, and this node is not one). A refusal after the nonce is used is
+    audited with its code."""
+    checked = check(state, client, nonce=nonce, presentation=presentation, now=now, kb_aud=kb_aud)
+    seq = state.writer.call(lambda batch: record(batch, checked, now))
+    return outcome(state, checked, seq)

@@ -258,12 +258,14 @@ def test_another_residents_nonce_is_refused(client: TestClient, headers: dict[st
 def test_a_nonce_given_for_another_purpose_is_refused(
     client: TestClient, headers: dict[str, str]
 ) -> None:
-    with session(client) as db:
-        db.add(Nonce(value="challenge-1", purpose="verify", subject=RESIDENT, expires_at=NOW + 60))
-        db.commit()
+    ring = node_state(client).signing_keys()
+    # sealed by this node for this resident, but as a verification challenge
+    challenge = nonces.seal(ring, "verify", RESIDENT, NOW + 60)
     holder = ec_key(23)
-    response = request_attestation(client, headers, holder, proof=make_proof(holder, "challenge-1"))
+    response = request_attestation(client, headers, holder, proof=make_proof(holder, challenge))
     assert error_code(response) == "nonce_unknown"
+    nonce = nonces.seal(ring, "pop", RESIDENT, NOW + 60)  # the same, for its purpose
+    assert request_attestation(client, headers, holder, proof=make_proof(holder, nonce)).is_success
 
 
 def test_expired_nonce_is_refused(
@@ -383,29 +385,38 @@ def test_proof_without_a_nonce_is_refused(client: TestClient, headers: dict[str,
     assert error_code(request_attestation(client, headers, holder, proof=proof)) == "invalid_proof"
 
 
-def test_expired_nonces_are_purged_and_a_purged_nonce_stays_refused(
+def test_used_nonces_are_kept_until_they_expire_and_a_purged_one_stays_refused(
     client: TestClient, headers: dict[str, str], clock: Clock
 ) -> None:
+    """A nonce is sealed, not stored: what the table keeps is the digest of one used
+    (single use), until it expires; after the purge a replay is refused by its seal."""
+    first, second = ec_key(37), ec_key(38)
     old = new_nonce(client, headers)
+    assert request_attestation(client, headers, first, proof=make_proof(first, old)).is_success
+    with session(client) as db:
+        assert db.get(Nonce, nonces.nonce_digest(old)) is not None  # kept: it was used
     clock.now += node_state(client).settings.nonce_lifetime + nonces.LEEWAY + 1
     fresh = new_nonce(client, headers)
+    with session(client) as db:
+        assert db.get(Nonce, nonces.nonce_digest(fresh)) is None  # handed out: no write
+    assert request_attestation(
+        client, headers, second, proof=make_proof(second, fresh, iat=clock.now)
+    ).is_success
     with session(client) as db:
         assert nonces.purge_expired_nonces(db, now=clock.now) == 1
         assert db.get(Nonce, nonces.nonce_digest(old)) is None
         assert db.get(Nonce, nonces.nonce_digest(fresh)) is not None
-    holder = ec_key(37)
     response = request_attestation(
-        client, headers, holder, proof=make_proof(holder, old, iat=clock.now)
+        client, headers, first, proof=make_proof(first, old, iat=clock.now)
     )
-    assert error_code(response) == "nonce_unknown"
+    assert error_code(response) == "nonce_expired"
 
 
 def test_one_nonce_issues_once_when_two_requests_race(client: TestClient) -> None:
     seed_resident(client)
     state = node_state(client)
     holder = ec_key(36)
-    with session(client) as db:
-        nonce = nonces.create_pop_nonce(db, state, RESIDENT, now=NOW).value
+    nonce = nonces.create_pop_nonce(state, RESIDENT, now=NOW).value
     proof = make_proof(holder, nonce)
     outcomes: list[str] = []
     start = threading.Barrier(4)
@@ -657,7 +668,7 @@ def test_no_status_index_is_used_twice_in_2000_issuances(make_client: Any) -> No
     with session(client) as db:
         for n in range(2000):
             resident = residents[n % len(residents)]
-            nonce = nonces.create_pop_nonce(db, state, resident, now=NOW).value
+            nonce = nonces.create_pop_nonce(state, resident, now=NOW).value
             issuing.issue(
                 db,
                 state,

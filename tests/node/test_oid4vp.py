@@ -296,6 +296,22 @@ def test_ids_are_kept_only_as_their_digests(world: Alliance) -> None:
     assert made["transaction_id"] not in values
 
 
+def test_the_database_holds_no_state_nor_encryption_key_of_a_request(world: Alliance) -> None:
+    """docs/SECURITY.md section 19: the state and the response encryption key are
+    derived from the transaction id with the node's key, so a copy of the database
+    can't decrypt an answer nor forge one."""
+    asked = read(world, new_request(world, service_point(world.xiamen, SCENARIO))["request"])
+    state = asked.request.claims["state"]
+    key = asked.request.claims["client_metadata"]["jwks"]["keys"][0]
+    with session(world.xiamen) as db:
+        stored = json.dumps([row.data for row in db.exec(select(Nonce)).all()])
+    assert state not in stored
+    assert key["x"] not in stored
+    assert key["kid"] not in stored
+    assert '"enc' not in stored
+    assert '"state"' not in stored
+
+
 # --- the wallet's checks ---------------------------------------------------------------------------
 
 
@@ -341,8 +357,8 @@ def test_a_service_point_whose_credentials_were_revoked_decides_nothing(world: A
     with pytest.raises(InputError) as refused:
         answer_request(asked, attestation, holder_key=holder, now=NOW, client=world.xiamen)
     assert refused.value.code == "invalid_request"
-    with session(world.xiamen) as db:  # its credentials are gone: read what was recorded
-        recorded = oid4vp.result(db, desk, made["transaction_id"], now=NOW)
+    # its credentials are gone: read what was recorded
+    recorded = oid4vp.result(node_state(world.xiamen), desk, made["transaction_id"], now=NOW)
     assert (recorded["outcome"], recorded["code"]) == ("refused", "forbidden")
 
 

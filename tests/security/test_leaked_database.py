@@ -86,7 +86,9 @@ def test_a_copy_of_the_data_folder_holds_no_credential_token_or_live_nonce(
     }
     # not vacuous: what the node keeps instead is there
     assert holding(files, hash_token(desk_token))
-    assert holding(files, hashlib.sha256(live.encode()).hexdigest())
+    assert holding(files, hashlib.sha256(used["nonce"].encode()).hexdigest())  # single use
+    # a live challenge is sealed, not stored: not even its digest is in the copy
+    assert not holding(files, hashlib.sha256(live.encode()).hexdigest())
 
 
 def test_the_keyring_file_is_encrypted_and_readable_by_the_node_alone(client: Any) -> None:

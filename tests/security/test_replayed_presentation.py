@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 
-from sqlmodel import Session
-
 from node.auth import ClientIdentity
 from node.errors import NodeError
 from node.services import verifying
@@ -48,14 +46,13 @@ def test_one_challenge_decides_once_when_requests_race(world: World) -> None:
 
     def attempt() -> None:
         start.wait()
-        with Session(state.engine) as db:
-            try:
-                decision = verifying.verify(
-                    db, state, desk, nonce=challenge["nonce"], presentation=presentation, now=NOW
-                )
-                outcomes.append("granted" if decision.granted else "denied")
-            except (NodeError, ProtocolError) as exc:
-                outcomes.append(exc.code)
+        try:
+            decision = verifying.verify(
+                state, desk, nonce=challenge["nonce"], presentation=presentation, now=NOW
+            )
+            outcomes.append("granted" if decision.granted else "denied")
+        except (NodeError, ProtocolError) as exc:
+            outcomes.append(exc.code)
 
     threads = [threading.Thread(target=attempt) for _ in range(4)]
     for thread in threads:
