@@ -12,11 +12,12 @@ a. the node: ``POST /v1/me/attestations`` on SQLite (WAL) in a temporary folder,
 b. a bare echo: ``POST /echo`` parses the same ``AttestationRequest`` body and returns
    it; nothing else (no middleware, no authentication, no database).
 
-C concurrent httpx clients (asyncio, keep-alive) send the same bytes to both: the
-issuance request with its bearer token, holder key and proof of possession. Each proof
-needs a fresh nonce; they are minted before timing, straight into the node's database
-(as ``POST /v1/me/attestations/nonce`` would), so that the issuance row measures the
-issuance request alone. A third row times the whole flow a wallet runs (ask for a
+C concurrent keep-alive connections of a bare asyncio HTTP/1.1 client (bench/
+verify_http.py's) send the same bytes to both: the issuance request with its bearer
+token, holder key and proof of possession. Each proof needs a fresh nonce; they are
+sealed before timing with the node's keyring (as ``POST /v1/me/attestations/nonce``
+seals them), so that the issuance row measures the issuance request alone. Any failed
+request is counted and shown, and a run with one prints no ratio. A third row times the whole flow a wallet runs (ask for a
 nonce over HTTP, sign the proof, request the attestation) in flows per second.
 
 Each round gives every row ``--seconds`` of time, in turn, after a warm-up. Rates are
@@ -50,6 +51,7 @@ import httpx
 # The repository root, so that the script runs from anywhere without an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _http import RawConnection  # bench/ is on sys.path as the script's folder
 from _machine import cpu_model  # bench/ is on sys.path as the script's folder
 
 import protocol as P
@@ -285,33 +287,40 @@ async def run_turn(
     clients: int,
     send: Any,
 ) -> float:
-    """Run ``send(client)`` from ``clients`` tasks for ``seconds``; return requests/s."""
+    """Run ``send(connection)`` from ``clients`` tasks, each on a keep-alive connection
+    of its own (bench/verify_http.py's bare asyncio HTTP/1.1 client: httpx cost 3-10 ms
+    of client CPU a request at 32 connections, so it measured the client), for
+    ``seconds``; return requests/s."""
     done = 0
     latencies: list[float] = []
     failures = 0
     first_failure: str | None = None
-    stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    connections = [RawConnection(server.port) for _ in range(clients)]
+    for connection in connections:  # connect before timing: keep-alive from the start
+        await connection.request("GET", "/healthz")
     cpu_before = server.cpu_seconds()
-    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
+    stop_at = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            nonlocal done, failures, first_failure
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                response = await send(client)
-                if response is None:  # out of prepared requests
-                    return
-                latencies.append(time.perf_counter() - started)
-                done += 1
-                if not response.is_success:
-                    failures += 1
-                    first_failure = first_failure or f"{response.status_code} {response.text[:200]}"
+    async def worker(connection: RawConnection) -> None:
+        nonlocal done, failures, first_failure
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            answer = await send(connection)
+            if answer is None:  # out of prepared requests
+                return
+            latencies.append(time.perf_counter() - started)
+            done += 1
+            status, content = answer
+            if not 200 <= status < 300:
+                failures += 1
+                first_failure = first_failure or f"{status} {content[:200]!r}"
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(connection) for connection in connections))
+    elapsed = time.perf_counter() - started
     cpu = server.cpu_seconds() - cpu_before
+    for connection in connections:
+        await connection.close()
     rate = done / elapsed
     if row is not None:
         row.rates.append(rate)
@@ -364,26 +373,30 @@ async def _measure(
     echo_requests = itertools.cycle(prepared[:1000])
     counter = itertools.count()
 
-    # each answers the response that decides the request, or None when none is left
-    async def send_echo(client: httpx.AsyncClient) -> httpx.Response:
-        body, headers = next(echo_requests)
-        return await client.post("/echo", content=body, headers=headers)
+    # each answers (status, body) of the request that decides, or None when none is left
+    Answer = tuple[int, bytes]
 
-    async def send_issue(client: httpx.AsyncClient) -> httpx.Response | None:
+    async def send_echo(connection: RawConnection) -> Answer:
+        body, headers = next(echo_requests)
+        return await connection.request("POST", "/echo", body, headers)
+
+    async def send_issue(connection: RawConnection) -> Answer | None:
         item = next(issue_requests, None)
         if item is None:
             return None
-        return await client.post("/v1/me/attestations", content=item[0], headers=item[1])
+        return await connection.request("POST", "/v1/me/attestations", item[0], item[1])
 
-    async def send_flow(client: httpx.AsyncClient) -> httpx.Response:
+    async def send_flow(connection: RawConnection) -> Answer:
         n = next(counter)
         resident = residents[n % len(residents)]
         headers = {"Authorization": f"Bearer {tokens[resident]}"}
-        answer = await client.post("/v1/me/attestations/nonce", headers=headers)
-        if not answer.is_success:
-            return answer
-        body, headers = wallets.request(resident, answer.json()["nonce"], n, now())
-        return await client.post("/v1/me/attestations", content=body, headers=headers)
+        status, content = await connection.request(
+            "POST", "/v1/me/attestations/nonce", b"", headers
+        )
+        if status != 201:
+            return status, content
+        body, headers = wallets.request(resident, json.loads(content)["nonce"], n, now())
+        return await connection.request("POST", "/v1/me/attestations", body, headers)
 
     rows = {name: Row(name) for name in ("echo", "issue", "flow")}
     schedule = [("echo", echo, send_echo), ("issue", node, send_issue), ("flow", node, send_flow)]

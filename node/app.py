@@ -8,6 +8,7 @@ in-process scheduler in development). Routes stay thin: parse, call a service, r
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -133,7 +134,16 @@ def create_app(
         if settings.scheduler:  # development: the jobs run in this process
             scheduler = build_scheduler(state)
             scheduler.start()
+        # What the process holds once started (modules, the app, its models) is kept out
+        # of the cyclic collector's way: its full collections then scan only what
+        # requests made, which cut the tail of a verification's latency (docs/PERFORMANCE.md).
+        gc.collect()
+        gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(20_000, 50, 50)
         yield
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         if following is not None:
             following.cancel()
         if scheduler is not None:
@@ -159,17 +169,19 @@ def create_app(
     app.state.node = state
     install_error_handlers(app)
 
+    # Starlette tries the routes in order: the hot ones first (service points and
+    # wallets many times a second, status lists), the people's and the admin's after.
     for module in (
-        federation,
-        departments,
-        residents,
-        attestations,
+        verifications,
+        oid4vp,
         status,
+        attestations,
+        oid4vci,
+        federation,
+        residents,
+        departments,
         alliance,
         admin,
-        verifications,
-        oid4vci,
-        oid4vp,
     ):
         app.include_router(module.router)
     if settings.dev_idp:

@@ -13,10 +13,12 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import jwt
 from fastapi import Depends, Request
+from sqlalchemy import Table, bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +35,7 @@ __all__ = [
     "ResidentDep",
     "admin",
     "calling_client",
+    "client_by_id",
     "client_with",
     "forget_client",
     "hash_token",
@@ -186,8 +189,37 @@ async def calling_client(request: Request) -> ClientIdentity:
     return identity
 
 
+_CLIENTS = cast(Table, Client.__table__)  # type: ignore[attr-defined]
+_BY_ID = sa_select(_CLIENTS.c.department, _CLIENTS.c.scopes, _CLIENTS.c.revoked_at).where(
+    _CLIENTS.c.id == bindparam("client")
+)
+
+
+def client_by_id(state: NodeState, client_id: str) -> ClientIdentity | None:
+    """The client ``client_id`` while its credentials stand (None once revoked or
+    unknown), remembered ``CLIENT_CACHE_SECONDS`` in this worker as :func:`calling_client`
+    remembers tokens: what a request made earlier by a service point is answered for
+    (the OpenID4VP response endpoint). Blocking: call it from a thread."""
+    cache = state.memory.client_ids
+    hit = cache.get(client_id)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    with state.engine.connect() as connection:
+        row = connection.execute(_BY_ID, {"client": client_id}).first()
+    identity = (
+        None
+        if row is None or row.revoked_at is not None
+        else ClientIdentity(client_id, row.department, frozenset(row.scopes))
+    )
+    if len(cache) >= _CLIENT_CACHE_MAX:
+        cache.clear()
+    cache[client_id] = (identity, time.monotonic() + CLIENT_CACHE_SECONDS)
+    return identity
+
+
 def forget_client(state: NodeState, client_id: str) -> None:
-    """Drop ``client_id`` from this worker's cache (after revoking its credentials)."""
+    """Drop ``client_id`` from this worker's caches (after revoking its credentials)."""
+    state.memory.client_ids.pop(client_id, None)
     cache = state.memory.clients
     for token_hash, (identity, _) in list(cache.items()):
         if identity.id == client_id:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import jwt
@@ -83,6 +83,8 @@ class Memory:
     idp_keys: dict[str | None, jwt.PyJWK] | None = None  # node.auth: the IdP's keys by kid
     # node.auth: a token's hash -> (client, good until, time.monotonic())
     clients: dict[str, tuple[ClientIdentity, float]] = field(default_factory=dict)
+    # node.auth: a client id -> (client or None once revoked, good until)
+    client_ids: dict[str, tuple[ClientIdentity | None, float]] = field(default_factory=dict)
     catalogue: ScenarioCatalogue | None = None  # node.services.verifying
     local_mapping: CityMapping | None = None  # node.services.mapping_tables: unsigned table
     # node.services.mapping_tables: {(registry version, sha256): table}, failed fetches
@@ -93,6 +95,13 @@ class Memory:
     current_list: tuple[int, int] | None = None
     first_ids: dict[int, int] = field(default_factory=dict)
     signed_lists: dict[int, SignedStatusList] = field(default_factory=dict)
+    # node.services.verifying: issuer signatures verified already, by their exact bytes
+    signatures: P.VerifiedSignatures = field(default_factory=P.VerifiedSignatures)
+    # node.services.oid4vp: (registry version, kid) -> (leaf DER, identity, valid from,
+    # valid until): the leaf's chain checked once, not at every request
+    verifier_identities: dict[tuple[int, str], tuple[bytes, Any, int, int]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass

@@ -32,6 +32,7 @@ from ._jwk import (
     public_jwk,
     public_key_from_jwk,
 )
+from ._jws import VerifiedSignatures
 from ._mapping_table import (
     MAPPING_TABLE_TYP,
     mapping_table_hash,
@@ -114,6 +115,7 @@ __all__ = [
     "StatusList",
     "StatusReference",
     "VerifiedPresentation",
+    "VerifiedSignatures",
     "VerifiedRequest",
     "VerifiedSdJwt",
     "VerifiedStatusList",

@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict
 
 from ._errors import InvalidClaim, MissingClaim
 from ._jwk import PrivateKey, public_key_from_jwk
+from ._jws import VerifiedSignatures
 from ._sd_jwt import (
     IssuerKeyResolver,
     SaltSource,
@@ -306,8 +307,11 @@ def verify_presentation(
     kb_max_age: int = 300,
     max_size: int = 16384,
     recipient: str | None = None,
+    signatures: VerifiedSignatures | None = None,
 ) -> VerifiedPresentation:
     """Verify a credit-standing presentation end to end, in the order of docs/PROTOCOL.md.
+    ``signatures``: issuer signatures verified before (a verifier's memo, see
+    :class:`VerifiedSignatures`).
 
     ``resolve_issuer_key(iss, kid, alg)`` must return the issuer's key from the alliance
     registry or raise. ``aud`` is this verifier's id (the KB-JWT must be made for it and,
@@ -334,6 +338,7 @@ def verify_presentation(
         check_visible=_check_visible,
         max_size=max_size,
         recipient=recipient,
+        signatures=signatures,
     )
     claims = verified.claims
     status_list = claims["status"]["status_list"]

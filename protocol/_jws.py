@@ -11,7 +11,9 @@ layer adds only parsing (see bench/verify.py).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import threading
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ._errors import (
     AlgorithmKeyMismatch,
@@ -211,3 +214,37 @@ def verify_with_pinned_key(
         raise UnknownKid(f"{what} is signed with a key other than the pinned alliance key")
     verify_jws_signature(alg, key, jws.signing_input, jws.signature, what=what)
     return jws.payload
+
+
+class VerifiedSignatures:
+    """Signatures verified already, remembered by their exact bytes and key: a bounded
+    memo for a verifier that sees the same token again (a resident who presents the
+    same attestation at a kiosk she visits twice: its issuer JWT is byte for byte the
+    one checked before). Only successes are kept, under SHA-256 of the algorithm, the
+    key (its SubjectPublicKeyInfo), the signing input and the signature, so a token
+    changed in one bit, or checked against another key, is verified afresh. Oldest out
+    first beyond ``size``. Safe to share between threads."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._seen: dict[bytes, None] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def verify(
+        self, alg: str, key: PublicKey, signing_input: bytes, signature: bytes, *, what: str
+    ) -> None:
+        """:func:`verify_jws_signature`, skipped for a signature verified before."""
+        spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        digest = hashlib.sha256(b"\0".join((alg.encode(), spki, signing_input, signature))).digest()
+        if digest in self._seen:
+            self.hits += 1
+            return
+        verify_jws_signature(alg, key, signing_input, signature, what=what)
+        with self._lock:
+            self._seen[digest] = None
+            while len(self._seen) > self.size:
+                del self._seen[next(iter(self._seen))]
+
+    def __len__(self) -> int:
+        return len(self._seen)

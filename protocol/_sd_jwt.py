@@ -51,7 +51,13 @@ from ._errors import (
 )
 from ._json import b64url_decode, b64url_encode, strict_json_loads
 from ._jwk import PrivateKey, PublicKey, alg_for_key, public_jwk, public_key_from_jwk
-from ._jws import check_header, decode_jws, sign_jws, verify_jws_signature
+from ._jws import (
+    VerifiedSignatures,
+    check_header,
+    decode_jws,
+    sign_jws,
+    verify_jws_signature,
+)
 
 __all__ = [
     "KB_JWT_TYP",
@@ -536,6 +542,7 @@ def verify_sd_jwt(
     check_visible: Callable[[Mapping[str, Any]], None] | None = None,
     max_size: int = 16384,
     recipient: str | None = None,
+    signatures: VerifiedSignatures | None = None,
 ) -> VerifiedSdJwt:
     """Verify an SD-JWT+KB presentation in the order of RFC 9901 section 7 and DESIGN 5.
 
@@ -546,7 +553,9 @@ def verify_sd_jwt(
     that one (an OpenID4VP verifier's KB-JWT ``aud`` is its client identifier, while the
     attestation names members by their ids: docs/PROTOCOL.md section 11). ``check_visible``
     validates the issuer-signed claims (a credential type's own rules) right after that,
-    before any disclosure is processed.
+    before any disclosure is processed. ``signatures`` remembers issuer signatures
+    verified before (:class:`VerifiedSignatures`): the same issuer JWT, byte for byte,
+    under the same key, is not verified twice; everything else is checked every time.
     Returns the processed claims (visible plus disclosed). Raises a :class:`ProtocolError`
     subclass for every failure; never returns a partial result.
     """
@@ -568,7 +577,10 @@ def verify_sd_jwt(
         raise UnknownKid(f"no trusted key for issuer {iss!r}") from exc
     if "x5c" in jws.header:
         _check_x5c_is(key, jws.header["x5c"])
-    verify_jws_signature(alg, key, jws.signing_input, jws.signature, what="issuer JWT")
+    if signatures is not None:
+        signatures.verify(alg, key, jws.signing_input, jws.signature, what="issuer JWT")
+    else:
+        verify_jws_signature(alg, key, jws.signing_input, jws.signature, what="issuer JWT")
     _check_times(claims, now=now, leeway=leeway, required=required_claims)
     for name in required_claims:
         if name not in claims:

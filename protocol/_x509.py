@@ -122,11 +122,15 @@ def x509_hash(der: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CertifiedKey:
-    """A leaf that chains to a trusted CA: its key, its URI names, its DER."""
+    """A leaf that chains to a trusted CA: its key, its URI names, its DER, and the
+    seconds between which every certificate of the path is valid (so that a caller may
+    keep the result that long)."""
 
     public_key: PublicKey
     uris: tuple[str, ...]
     der: bytes
+    valid_from: int = 0
+    valid_until: int = 0
 
 
 def _load(der: bytes, what: str) -> x509.Certificate:
@@ -174,11 +178,14 @@ def verify_x5c(chain: Sequence[bytes], anchors: Sequence[bytes], *, now: int) ->
     leaf = certificates[0]
     if _is_ca(leaf):
         raise CertificateInvalid("x5c[0] is a CA certificate, not a leaf")
+    path: list[x509.Certificate] = []
     for index, certificate in enumerate(certificates):
         _check_time(certificate, now, f"x5c[{index}]")
+        path.append(certificate)
         anchor = next((a for a in trusted if _issued_by(certificate, a)), None)
         if anchor is not None:
             _check_time(anchor, now, "the trust anchor")
+            path.append(anchor)
             break
         if index + 1 == len(certificates):
             raise CertificateUntrusted("the certificate chain reaches no trusted authority")
@@ -195,4 +202,6 @@ def verify_x5c(chain: Sequence[bytes], anchors: Sequence[bytes], *, now: int) ->
         uris = tuple(names.get_values_for_type(x509.UniformResourceIdentifier))
     except x509.ExtensionNotFound:
         uris = ()
-    return CertifiedKey(key, uris, chain[0])
+    valid_from = max(int(c.not_valid_before_utc.timestamp()) for c in path)
+    valid_until = min(int(c.not_valid_after_utc.timestamp()) for c in path)
+    return CertifiedKey(key, uris, chain[0], valid_from, valid_until)

@@ -21,6 +21,7 @@ from node.routers._oauth import NO_STORE, read_form
 from node.routers.verifications import ServicePoint, TierOut, tier_out
 from node.scenarios import SCENARIO_PATTERN
 from node.services import oid4vp
+from node.services.nonces import MAX_SEALED_LENGTH
 from node.state import NodeState
 
 __all__ = ["router"]
@@ -28,7 +29,7 @@ __all__ = ["router"]
 router = APIRouter(route_class=GuardedRoute, tags=["openid4vp"])
 
 REQUEST_MEDIA_TYPE = "application/oauth-authz-req+jwt"
-_ID = Path(min_length=1, max_length=64)
+_ID = Path(min_length=1, max_length=MAX_SEALED_LENGTH)  # sealed ids (node.services.nonces)
 
 
 class PresentationRequestIn(BaseModel):
@@ -73,11 +74,10 @@ async def create_request(
     arrives at GET /v1/presentation-requests/{transaction_id}."""
     # one hop (the first request of a registry version may fetch its mapping table),
     # then the writer keeps the request before it is shown
-    made, keep = await run_in_threadpool(
+    made = await run_in_threadpool(
         partial(oid4vp.create_request, state, client, body.scenario,
                 response_mode=body.response_mode, now=now)
     )  # fmt: skip
-    await state.writer.run(keep)
     return PresentationRequestOut(
         transaction_id=made.transaction_id,
         request=made.link,
@@ -143,9 +143,9 @@ _REQUEST_OBJECT: dict[int | str, dict[str, Any]] = {
 
 
 async def _request_object(request_id: str, state: NodeState, now: int) -> Response:
-    kid = await state.writer.run(partial(oid4vp.take_request, request_id=request_id, now=now))
-    token = await run_in_threadpool(oid4vp.request_object, state, request_id, kid, now=now)
-    return Response(token, media_type=REQUEST_MEDIA_TYPE, headers=NO_STORE)
+    fetch = await run_in_threadpool(partial(oid4vp.request_object, state, request_id, now=now))
+    await state.writer.run(fetch.job)  # used up before it is handed out
+    return Response(fetch.token, media_type=REQUEST_MEDIA_TYPE, headers=NO_STORE)
 
 
 @router.get(

@@ -45,14 +45,17 @@ __all__ = [
     "LEEWAY",
     "MAX_PROOF_SIZE",
     "POP_TYP",
+    "Opened",
     "PopNonce",
     "SecretRefused",
     "create_pop_nonce",
     "derive",
     "nonce_digest",
+    "open_sealed",
     "peek_secret",
     "purge_expired_nonces",
     "redeem",
+    "reseal",
     "seal",
     "store_secret",
     "store_secret_once",
@@ -121,19 +124,36 @@ def _mac(key: bytes, purpose: str, subject: str, body: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()[:_MAC]
 
 
-def seal(ring: Keyring, purpose: str, subject: str, expires_at: int) -> str:
+def seal(ring: Keyring, purpose: str, subject: str, expires_at: int, payload: bytes = b"") -> str:
     """A fresh value for ``purpose`` and ``subject``, good until ``expires_at``, sealed
-    with the keyring's active key."""
+    with the keyring's active key; ``payload`` rides along, authenticated, not secret
+    (an OpenID4VP request's scenario and service point)."""
     tag, key = _value_key(ring.active)
-    body = secrets.token_bytes(_RANDOM) + expires_at.to_bytes(_EXPIRY, "big")
+    body = secrets.token_bytes(_RANDOM) + expires_at.to_bytes(_EXPIRY, "big") + payload
     return b64url_encode(tag + body + _mac(key, purpose, subject, body))
 
 
-def unseal(ring: Keyring, value: str, purpose: str, subject: str, *, now: int) -> int:
-    """Check a sealed value (not yet used up): its expiry. Raises :class:`SecretRefused`
-    ``unknown`` (not sealed by this node's keys still in force, for this purpose and
-    subject) or ``expired``."""
-    if len(value) != SEALED_LENGTH:
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A sealed value that holds: when it expires, what it carries, the signing key
+    whose value key sealed it."""
+
+    expires_at: int
+    payload: bytes
+    kid: str
+    body: bytes
+
+
+MAX_SEALED_LENGTH = 256  # characters: a payload of up to ~150 bytes
+
+
+def open_sealed(
+    ring: Keyring, value: str, purpose: str, subject: str, *, now: int, expired: bool = False
+) -> Opened:
+    """Check a sealed value (not yet used up). Raises :class:`SecretRefused` ``unknown``
+    (not sealed by this node's keys still in force, for this purpose and subject) or
+    ``expired`` (unless ``expired``: the caller reads its expiry)."""
+    if not SEALED_LENGTH <= len(value) <= MAX_SEALED_LENGTH:
         raise SecretRefused("unknown")
     try:
         raw = b64url_decode(value)
@@ -150,10 +170,29 @@ def unseal(ring: Keyring, value: str, purpose: str, subject: str, *, now: int) -
             break
     else:
         raise SecretRefused("unknown")
-    expires_at = int.from_bytes(body[_RANDOM:], "big")
-    if expires_at < now:
+    expires_at = int.from_bytes(body[_RANDOM : _RANDOM + _EXPIRY], "big")
+    if expires_at < now and not expired:
         raise SecretRefused("expired")
-    return expires_at
+    return Opened(expires_at, body[_RANDOM + _EXPIRY :], managed.kid, body)
+
+
+def unseal(ring: Keyring, value: str, purpose: str, subject: str, *, now: int) -> int:
+    """:func:`open_sealed` for a value without payload: its expiry."""
+    if len(value) != SEALED_LENGTH:
+        raise SecretRefused("unknown")
+    return open_sealed(ring, value, purpose, subject, now=now).expires_at
+
+
+def reseal(ring: Keyring, opened: Opened, purpose: str, subject: str) -> str:
+    """The value of the same body sealed for another purpose, with the same key: what
+    only this node can derive from a value it opened (an OpenID4VP request's
+    transaction id from its request id). Raises :class:`SecretRefused` ``unknown`` when
+    the keyring no longer holds the key."""
+    for managed in ring.keys:
+        if managed.kid == opened.kid:
+            tag, key = _value_key(managed)
+            return b64url_encode(tag + opened.body + _mac(key, purpose, subject, opened.body))
+    raise SecretRefused("unknown")
 
 
 def derive(ring: Keyring, kid: str, label: str, value: str) -> bytes:
@@ -169,14 +208,24 @@ def derive(ring: Keyring, kid: str, label: str, value: str) -> bytes:
     raise SecretRefused("unknown")
 
 
-def redeem(connection: Connection, value: str, purpose: str, expires_at: int, now: int) -> None:
+def redeem(
+    connection: Connection,
+    value: str,
+    purpose: str,
+    expires_at: int,
+    now: int,
+    *,
+    subject: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
     """Use up a value :func:`unseal` accepted, in the caller's transaction: its digest
-    inserted under the primary key, used at ``now``. Raises :class:`SecretRefused`
-    ``used`` when it was (the insert conflicts; the caller's transaction is not
-    aborted)."""
+    inserted under the primary key, used at ``now`` (with ``data`` beside it: an
+    OpenID4VP answer). Raises :class:`SecretRefused` ``used`` when it was (the insert
+    conflicts; the caller's transaction is not aborted)."""
     if not store_secret_once(
-        connection, purpose=purpose, value=value, expires_at=expires_at, used_at=now
-    ):
+        connection, purpose=purpose, value=value, expires_at=expires_at, used_at=now,
+        subject=subject, data=data,
+    ):  # fmt: skip
         raise SecretRefused("used")
 
 
@@ -312,6 +361,8 @@ def store_secret_once(
     value: str,
     expires_at: int,
     used_at: int | None = None,
+    subject: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> bool:
     """Keep a secret that must be new (a DPoP proof's id): False when it is kept already,
     which a replay is. Nothing committed; never aborts the caller's transaction."""
@@ -323,10 +374,10 @@ def store_secret_once(
     row = {
         "value": nonce_digest(value),
         "purpose": purpose,
-        "subject": None,
+        "subject": subject,
         "expires_at": expires_at,
         "used_at": used_at,
-        "data": None,
+        "data": data,
     }
     return connection.execute(statement, row).first() is not None
 

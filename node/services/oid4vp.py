@@ -14,16 +14,21 @@ tiers, one audit entry), with the KB-JWT's ``aud`` the full client identifier an
 attestation's recipients checked against this node's member id. The service point reads
 the decision (:func:`result`).
 
-Kept in the ``nonce`` table by their SHA-256: the request id (fetched once), and the
-transaction (the response endpoint's path and the service point's handle, answered
-once), which holds the request's nonce, state and encryption key for as long as the
-request lives (the challenge lifetime). The challenge itself is verifying's, single use.
+A request is sealed, not stored (issue 15; node.services.nonces): its id is 12 random
+bytes, its expiry, the response mode, the scenario and the service point, with an
+HMAC under a key derived from the node's signing key. The transaction id is the same
+body sealed for another purpose (only the node can derive it from the request id); the
+request's ``nonce``, ``state`` and response encryption key are derived from the
+transaction id with that key. Nothing is written when a request is made; the request id
+is used up when the wallet fetches the object (its digest inserted), the nonce and the
+transaction when it answers (their digests inserted, the answer kept beside the
+transaction's for the service point), in the writer's group commit. The database holds
+only digests and the answer.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -31,19 +36,22 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.engine import Connection
 
 import protocol as P
+from node.auth import client_by_id
 from node.errors import NodeError, OAuthError
-from node.models import Client, Nonce
+from node.models import Nonce
 from node.scenarios import Requirement, Scenario
 from node.services import verifying
 from node.services.nonces import (
+    Opened,
     SecretRefused,
     derive,
     nonce_digest,
-    store_secret,
-    take_secret,
+    open_sealed,
+    redeem,
+    reseal,
+    seal,
 )
 from node.services.writer import WriteBatch
 from node.state import ClientIdentity, NodeState
@@ -97,18 +105,32 @@ def verifier_identity(state: NodeState, now: int, *, kid: str | None = None) -> 
     node_id = state.settings.node_id
     ring = state.signing_keys()
     candidates = [ring.active] + [k for k in ring.keys if k is not ring.active]
+    known = state.memory.verifier_identities
     for managed in candidates:
         if kid is not None and managed.kid != kid:
             continue
         der = registry.certificate(node_id, managed.kid)
         if der is None or registry.verifier_ca is None or not managed.verifies_at(now):
             continue
+        kept = known.get((registry.version, managed.kid))
+        if kept is not None and kept[0] == der and kept[2] <= now <= kept[3]:
+            identity: VerifierIdentity = kept[1]
+            return identity
         try:
             certified = P.verify_x5c([der], [registry.verifier_ca], now=now)
         except P.ProtocolError:
             continue
         if node_id in certified.uris:
-            return VerifierIdentity(managed.private_key, managed.kid, der, P.client_id_for(der))
+            identity = VerifierIdentity(managed.private_key, managed.kid, der, P.client_id_for(der))
+            if len(known) > 64:
+                known.clear()
+            known[(registry.version, managed.kid)] = (
+                der,
+                identity,
+                certified.valid_from,
+                certified.valid_until,
+            )
+            return identity
     raise NodeError(
         "verifier_certificate_unavailable",
         f"registry version {registry.version} carries no valid certificate of this node's "
@@ -146,74 +168,102 @@ def create_request(
     *,
     response_mode: str,
     now: int,
-) -> tuple[PresentationRequest, Callable[[WriteBatch], None]]:
-    """A presentation request for scenario ``kind``: a challenge of
-    :mod:`node.services.verifying` (sealed, single use), a request id for the wallet and
-    the transaction id derived from it, for the response and the service point; and the
-    writer's job that keeps both (by their digests), to be committed before the request
-    is shown. Raises what ``verifying.create_challenge`` raises, and 503
+) -> PresentationRequest:
+    """A presentation request of ``client`` for scenario ``kind``, sealed: nothing is
+    written. Raises what ``verifying.create_challenge`` raises, and 503
     ``verifier_certificate_unavailable``."""
     if response_mode not in P.RESPONSE_MODES:
         raise NodeError(
             "invalid_request", f"response_mode must be one of {P.RESPONSE_MODES}", status=422
         )
     identity = verifier_identity(state, now)
-    challenge = verifying.create_challenge(state, client, kind, now=now)
-    request_id = secrets.token_urlsafe(32)
-    transaction_id = _transaction_of(state, identity.kid, request_id)
-    data: dict[str, Any] = {
-        "kind": kind,
-        "client": client.id,
-        "nonce": challenge.nonce,  # sealed and single use: useless without the holder's key
-        "mode": response_mode,
-        "kid": identity.kid,
-        "client_id": identity.client_id,
-        "disclose": challenge.disclose,
-        "decision": None,
-    }
-
-    def keep(batch: WriteBatch) -> None:
-        store_secret(batch.connection, purpose=REQUEST, value=request_id, subject=client.id,
-                     expires_at=challenge.expires_at, data={"kid": identity.kid})  # fmt: skip
-        store_secret(batch.connection, purpose=TRANSACTION, value=transaction_id,
-                     subject=client.id, expires_at=challenge.expires_at, data=data)  # fmt: skip
-
+    scenario, reqs, disclose = verifying.asked(state, client, kind, now=now)
+    expires_at = now + state.settings.challenge_lifetime
+    ring = state.signing_keys()
+    if identity.kid != ring.active.kid:  # requests are sealed with the active key's
+        raise NodeError(
+            "verifier_certificate_unavailable",
+            "the alliance has not certified this node's active key yet",
+            status=503,
+        )
+    payload = _MODES[response_mode] + f"{kind}\0{client.id}".encode()
+    request_id = seal(ring, REQUEST, "", expires_at, payload)
+    request = open_sealed(ring, request_id, REQUEST, "", now=now)
     request_uri = _url(state, f"/oid4vp/requests/{request_id}")
     link = f"{REQUEST_SCHEME}://?" + urlencode(
         {"client_id": identity.client_id, "request_uri": request_uri}
     )
-    made = PresentationRequest(
-        transaction_id=transaction_id,
+    return PresentationRequest(
+        transaction_id=reseal(ring, request, TRANSACTION, ""),
         link=link,
         request_uri=request_uri,
         client_id=identity.client_id,
         response_mode=response_mode,
-        expires_at=challenge.expires_at,
-        scenario=challenge.scenario,
-        disclose=challenge.disclose,
-        requirements=challenge.requirements,
+        expires_at=expires_at,
+        scenario=scenario,
+        disclose=disclose,
+        requirements=reqs,
     )
-    return made, keep
+
+
+_MODES = {"direct_post.jwt": b"J", "direct_post": b"P"}
+_MODE_OF = {value[0]: mode for mode, value in _MODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    """What a request's id or transaction id carries."""
+
+    opened: Opened
+    mode: str
+    kind: str
+    client: str
+
+    @property
+    def expires_at(self) -> int:
+        return self.opened.expires_at
+
+    @property
+    def kid(self) -> str:
+        return self.opened.kid
+
+
+def _open(
+    state: NodeState, value: str, purpose: str, now: int, *, expired: bool = False
+) -> _Sealed:
+    """A request id (``REQUEST``) or transaction id (``TRANSACTION``) this node sealed.
+    Raises :class:`SecretRefused` (``expired`` unless ``expired``)."""
+    opened = open_sealed(state.signing_keys(), value, purpose, "", now=now, expired=expired)
+    payload = opened.payload
+    kind, _, client = payload[1:].decode("utf-8", "replace").partition("\0")
+    mode = _MODE_OF.get(payload[0]) if payload else None
+    if mode is None or not kind or not client:
+        raise SecretRefused("unknown")
+    return _Sealed(opened, mode, kind, client)
 
 
 # The transaction's secrets are derived, never stored (docs/SECURITY.md section 19): its
-# id from the request id, its state and response encryption key from its id, each with
-# the value key of the signing key that signs the request (node.services.nonces.derive).
+# nonce, state and response encryption key from its id, each with the value key of the
+# signing key that sealed it (node.services.nonces.derive).
 
 
-def _transaction_of(state: NodeState, kid: str, request_id: str) -> str:
-    return b64url_encode(derive(state.signing_keys(), kid, "vp transaction", request_id))
+def _derived(state: NodeState, sealed: _Sealed, label: str, transaction_id: str) -> bytes:
+    return derive(state.signing_keys(), sealed.kid, label, transaction_id)
 
 
-def _state_of(state: NodeState, data: Mapping[str, Any], transaction_id: str) -> str:
-    return b64url_encode(derive(state.signing_keys(), data["kid"], "vp state", transaction_id))
+def _nonce_of(state: NodeState, sealed: _Sealed, transaction_id: str) -> str:
+    return b64url_encode(_derived(state, sealed, "vp nonce", transaction_id))
+
+
+def _state_of(state: NodeState, sealed: _Sealed, transaction_id: str) -> str:
+    return b64url_encode(_derived(state, sealed, "vp state", transaction_id))
 
 
 def _enc_key(
-    state: NodeState, data: Mapping[str, Any], transaction_id: str
+    state: NodeState, sealed: _Sealed, transaction_id: str
 ) -> tuple[ec.EllipticCurvePrivateKey, str]:
     """The response encryption key of the transaction, and its kid."""
-    seed = derive(state.signing_keys(), data["kid"], "vp encryption key", transaction_id)
+    seed = _derived(state, sealed, "vp encryption key", transaction_id)
     scalar = int.from_bytes(seed, "big") % (_P256_ORDER - 1) + 1
     return ec.derive_private_key(scalar, ec.SECP256R1()), "enc-" + b64url_encode(seed[:6])
 
@@ -224,51 +274,63 @@ _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 # --- the wallet's fetch ------------------------------------------------------------------------
 
 
-def take_request(batch: WriteBatch, request_id: str, now: int) -> str:
-    """A writer's job: the request id used up (fetched once); its signing key's kid.
-    NodeError 404 ``request_not_found`` for a request unknown, fetched already or
-    lapsed."""
+@dataclass(frozen=True)
+class Fetch:
+    """A request object ready to hand out once ``job`` (the request id used up) is
+    committed by the node's writer."""
+
+    token: str
+    job: Callable[[WriteBatch], None]
+
+
+def request_object(state: NodeState, request_id: str, *, now: int) -> Fetch:
+    """The signed request object (OpenID4VP sections 5 and 5.10), and the writer's job
+    that uses the request id up (fetched once). NodeError 404 ``request_not_found`` for
+    a request unknown or lapsed (and from the job, one fetched already); 503
+    ``verifier_certificate_unavailable``."""
     try:
-        _, found = take_secret(batch.connection, purpose=REQUEST, value=request_id, now=now)
+        sealed = _open(state, request_id, REQUEST, now)
+        transaction_id = reseal(state.signing_keys(), sealed.opened, TRANSACTION, "")
     except SecretRefused as refused:
+        raise _not_found(refused.why) from None
+    client = client_by_id(state, sealed.client)
+    if client is None:
         raise NodeError(
-            "request_not_found",
-            f"no such presentation request ({refused.why}): ask the service point for a new one",
-            status=404,
-        ) from None
-    return str(found["kid"])
-
-
-def request_object(state: NodeState, request_id: str, kid: str, *, now: int) -> str:
-    """The signed request object (OpenID4VP sections 5 and 5.10) of a request that
-    :func:`take_request` used up. NodeError 404 ``request_not_found`` for a request
-    answered or lapsed meanwhile."""
-    try:
-        transaction_id = _transaction_of(state, kid, request_id)
-    except SecretRefused:  # the key was rotated out of the keyring since
-        raise NodeError(
-            "request_not_found", "this presentation request lapsed", status=404
-        ) from None
-    with state.engine.connect() as connection:
-        row = connection.execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
-    if row is None or row.used_at is not None:
-        raise NodeError("request_not_found", "this presentation request was answered", status=404)
-    data = dict(row.data)
-    identity = verifier_identity(state, now, kid=data["kid"])
+            "request_not_found", "the service point that asked is no longer allowed", status=404
+        )
+    _, _, disclose = verifying.asked(state, client, sealed.kind, now=now)
+    identity = verifier_identity(state, now, kid=sealed.kid)
     claims: dict[str, Any] = {
         "aud": P.SELF_ISSUED_AUDIENCE,
         "client_id": identity.client_id,
         "response_type": "vp_token",
-        "response_mode": data["mode"],
+        "response_mode": sealed.mode,
         "response_uri": _url(state, f"/oid4vp/responses/{transaction_id}"),
-        "nonce": data["nonce"],
-        "state": _state_of(state, data, transaction_id),
-        "dcql_query": _query(data["disclose"]),
-        "client_metadata": _client_metadata(state, data, transaction_id),
+        "nonce": _nonce_of(state, sealed, transaction_id),
+        "state": _state_of(state, sealed, transaction_id),
+        "dcql_query": _query(disclose),
+        "client_metadata": _client_metadata(state, sealed, transaction_id),
         "iat": now,
-        "exp": int(row.expires_at),
+        "exp": sealed.expires_at,
     }
-    return P.sign_request_object(claims, identity.key, [identity.certificate])
+    token = P.sign_request_object(claims, identity.key, [identity.certificate])
+
+    def fetched(batch: WriteBatch) -> None:
+        try:
+            redeem(batch.connection, request_id, REQUEST, sealed.expires_at, now,
+                   subject=sealed.client)  # fmt: skip
+        except SecretRefused:
+            raise _not_found("fetched already") from None
+
+    return Fetch(token, fetched)
+
+
+def _not_found(why: str) -> NodeError:
+    return NodeError(
+        "request_not_found",
+        f"no such presentation request ({why}): ask the service point for a new one",
+        status=404,
+    )
 
 
 def _query(disclose: list[str]) -> dict[str, Any]:
@@ -279,16 +341,14 @@ def _query(disclose: list[str]) -> dict[str, Any]:
     return P.tiered_dcql_query(tiers, extra)
 
 
-def _client_metadata(
-    state: NodeState, data: Mapping[str, Any], transaction_id: str
-) -> dict[str, Any]:
+def _client_metadata(state: NodeState, sealed: _Sealed, transaction_id: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "vp_formats_supported": {
             P.ATTESTATION_TYP: {"sd-jwt_alg_values": ALGS, "kb-jwt_alg_values": ALGS}
         }
     }
-    if data["mode"] == "direct_post.jwt":
-        key, kid = _enc_key(state, data, transaction_id)
+    if sealed.mode == "direct_post.jwt":
+        key, kid = _enc_key(state, sealed, transaction_id)
         public = P.public_jwk(key.public_key())
         metadata["jwks"] = {"keys": [{**public, "kid": kid, "use": "enc", "alg": "ECDH-ES"}]}
         metadata["encrypted_response_enc_values_supported"] = ENC_VALUES
@@ -298,29 +358,18 @@ def _client_metadata(
 # --- the wallet's answer -----------------------------------------------------------------------
 
 
-def _transaction(connection: Connection, transaction_id: str, now: int) -> dict[str, Any]:
-    row = connection.execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
-    if row is None or row.purpose != TRANSACTION:
-        raise OAuthError("invalid_request", "no such presentation request")
-    if row.used_at is not None:
-        raise OAuthError("invalid_request", "this presentation request was answered already")
-    if row.expires_at < now:
-        raise OAuthError("invalid_request", "this presentation request has expired")
-    return dict(row.data)
-
-
 def _parameters(
-    state: NodeState, transaction_id: str, data: Mapping[str, Any], form: Mapping[str, str]
+    state: NodeState, transaction_id: str, sealed: _Sealed, form: Mapping[str, str]
 ) -> dict[str, Any]:
     """The response parameters (OpenID4VP sections 8.2, 8.3): decrypted from
     ``response`` for direct_post.jwt (a plain answer to an encrypted request is a
     downgrade, refused), else the form with ``vp_token`` parsed."""
-    if data["mode"] == "direct_post.jwt":
+    if sealed.mode == "direct_post.jwt":
         if "response" not in form:
             raise OAuthError(
                 "invalid_request", "this request asked for an encrypted response (direct_post.jwt)"
             )
-        key, kid = _enc_key(state, data, transaction_id)
+        key, kid = _enc_key(state, sealed, transaction_id)
         try:
             _, plaintext = P.decrypt_ecdh_es(form["response"], key, allowed_enc=ENC_VALUES, kid=kid)
             decrypted = P.strict_json_loads(plaintext, what="the response")
@@ -352,36 +401,18 @@ def _presentation(params: Mapping[str, Any]) -> str:
     return presentations[0]
 
 
-_CLIENTS = cast(Table, Client.__table__)  # type: ignore[attr-defined]
-_CLIENT = select(_CLIENTS.c.department, _CLIENTS.c.scopes, _CLIENTS.c.revoked_at).where(
-    _CLIENTS.c.id == bindparam("client")
-)
-
-
-def _client(connection: Connection, client_id: str) -> ClientIdentity | None:
-    # Core, not session.get: the ORM row expired at the rollback and was loaded again
-    # on first access (1.2 ms of a 4.8 ms answer, profiled with cProfile)
-    row = connection.execute(_CLIENT, {"client": client_id}).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    return ClientIdentity(client_id, row.department, frozenset(row.scopes))
-
-
 def _record(
-    batch: WriteBatch, transaction_id: str, data: dict[str, Any], answer: dict[str, Any], now: int
+    batch: WriteBatch, transaction_id: str, sealed: _Sealed, answer: dict[str, Any], now: int
 ) -> None:
-    """Keep the answer for the service point, in a writer job: the transaction is
-    answered once (of two answers only one UPDATE matches)."""
-    done = batch.connection.execute(
-        _ANSWER,
-        {
-            "digest": nonce_digest(transaction_id),
-            "used_now": now,
-            "answered": {**data, "decision": answer},
-        },
-    )
-    if done.rowcount != 1:
-        raise OAuthError("invalid_request", "this presentation request was answered a moment ago")
+    """Keep the answer for the service point, in a writer job: the transaction's digest
+    inserted with it, so that it is answered once."""
+    try:
+        redeem(batch.connection, transaction_id, TRANSACTION, sealed.expires_at, now,
+               subject=sealed.client, data={"kind": sealed.kind, "decision": answer})  # fmt: skip
+    except SecretRefused:
+        raise OAuthError(
+            "invalid_request", "this presentation request was answered already"
+        ) from None
 
 
 def _decided(
@@ -408,18 +439,21 @@ class Answer:
 def check_response(
     state: NodeState, transaction_id: str, form: Mapping[str, str], *, now: int
 ) -> Answer:
-    """The response endpoint (OpenID4VP section 8.2), before anything is written: reads
-    and checks. OAuthError 400 ``invalid_request`` at once for a request unknown,
-    answered or expired, a wrong ``state`` and a response in the clear to an encrypted
-    request (nothing recorded); otherwise the :class:`Answer` to record."""
-    with state.engine.connect() as connection:
-        data = _transaction(connection, transaction_id, now)
-        client = _client(connection, data["client"])
+    """The response endpoint (OpenID4VP section 8.2), before anything is written:
+    checks only (the asking service point's credentials from the worker's cache).
+    OAuthError 400 ``invalid_request`` at once for a request unknown or expired, a
+    wrong ``state`` and a response in the clear to an encrypted request (nothing
+    recorded); otherwise the :class:`Answer` to record (a request answered already is
+    refused when it is recorded)."""
     try:
-        expected_state = _state_of(state, data, transaction_id)
-    except SecretRefused:  # the key was rotated out of the keyring since
-        raise OAuthError("invalid_request", "this presentation request has lapsed") from None
-    params = _parameters(state, transaction_id, data, form)
+        sealed = _open(state, transaction_id, TRANSACTION, now)
+        expected_state = _state_of(state, sealed, transaction_id)
+    except SecretRefused as refused:
+        message = {"expired": "this presentation request has expired"}.get(
+            refused.why, "no such presentation request"
+        )
+        raise OAuthError("invalid_request", message) from None
+    params = _parameters(state, transaction_id, sealed, form)
     if not isinstance(params.get("state"), str) or not hmac.compare_digest(
         params["state"], expected_state
     ):
@@ -427,7 +461,7 @@ def check_response(
 
     def only(answer: dict[str, Any]) -> Callable[[WriteBatch], tuple[int, None]]:
         def job(batch: WriteBatch) -> tuple[int, None]:
-            _record(batch, transaction_id, data, answer, now)
+            _record(batch, transaction_id, sealed, answer, now)
             return 0, None
 
         return job
@@ -437,30 +471,28 @@ def check_response(
                     "message": str(params.get("error_description", ""))[:300]}  # fmt: skip
         return Answer(only(declined), None)
     presentation = _presentation(params)
+    client = client_by_id(state, sealed.client)
     if client is None:
         revoked = {"outcome": "refused", "code": "forbidden",
                    "message": "the service point's credentials were revoked"}  # fmt: skip
         return Answer(only(revoked), None, OAuthError(
             "invalid_request", "the service point that asked is no longer allowed"
         ))  # fmt: skip
-    try:
-        checked = verifying.check(
-            state, client, nonce=data["nonce"], presentation=presentation,
-            kb_aud=data["client_id"], now=now,
-        )  # fmt: skip
-    except NodeError as exc:  # the challenge itself: unknown or expired
-        checked = verifying.Checked(client, data["kind"], None, None, exc)
+    nonce = _nonce_of(state, sealed, transaction_id)
+    identity = verifier_identity(state, now, kid=sealed.kid)
+    checked = verifying.check(
+        state, client, nonce=nonce, presentation=presentation, kb_aud=identity.client_id,
+        now=now, challenge=verifying.OpenChallenge(sealed.kind, nonce, sealed.expires_at),
+    )  # fmt: skip
 
     def job(batch: WriteBatch) -> tuple[int, NodeError | P.ProtocolError | None]:
-        seq, refusal = 0, checked.refusal
-        if checked.challenge is not None:
-            seq, lost = _decided(batch, checked, now)
-            refusal = lost or refusal
+        seq, lost = _decided(batch, checked, now)
+        refusal = lost or checked.refusal
         if refusal is not None:
             answer = {"outcome": "refused", "code": refusal.code, "message": refusal.message}
         else:
             answer = _decision_answer(cast(verifying.Decision, checked.decision), seq)
-        _record(batch, transaction_id, data, answer, now)
+        _record(batch, transaction_id, sealed, answer, now)
         return seq, refusal
 
     return Answer(job, checked)
@@ -518,12 +550,15 @@ def result(
     """Where the request stands, for the service point that made it: ``pending``,
     ``expired``, or the decision (``granted``, ``denied``, ``refused``, ``declined``).
     NodeError 404 ``request_not_found`` (unknown, or another client's)."""
+    try:
+        sealed = _open(state, transaction_id, TRANSACTION, now, expired=True)
+    except SecretRefused:
+        sealed = None
+    if sealed is None or sealed.client != client.id:
+        raise NodeError("request_not_found", "no such presentation request of yours", status=404)
     with state.engine.connect() as connection:
         row = connection.execute(_READ, {"digest": nonce_digest(transaction_id)}).first()
-    if row is None or row.purpose != TRANSACTION or row.subject != client.id:
-        raise NodeError("request_not_found", "no such presentation request of yours", status=404)
-    data = dict(row.data)
-    if data.get("decision") is not None:
-        return {"scenario": data["kind"], **data["decision"]}
-    status = "expired" if row.expires_at < now else "pending"
-    return {"scenario": data["kind"], "outcome": status, "expires_at": int(row.expires_at)}
+    if row is not None and row.purpose == TRANSACTION and row.data:
+        return {"scenario": sealed.kind, **row.data["decision"]}
+    status = "expired" if sealed.expires_at < now else "pending"
+    return {"scenario": sealed.kind, "outcome": status, "expires_at": sealed.expires_at}

@@ -65,7 +65,9 @@ __all__ = [
     "Challenge",
     "Checked",
     "Decision",
+    "OpenChallenge",
     "Reason",
+    "asked",
     "catalogue",
     "check",
     "check_mapping",
@@ -192,9 +194,7 @@ def create_challenge(state: NodeState, client: ClientIdentity, kind: str, *, now
     Raises NodeError 403 ``forbidden`` (no ``verify:<kind>`` scope), 404
     ``unknown_scenario``, 503 ``registry_unavailable`` / ``mapping_table_unavailable`` /
     ``scenarios_unavailable`` (the node can't decide, so it asks for nothing)."""
-    scenario = _scenario(state, client, kind)
-    registry = state.registry_in_effect(now)
-    reqs = scenario_requirements(state, registry, scenario, now=now)
+    scenario, reqs, disclose = asked(state, client, kind, now=now)
     expires_at = now + state.settings.challenge_lifetime
     nonce = seal(state.signing_keys(), VERIFY_PURPOSE, _subject(kind, client.id), expires_at)
     return Challenge(
@@ -202,21 +202,34 @@ def create_challenge(state: NodeState, client: ClientIdentity, kind: str, *, now
         aud=state.settings.node_id,
         expires_at=expires_at,
         scenario=scenario,
-        disclose=disclosures_for(scenario, reqs),
+        disclose=disclose,
         requirements=reqs,
     )
 
 
+def asked(
+    state: NodeState, client: ClientIdentity, kind: str, *, now: int
+) -> tuple[Scenario, tuple[Requirement, ...], list[str]]:
+    """What a challenge of ``client`` for scenario ``kind`` asks: the scenario, its
+    tiers' alliance minimums, the claims that decide them. Raises as
+    :func:`create_challenge`."""
+    scenario = _scenario(state, client, kind)
+    registry = state.registry_in_effect(now)
+    reqs = scenario_requirements(state, registry, scenario, now=now)
+    return scenario, reqs, disclosures_for(scenario, reqs)
+
+
 @dataclass(frozen=True, slots=True)
-class _Open:
-    """A challenge checked, not yet used up."""
+class OpenChallenge:
+    """A challenge checked, not yet used up (:func:`record` uses it up): a sealed one of
+    :func:`create_challenge`, or an OpenID4VP request's nonce (node.services.oid4vp)."""
 
     kind: str
     nonce: str
     expires_at: int
 
 
-def _challenge(state: NodeState, client: ClientIdentity, nonce: str, now: int) -> _Open:
+def _challenge(state: NodeState, client: ClientIdentity, nonce: str, now: int) -> OpenChallenge:
     """The challenge's scenario, checked (sealed by this node for this client and one of
     its scenarios, not expired) without the database; :func:`record` uses it up."""
     ring = state.signing_keys()
@@ -232,7 +245,7 @@ def _challenge(state: NodeState, client: ClientIdentity, nonce: str, now: int) -
                 refused = "expired"
                 break
             continue
-        return _Open(kind, nonce, expires_at)
+        return OpenChallenge(kind, nonce, expires_at)
     if refused == "expired":
         raise NodeError("nonce_expired", "the challenge has expired: ask for a new one", status=401)
     raise NodeError(
@@ -334,7 +347,7 @@ def _verified(
     def attempt(reg: P.Registry) -> P.VerifiedPresentation:
         return P.verify_presentation(
             presentation, resolve_issuer_key=_resolver(reg, now), aud=kb_aud or node_id,
-            nonce=nonce, now=now, recipient=node_id,
+            nonce=nonce, now=now, recipient=node_id, signatures=state.memory.signatures,
         )  # fmt: skip
 
     try:
@@ -470,7 +483,7 @@ class Checked:
 
     client: ClientIdentity
     kind: str
-    challenge: _Open | None  # None: the challenge itself was refused (nothing to use up)
+    challenge: OpenChallenge | None  # None: the challenge itself was refused (nothing to use up)
     decision: Decision | None
     refusal: NodeError | P.ProtocolError | None
 
@@ -498,13 +511,16 @@ def check(
     presentation: str,
     now: int,
     kb_aud: str | None = None,
+    challenge: OpenChallenge | None = None,
 ) -> Checked:
     """Steps 1-4 of the module docstring: checks, nothing written (a local resident's
     status list is read in a connection of its own). Raises the challenge's refusals (401 ``nonce_unknown`` /
     ``nonce_expired``), which use nothing up; every later refusal is returned in
     ``refusal``, to be recorded with the challenge used up (:func:`record`, which finds
-    a challenge used already)."""
-    challenge = _challenge(state, client, nonce, now)
+    a challenge used already). ``challenge``: the nonce's challenge, opened already by
+    the caller (an OpenID4VP request's)."""
+    if challenge is None:
+        challenge = _challenge(state, client, nonce, now)
     kind = challenge.kind
     try:
         scenario = _scenario(state, client, kind)

@@ -16,6 +16,7 @@ from sqlmodel import select
 
 import protocol as P
 from cli import InputError
+from node.auth import forget_client
 from node.models import AuditEntry, Nonce
 from node.services import clients, oid4vp
 from node.state import ClientIdentity
@@ -354,6 +355,7 @@ def test_a_service_point_whose_credentials_were_revoked_decides_nothing(world: A
     with session(world.xiamen) as db:
         revoked = clients.revoke_client(db, "library-desk", actor="admin", now=NOW)
         desk = ClientIdentity(revoked.id, revoked.department, frozenset(revoked.scopes))
+    forget_client(node_state(world.xiamen), "library-desk")  # as DELETE /v1/admin/clients/ does
     with pytest.raises(InputError) as refused:
         answer_request(asked, attestation, holder_key=holder, now=NOW, client=world.xiamen)
     assert refused.value.code == "invalid_request"

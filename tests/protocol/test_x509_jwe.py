@@ -49,6 +49,13 @@ def test_a_leaf_under_the_alliance_ca_is_trusted_with_its_uri(root: P.PrivateKey
         assert P.public_jwk(certified.public_key) == P.public_jwk(subject)
 
 
+def test_a_certified_key_says_how_long_its_whole_path_is_valid() -> None:
+    ca_key, ca_der = ca(days=10)  # the CA ends before the leaf does
+    certified = verify_x5c([leaf(ca_key, ca_der, ec_key(92), not_before=NOW - 60)], [ca_der],
+                           now=NOW)  # fmt: skip
+    assert (certified.valid_from, certified.valid_until) == (NOW - 60, NOW + 10 * DAY)
+
+
 def test_the_client_id_is_the_hash_of_the_leaf() -> None:
     ca_key, ca_der = ca()
     der = leaf(ca_key, ca_der, ec_key(93))
