@@ -9,12 +9,16 @@ a. the simulation: ``simulator.run.Simulation`` with its faults, five city nodes
    the alliance host as processes (docs/SIMULATOR.md); its visits per second, the
    visits phase's wall time and the whole run's;
 b. the reference: five bare FastAPI service points, one uvicorn worker each as the
-   nodes have, that answer ``POST /v1/verifications/challenge`` with a challenge and
-   ``POST /v1/verifications`` with a decision and do nothing else (no database, no
-   credentials, no checks). The same client (``simulator.api.Api``), the same number
-   of visits in flight, and the same holder's work per visit (a real presentation of a
-   real attestation), for ``--reference-seconds`` before the simulation and again
-   after it; the rate is the mean of the two.
+   nodes have, that speak the visit's OpenID4VP 1.0 messages as the simulation's
+   visits do (docs/SIMULATOR.md): ``POST /v1/presentation-requests`` answers a request,
+   ``GET /oid4vp/requests/<id>`` a request object (one, signed once at start under a
+   throwaway CA), ``POST /oid4vp/responses/<tx>`` ``{}`` and ``GET
+   /v1/presentation-requests/<tx>`` a grant; nothing else (no database, no
+   credentials, no decryption, no checks). The same client (``simulator.api.Api``), the
+   same number of visits in flight, and the same wallet's work per visit (the request
+   object's chain and signature checked, a real presentation of a real attestation,
+   encrypted to the request's key), for ``--reference-seconds`` before the simulation
+   and again after it; the rate is the mean of the two.
 
 simulation / reference says what the nodes' work costs beyond HTTP and the holder on
 this machine. The target: 100,000 visits in at most 300 s (333 visits/s). Figures are
@@ -34,18 +38,21 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 # The repository root, so that the script runs from anywhere without an installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _machine import cpu_model  # bench/ is on sys.path as the script's folder
+from fastapi import Request  # module level: the bare routes' annotations name them
+from fastapi.responses import Response
 from issue_http import Server, start_server
 
 import protocol as P
 from keys import generate_key
-from node.routers.verifications import ChallengeIn, VerificationIn
 from simulator.api import Api
 from simulator.run import Options, Simulation
+from wallet._oid4vp import available_claims, response_form
 
 TARGET_VISITS, TARGET_SECONDS = 100_000, 300.0
 CITIES = 5
@@ -54,40 +61,77 @@ THRESHOLDS = (550, 600, 650, 700, 750)
 
 # --- the bare service point (``--serve echo`` runs one in this process) ---------------------
 
+SCENARIO = "bike_deposit_free"
+TIER = {"name": "standard", "benefit": "-", "benefit_zh": "-", "alliance_min": 600,
+        "disclose": "score_at_least.600", "credit_limit_cny": None}  # fmt: skip
+SERVICE_TOKEN = "bare"  # noqa: S105 (the bare service points check no credentials)
+VERIFIER_CA_KEY = "CCX_BENCH_CA_KEY"  # the throwaway CA, PKCS#8 DER in base64url: env only
+
+
+def _ca() -> tuple[Any, bytes]:
+    """The throwaway CA of the bare service points (its key from the parent's env)."""
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+    key = load_der_private_key(P.b64url_decode(os.environ[VERIFIER_CA_KEY]), password=None)
+    now = int(time.time())
+    return key, P.ca_certificate(key, name="bench CA", not_before=now - 86400,  # type: ignore[arg-type]
+                                 not_after=now + 86400, serial=1)  # fmt: skip
+
 
 def serve(port: int) -> None:
     import uvicorn
+    from cryptography.hazmat.primitives.asymmetric import ec
     from fastapi import FastAPI
 
     app = FastAPI(title="bare service point")
-    aud = f"http://127.0.0.1:{port}"
-    tier = {"name": "standard", "benefit": "-", "alliance_min": 600}
-    tier["disclose"] = "score_at_least.600"
+    base = f"http://127.0.0.1:{port}"
+    ca_key, ca_der = _ca()
+    leaf_key, enc_key = generate_key("ES256"), ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    leaf = P.leaf_certificate(ca_key, ca_der, leaf_key.public_key(), uri=base, name="bench",
+                              not_before=now - 86400, not_after=now + 86400, serial=2)  # fmt: skip
+    client_id = P.client_id_for(leaf)
+    request_object = P.sign_request_object(
+        {
+            "aud": P.SELF_ISSUED_AUDIENCE, "client_id": client_id, "response_type": "vp_token",
+            "response_mode": "direct_post.jwt", "response_uri": f"{base}/oid4vp/responses/tx",
+            "nonce": secrets.token_urlsafe(32), "state": secrets.token_urlsafe(32),
+            "dcql_query": P.tiered_dcql_query(["score_at_least.600"], []),
+            "client_metadata": {
+                "jwks": {"keys": [{**P.public_jwk(enc_key.public_key()), "kid": "enc-1",
+                                   "use": "enc", "alg": "ECDH-ES"}]},
+                "encrypted_response_enc_values_supported": ["A128GCM", "A256GCM"],
+            },
+            "iat": now, "exp": now + 86400,
+        },
+        leaf_key, [leaf],
+    )  # fmt: skip
+    made = {
+        "transaction_id": "tx", "request_uri": f"{base}/oid4vp/requests/r",
+        "request": "openid4vp://?client_id=...", "client_id": client_id,
+        "response_mode": "direct_post.jwt", "expires_at": now + 86400, "scenario": SCENARIO,
+        "name_zh": "-", "name_en": "-", "disclose": ["score_at_least.600"], "tiers": [TIER],
+    }  # fmt: skip
+    granted = {"scenario": SCENARIO, "outcome": "granted", "tier": "standard", "reasons": [],
+               "issuer": "http://127.0.0.1", "issuer_city": "xiamen", "audit_seq": 1}  # fmt: skip
 
-    @app.post("/v1/verifications/challenge", status_code=201)
-    def challenge(body: ChallengeIn) -> dict[str, Any]:
-        return {
-            "nonce": secrets.token_urlsafe(32),
-            "aud": aud,
-            "expires_at": int(time.time()) + 120,
-            "scenario": body.scenario,
-            "name_zh": "-",
-            "name_en": "-",
-            "disclose": [tier["disclose"]],
-            "tiers": [tier],
-        }
+    @app.post("/v1/presentation-requests", status_code=201)
+    async def ask(request: Request) -> dict[str, Any]:
+        await request.body()
+        return made
 
-    @app.post("/v1/verifications")
-    def verify(body: VerificationIn) -> dict[str, Any]:
-        return {
-            "decision": "granted",
-            "scenario": "bike_deposit_free",
-            "tier": tier,
-            "reasons": [],
-            "issuer": "http://127.0.0.1",
-            "issuer_city": "xiamen",
-            "audit_seq": 1,
-        }
+    @app.get("/oid4vp/requests/{request_id}")
+    async def fetch(request_id: str) -> Response:
+        return Response(request_object, media_type="application/oauth-authz-req+jwt")
+
+    @app.post("/oid4vp/responses/{transaction_id}")
+    async def respond(transaction_id: str, request: Request) -> dict[str, Any]:
+        await request.body()
+        return {}
+
+    @app.get("/v1/presentation-requests/{transaction_id}")
+    async def outcome(transaction_id: str) -> dict[str, Any]:
+        return granted
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -125,9 +169,14 @@ def holder() -> tuple[str, Any]:
     return attestation, holder_key
 
 
-async def reference(servers: list[Server], seconds: float, concurrency: int) -> float:
-    """Visits per second against the bare service points."""
+async def reference(
+    servers: list[Server], seconds: float, concurrency: int, ca_der: bytes
+) -> float:
+    """Visits per second against the bare service points, each visit as
+    simulator.world.World.visit makes it: ask, fetch and check the request object,
+    answer (present, encrypt), read the outcome."""
     attestation, key = holder()
+    claims = available_claims(attestation)  # what her wallet could disclose
     done = 0
     async with Api(connections=concurrency * 2) as api:
         deadline = time.monotonic() + seconds
@@ -137,22 +186,25 @@ async def reference(servers: list[Server], seconds: float, concurrency: int) -> 
             nonlocal done
             while time.monotonic() < deadline:
                 base = servers[(index + done) % len(servers)].url
-                _, challenge = await api.call(
-                    "POST", base, "/v1/verifications/challenge",
-                    body={"scenario": "bike_deposit_free"},
+                _, made = await api.call(
+                    "POST", base, "/v1/presentation-requests", token=SERVICE_TOKEN,
+                    body={"scenario": SCENARIO, "response_mode": "direct_post.jwt"},
                 )  # fmt: skip
-                presentation = P.present(
-                    attestation,
-                    disclose=[challenge["tiers"][0]["disclose"]],
-                    holder_key=key,
-                    aud=challenge["aud"],
-                    nonce=challenge["nonce"],
-                    now=int(time.time()),
+                parts = urlsplit(made["request_uri"])
+                _, token = await api.call("GET", base, parts.path, text=True)
+                request = P.verify_request_object(
+                    token, client_id=made["client_id"], anchors=[ca_der], now=int(time.time())
                 )
-                await api.call(
-                    "POST", base, "/v1/verifications",
-                    body={"nonce": challenge["nonce"], "presentation": presentation},
+                presentation = P.present(
+                    attestation, disclose=list(request.disclosures_for(claims)),
+                    holder_key=key, aud=request.claims["client_id"],
+                    nonce=request.claims["nonce"], now=int(time.time()),
                 )  # fmt: skip
+                form = response_form(request, presentation)
+                await api.call("POST", base, urlsplit(request.claims["response_uri"]).path,
+                               form=form)  # fmt: skip
+                await api.call("GET", base, f"/v1/presentation-requests/{made['transaction_id']}",
+                               token=SERVICE_TOKEN)  # fmt: skip
                 done += 1
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
@@ -160,9 +212,22 @@ async def reference(servers: list[Server], seconds: float, concurrency: int) -> 
 
 
 def measure_reference(seconds: float, concurrency: int) -> float:
-    servers = [start_server("echo", {}, 0, script=__file__, name=f"echo{i}") for i in range(CITIES)]
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    ca_key = generate_key("ES256")
+    env = {VERIFIER_CA_KEY: P.b64url_encode(ca_key.private_bytes(
+        Encoding.DER, PrivateFormat.PKCS8, NoEncryption()))}  # fmt: skip
+    os.environ.update(env)  # for _ca() here, as the servers get it
+    _, ca_der = _ca()
+    servers = [
+        start_server("echo", env, 0, script=__file__, name=f"echo{i}") for i in range(CITIES)
+    ]
     try:
-        return asyncio.run(reference(servers, seconds, concurrency))
+        return asyncio.run(reference(servers, seconds, concurrency, ca_der))
     finally:
         for server in servers:
             server.stop()

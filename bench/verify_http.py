@@ -101,9 +101,13 @@ def serve(kind: str, port: int, clock_offset: int) -> None:
     from fastapi import FastAPI
 
     if kind == "node":
-        from node.app import create_app
-
-        app = create_app(now=lambda: int(time.time()) + clock_offset)
+        workers = int(os.environ.get(WORKERS_VARIABLE, "1"))
+        if workers > 1:  # uvicorn's supervisor: the app by name, built in each worker
+            os.environ[OFFSET_VARIABLE] = str(clock_offset)
+            uvicorn.run("verify_http:node_app", factory=True, host="127.0.0.1", port=port,
+                        workers=workers, log_level="warning", access_log=False)  # fmt: skip
+            return
+        app = node_app(clock_offset)
     else:
         app = FastAPI(title="echo")
 
@@ -122,6 +126,41 @@ def serve(kind: str, port: int, clock_offset: int) -> None:
             return {"status": "ok"}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+WORKERS_VARIABLE, OFFSET_VARIABLE = "CCX_BENCH_WORKERS", "CCX_BENCH_CLOCK_OFFSET"
+
+
+def node_app(clock_offset: int | None = None) -> Any:
+    """A node app on the clock shifted by ``clock_offset`` (default: from the environment,
+    for uvicorn's workers)."""
+    from node.app import create_app
+
+    offset = int(os.environ.get(OFFSET_VARIABLE, "0")) if clock_offset is None else clock_offset
+    return create_app(now=lambda: int(time.time()) + offset)
+
+
+@dataclass
+class Group:
+    """Several processes of one node (replicas on one database), reached round-robin:
+    connection ``i`` goes to ``servers[i % n]``."""
+
+    servers: list[Server]
+
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].port
+
+    @property
+    def url(self) -> str:
+        return self.servers[0].url
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.servers)
 
 
 def start_server(name: str, kind: str, port: int, env: dict[str, str], offset: int) -> Server:
@@ -146,7 +185,7 @@ def node_environment(data_dir: Path, port: int, city: str) -> dict[str, str]:
     }
 
 
-def node_settings(data_dir: Path, port: int, city: str) -> Any:
+def node_settings(data_dir: Path, port: int, city: str, *, database_url: str | None = None) -> Any:
     from node.settings import Settings
 
     return Settings(
@@ -155,6 +194,7 @@ def node_settings(data_dir: Path, port: int, city: str) -> Any:
         city=city,
         scheduler=False,
         keyring_passphrase=PASSPHRASE,  # type: ignore[arg-type]
+        database_url=database_url,
     )
 
 
@@ -338,7 +378,7 @@ class HttpxConnection:
 
 
 async def run_turn(
-    row: Row | None, server: Server, seconds: float, clients: int, send: Any, kind: str
+    row: Row | None, server: Server | Group, seconds: float, clients: int, send: Any, kind: str
 ) -> tuple[float, bool]:
     """Run ``send(connection)`` from ``clients`` tasks, each on a connection of its own,
     for ``seconds``; return requests/s and whether ``send`` ran out of prepared bodies."""
@@ -346,8 +386,10 @@ async def run_turn(
     latencies: list[float] = []
     failures = 0
     ran_out = False
+    ports = server.ports
     connections = [
-        (RawConnection if kind == "raw" else HttpxConnection)(server.port) for _ in range(clients)
+        (RawConnection if kind == "raw" else HttpxConnection)(ports[n % len(ports)])
+        for n in range(clients)
     ]
     for connection in connections:  # connect before timing: keep-alive from the start
         await connection.request("GET", "/healthz")
@@ -394,7 +436,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         home_dir, verifier_dir = Path(folder) / HOME, Path(folder) / VERIFIER
         home_port, verifier_port = free_port(), free_port()
         home_settings = node_settings(home_dir, home_port, HOME)
-        verifier_settings = node_settings(verifier_dir, verifier_port, VERIFIER)
+        verifier_settings = node_settings(
+            verifier_dir, verifier_port, VERIFIER, database_url=args.database
+        )
         home_jwks = prepare_home(home_settings, now())
         root_jwk, token, ca = prepare_verifier(
             verifier_settings, now(), (home_settings.node_id, home_jwks)
@@ -409,14 +453,22 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "CCX_ALLIANCE_ROOT_JWK": root_jwk,
             "CCX_VERIFY_RATE": "1000000",
             "CCX_VERIFY_BURST": "1000000",
+            WORKERS_VARIABLE: str(args.workers),
+            **({"CCX_DATABASE_URL": args.database} if args.database else {}),
         }
         servers: list[Server] = []
         try:
             servers.append(start_server("fuzhou", "node", home_port, home_env, offset))
-            servers.append(start_server("xiamen", "node", verifier_port, verifier_env, offset))
-            servers.append(start_server("echo", "echo", free_port(), {}, 0))
-            home, verifier, echo = servers
-            return await _measure(args, verifier_dir, home, verifier, echo, token, ca, now)
+            replicas = [start_server("xiamen", "node", verifier_port, verifier_env, offset)]
+            servers.extend(replicas)
+            for n in range(1, args.replicas):  # the same node (data folder, database, id)
+                replicas.append(start_server(f"xiamen-{n + 1}", "node", free_port(),
+                                             verifier_env, offset))  # fmt: skip
+                servers.append(replicas[-1])
+            echo = start_server("echo", "echo", free_port(), {}, 0)
+            servers.append(echo)
+            verifier = Group(replicas)
+            return await _measure(args, verifier_dir, servers[0], verifier, echo, token, ca, now)
         finally:
             for server in servers:
                 stop_quietly(server)
@@ -426,7 +478,7 @@ async def _measure(
     args: argparse.Namespace,
     verifier_dir: Path,
     home: Server,
-    verifier: Server,
+    verifier: Group,
     echo: Server,
     token: str,
     ca: bytes,
@@ -568,7 +620,7 @@ async def _measure(
     rows = {
         name: Row(name) for name in ("echo", "verify", "flow", "echo_form", "respond", "vp_flow")
     }
-    schedule = [
+    schedule: list[tuple[str, Server | Group, Any]] = [
         ("echo", echo, send_echo),
         ("verify", verifier, send_verify),
         ("flow", verifier, send_flow),
@@ -626,6 +678,11 @@ async def _measure(
         "home_node_cpu_seconds_while_timing": home_cpu,
         "clients": args.clients,
         "client": args.client,
+        "verifier": {
+            "database": "postgresql" if args.database else "sqlite",
+            "workers": args.workers,
+            "replicas": args.replicas,
+        },
         "seconds": args.seconds,
         "rounds": args.rounds,
         "environment": {
@@ -646,7 +703,11 @@ def report(result: dict[str, Any]) -> None:
         "respond": "POST /oid4vp/responses/<tx> (request made before)",
         "vp_flow": "OpenID4VP: request, object, answer, result (flows)",
     }
-    env = result["environment"]
+    env, verifier = result["environment"], result["verifier"]
+    print(
+        f"verifying node: {verifier['database']}, {verifier['replicas']} process(es) of "
+        f"{verifier['workers']} worker(s)"
+    )
     print(
         f"{env['cpu_model']}, {env['logical_cpus']} CPUs, Python {env['python']}; "
         f"{result['clients']} connections ({result['client']} client), {result['rounds']} rounds of {result['seconds']} s; "
@@ -696,6 +757,21 @@ def main() -> None:
         choices=["raw", "httpx"],
         default="raw",
         help="load generator: bare asyncio HTTP/1.1 (default) or httpx.AsyncClient",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="the verifying node's database (postgresql://...; default: SQLite in its folder)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn workers of each verifying node process"
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of the verifying node on one database (use --database), reached "
+        "round-robin by the connections",
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds of 0.5 s")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
