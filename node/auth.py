@@ -88,8 +88,19 @@ def verify_idp_token(state: NodeState, token: str, *, now: int, nonce: str | Non
     """The resident's subject, from a JWT the configured identity provider signed for this
     node (``aud``), checked against the node's clock. With ``nonce``, the token must carry
     that ``nonce`` claim (an OpenID Connect ID token made for one login,
-    node/services/oid4vci_authorization.py). NodeError 401 ``unauthorized``."""
+    node/services/oid4vci_authorization.py). NodeError 401 ``unauthorized``.
+
+    A bearer token (no ``nonce``) whose signature and claims held once is remembered by
+    its SHA-256 with its subject and times, for as long as the identity provider's key
+    set is the one it was checked with (a wallet sends the same token for its nonce and
+    its issuance): its times are checked against the clock at every use."""
     keys = _idp_keys(state)
+    memo = state.memory.resident_tokens
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    kept = memo.get(digest) if nonce is None else None
+    if kept is not None and kept[0] is keys:
+        _check_times(kept[2], kept[3], now)
+        return kept[1]
     try:
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
@@ -122,10 +133,7 @@ def verify_idp_token(state: NodeState, token: str, *, now: int, nonce: str | Non
     exp, iat = claims["exp"], claims["iat"]
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
         raise NodeError("unauthorized", "the token's exp and iat must be numbers", status=401)
-    if now > exp + LEEWAY:
-        raise NodeError("unauthorized", "the bearer token has expired", status=401)
-    if iat > now + LEEWAY:
-        raise NodeError("unauthorized", "the bearer token was issued in the future", status=401)
+    _check_times(exp, iat, now)
     if nonce is not None:
         sent = claims.get("nonce")
         if not isinstance(sent, str) or not hmac.compare_digest(
@@ -138,7 +146,21 @@ def verify_idp_token(state: NodeState, token: str, *, now: int, nonce: str | Non
     # NUL: PostgreSQL can't store it in text (a 500 on every route that writes her id)
     if not isinstance(subject, str) or not 0 < len(subject) <= 128 or "\x00" in subject:
         raise NodeError("unauthorized", "the token's subject is not a resident id", status=401)
+    if nonce is None:
+        if len(memo) >= _TOKEN_MEMO_MAX:
+            memo.clear()
+        memo[digest] = (keys, subject, exp, iat)
     return subject
+
+
+_TOKEN_MEMO_MAX = 10_000
+
+
+def _check_times(exp: float, iat: float, now: int) -> None:
+    if now > exp + LEEWAY:
+        raise NodeError("unauthorized", "the bearer token has expired", status=401)
+    if iat > now + LEEWAY:
+        raise NodeError("unauthorized", "the bearer token was issued in the future", status=401)
 
 
 # async: one signature check is cheaper than the hop to the thread pool a sync

@@ -81,6 +81,9 @@ class Memory:
     database and the files are), and each field owned by the module named beside it."""
 
     idp_keys: dict[str | None, jwt.PyJWK] | None = None  # node.auth: the IdP's keys by kid
+    # node.auth: a resident bearer token's SHA-256 -> (the key set it was checked with,
+    # subject, exp, iat)
+    resident_tokens: dict[bytes, tuple[Any, str, float, float]] = field(default_factory=dict)
     # node.auth: a token's hash -> (client, good until, time.monotonic())
     clients: dict[str, tuple[ClientIdentity, float]] = field(default_factory=dict)
     # node.auth: a client id -> (client or None once revoked, good until)

@@ -34,6 +34,8 @@ from sqlalchemy import Connection, Table, bindparam, event, select
 from sqlmodel import Session
 
 import protocol as P
+from keys import ManagedKey
+from node.city_mapping import CityMapping
 from node.errors import NodeError
 from node.models import Attestation, Consent, Score
 from node.services import audit
@@ -218,6 +220,16 @@ def issue(
     :func:`issue_bound`. A refusal after the nonce check rolls back and leaves the nonce
     unused.
     """
+    pending = prepare_issue(state, resident_id, holder_jwk=holder_jwk, proof=proof, now=now)
+    session.commit()
+    return pending.finish(state.writer.call(pending.job))
+
+
+def prepare_issue(
+    state: NodeState, resident_id: str, *, holder_jwk: Mapping[str, Any], proof: str, now: int
+) -> PendingIssuance:
+    """:func:`issue`'s checks before anything is written (blocking: the mapping table may
+    be fetched); the writer's job and what follows it."""
     settings = state.settings
     mapping = city_mapping(state, now=now)
     mapping.require_in_force(now)
@@ -225,8 +237,7 @@ def issue(
     nonce = verify_proof(
         proof, holder_key, aud=settings.node_id, now=now, max_age=settings.nonce_lifetime
     )
-    return issue_bound(
-        session,
+    return prepare_bound(
         state,
         resident_id,
         holder_key=holder_key,
@@ -275,6 +286,35 @@ def issue_bound(
     the audit entry. A refusal rolls back the job and leaves the nonce unused. Then,
     committed, the signature. The mapping table in force is checked first (503).
     """
+    pending = prepare_bound(
+        state, resident_id, holder_key=holder_key, use_proof_nonce=use_proof_nonce,
+        flow=flow, now=now,
+    )  # fmt: skip
+    # The caller's own writes (a DPoP proof's id: single use even when the issuance is
+    # refused, RFC 9449 section 11.1) are committed; the writer's transaction decides.
+    session.commit()
+    return pending.finish(state.writer.call(pending.job))
+
+
+@dataclass(frozen=True)
+class PendingIssuance:
+    """An issuance checked: ``job`` for the node's writer, then ``finish`` with what it
+    stored (the signature)."""
+
+    job: Callable[[WriteBatch], _Stored]
+    finish: Callable[[_Stored], IssuedAttestation]
+
+
+def prepare_bound(
+    state: NodeState,
+    resident_id: str,
+    *,
+    holder_key: P.PublicKey,
+    use_proof_nonce: Callable[[Connection], None],
+    flow: str,
+    now: int,
+) -> PendingIssuance:
+    """:func:`issue_bound` before anything is written."""
     settings = state.settings
     mapping = city_mapping(state, now=now)
     mapping.require_in_force(now)
@@ -282,9 +322,6 @@ def issue_bound(
     holder_kid = P.jwk_thumbprint(holder_public)
     key = state.signing_keys().active
     expires_at = attestation_expiry(now, settings.attestation_grace)
-    # The caller's own writes (a DPoP proof's id: single use even when the issuance is
-    # refused, RFC 9449 section 11.1) are committed; the writer's transaction decides.
-    session.commit()
 
     def job(batch: WriteBatch) -> _Stored:
         batch.lock(f"attestations:{resident_id}")
@@ -339,9 +376,24 @@ def issue_bound(
         return _Stored(attestation_id, list_id, status_idx, band, alliance_score,
                        score.score, score.computed_at, sharing.audience)  # fmt: skip
 
-    stored = state.writer.call(job)
-    # Signed once the row is committed: what the token says is what the node keeps,
-    # and the writer's thread does no cryptography (signing takes ~0.1 ms).
+    def finish(stored: _Stored) -> IssuedAttestation:
+        return _signed(state, stored, mapping, key, holder_public, expires_at, now)
+
+    return PendingIssuance(job, finish)
+
+
+def _signed(
+    state: NodeState,
+    stored: _Stored,
+    mapping: CityMapping,
+    key: ManagedKey,
+    holder_public: dict[str, Any],
+    expires_at: int,
+    now: int,
+) -> IssuedAttestation:
+    """The token of an issuance the writer committed: what the token says is what the
+    node keeps, and the writer's thread does no cryptography (signing takes ~0.1 ms)."""
+    settings = state.settings
     uri = status_list_uri(settings.node_id, stored.list_id)
     local = stored.local_score
     claims: P.AttestationClaims = {

@@ -838,6 +838,20 @@ def test_an_expired_token_is_refused(
     assert database_state(client) == before
 
 
+@pytest.mark.usefixtures("objection_and_consent")
+def test_a_token_accepted_once_is_still_refused_once_it_expires(
+    client: TestClient, clock: Any
+) -> None:
+    """The node remembers a token whose signature held (node.auth.verify_idp_token):
+    its times are checked at every use all the same."""
+    headers = login(client, "alice")
+    assert client.get("/v1/me/score", headers=headers).status_code == 200
+    assert client.get("/v1/me/score", headers=headers).status_code == 200  # remembered
+    clock.now += 900 + 31
+    response = client.get("/v1/me/score", headers=headers)
+    assert (response.status_code, error_code(response)) == (401, "unauthorized")
+
+
 def forged(client: TestClient, *, same_kid: bool) -> dict[str, str]:
     """A well-formed token for alice, signed by a key that is not the provider's."""
     provider: DevIdentityProvider = client.app.state.node.dev_idp  # type: ignore[attr-defined]
