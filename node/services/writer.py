@@ -168,7 +168,9 @@ class GroupWriter:
                     head = batch.head
                     try:
                         value = job.run(batch)
-                    except Exception as exc:  # the job's own refusal: its writes only
+                    # the job's own refusal, or a bug of its own: its writes only (and
+                    # never the writer's thread, which every later request waits on)
+                    except BaseException as exc:
                         savepoint.rollback()
                         batch.head = head
                         outcomes.append((job, None, exc))

@@ -175,3 +175,15 @@ def test_the_event_loop_awaits_a_job(fresh_engine: Engine) -> None:
 
     assert sorted(asyncio.run(main())) == list(range(1, 9))
     writer.close()
+
+
+def test_a_job_that_raises_anything_leaves_the_writer_serving(fresh_engine: Engine) -> None:
+    writer = GroupWriter(fresh_engine)
+
+    def exits(batch: WriteBatch) -> None:
+        raise SystemExit("a bug of the job's own")
+
+    with pytest.raises(SystemExit):
+        writer.submit(exits).result(10)
+    assert writer.call(secret_and_entry("after")) == 1  # the thread lives on
+    writer.close()
