@@ -53,12 +53,15 @@ typecheck: $(STAMP)
 # runs the whole suite on SQLite and, beside it on the other core, the node suites on
 # PostgreSQL; a failure of either fails. Without PostgreSQL a loud notice is printed and
 # its tests skip.
+# Debian's Chromium for the browser tests (tests/pages) is found or installed first
+# (scripts/chromium); without it those tests fail, saying so.
 unit: $(STAMP) $(NODESTAMP)
-	@bash scripts/pg-test-server run -- bash scripts/test-suites $(PYTEST_ARGS)
+	@CCX_CHROMIUM=$$(bash scripts/chromium ensure || true) \
+		bash scripts/pg-test-server run -- bash scripts/test-suites $(PYTEST_ARGS)
 
 # pytest alone (the PostgreSQL tests skip unless CCX_TEST_DATABASE_URL is set)
 unit-sqlite: $(STAMP) $(NODESTAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@CCX_CHROMIUM=$$(bash scripts/chromium ensure || true) $(BIN)/pytest $(PYTEST_ARGS)
 
 # the node suites on PostgreSQL alone (tests/storage/node_postgres.py; make test runs them too)
 test-node-pg: $(STAMP)
