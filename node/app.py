@@ -42,6 +42,7 @@ from node.server import redact_access_log
 from node.services.registry import RegistryFollower, follower_for
 from node.settings import Settings
 from node.state import Metrics, NodeState, load_keyring, save_keyring, wall_clock
+from node.web import mount_pages
 
 __all__ = ["create_app", "initialize_node"]
 
@@ -186,6 +187,7 @@ def create_app(
         app.include_router(module.router)
     if settings.dev_idp:
         app.include_router(dev_idp.router)
+    mount_pages(app, alliance_host=settings.alliance_dir is not None)  # after every route
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Observe, metrics=state.metrics)  # outermost: it times everything
     return app
