@@ -19,6 +19,7 @@ import httpx
 from fastapi import FastAPI
 
 from keys import Keyring
+from node.cors import WalletCors
 from node.db import make_engine, migrate
 from node.dev_idp import DevIdentityProvider
 from node.errors import install_error_handlers
@@ -189,5 +190,6 @@ def create_app(
         app.include_router(dev_idp.router)
     mount_pages(app, alliance_host=settings.alliance_dir is not None)  # after every route
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(WalletCors)  # the web wallet's endpoints, from any origin
     app.add_middleware(Observe, metrics=state.metrics)  # outermost: it times everything
     return app
