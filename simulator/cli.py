@@ -46,6 +46,14 @@ def simulate_command(
         ),
     ] = Path("simulation"),
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="after the run, keep the alliance up with its pages (dashboard, resident "
+            "pages, kiosks, web wallet) until Ctrl-C, and print where they are",
+        ),
+    ] = False,
 ) -> None:
     """Run a whole alliance on this machine: an alliance host and one node per city as real
     processes on loopback, synthetic residents, scoring, signed mapping tables, consents,
@@ -94,6 +102,18 @@ def simulate_command(
     console.print(f"report: {report}")
     if not all(invariant.ok for invariant in result.invariants):
         raise typer.Exit(1)
+    if serve:
+        import httpx
+
+        from simulator.serve import serve as serve_pages
+
+        try:
+            serve_pages(simulation, console)
+        except (RuntimeError, OSError, httpx.HTTPError) as exc:
+            typer.echo(f"error: the pages could not be served: {exc}", err=True)
+            raise typer.Exit(1) from None
+    else:
+        console.print("the pages (dashboard, resident, kiosk, web wallet): ccx simulate --serve")
 
 
 def demo() -> None:

@@ -9,12 +9,18 @@ host down for 4 s and restarted), which a smaller run can't shorten.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from ccx.app import app
@@ -22,6 +28,7 @@ from simulator.cluster import NodeProcess
 from simulator.observations import Fault, Invariant, RunResult
 from simulator.report import write_report
 from simulator.run import Options, Simulation
+from simulator.serve import serve
 
 CITIES = ("xiamen", "fuzhou", "zhangzhou")  # xiamen's key is rotated, fuzhou's node killed
 VISITS = 300
@@ -219,3 +226,47 @@ def test_simulate_refuses_cities_it_cannot_run(tmp_path: Path, cities: str, mess
     assert code == 2
     assert "\n" not in error, error
     assert error.startswith(message), error
+
+
+def test_serve_keeps_the_alliance_up_with_its_pages_until_stopped(run: Run) -> None:
+    """`ccx simulate --serve`: the nodes start again on the run's data; the printed
+    dashboard, resident pages and kiosks answer; the printed kiosk token may ask for a
+    presentation; the printed resident has both consents; stopping stops every node."""
+    simulation = run.simulation
+    stop = threading.Event()
+    console = Console(file=io.StringIO(), width=400)
+    serving = threading.Thread(target=serve, args=(simulation, console, stop), daemon=True)
+    serving.start()
+    try:
+        deadline = time.monotonic() + 90
+        while "Ctrl-C" not in console.file.getvalue():  # type: ignore[attr-defined]
+            assert serving.is_alive(), console.file.getvalue()  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "the pages did not come up"
+            time.sleep(0.2)
+        printed = console.file.getvalue()  # type: ignore[attr-defined]
+        assert simulation.host is not None
+        assert httpx.get(f"{simulation.host.url}/alliance/").status_code == 200
+        for city in simulation.cities.values():
+            line = next(line for line in printed.splitlines() if line.strip().startswith(city.name))
+            resident = re.search(r"/me/\s+\(([^)]+)\)", line)
+            token = re.search(r"/kiosk/\s+\(([^)]+)\)", line)
+            assert resident is not None
+            assert token is not None
+            for page in ("/me/", "/kiosk/", "/wallet/"):
+                assert httpx.get(city.node.url + page).status_code == 200, page
+            made = httpx.post(f"{city.node.url}/v1/presentation-requests",
+                              json={"scenario": "library_deposit_free"},
+                              headers={"Authorization": f"Bearer {token[1]}"})  # fmt: skip
+            assert made.status_code == 201, made.text
+            login = httpx.post(f"{city.node.url}/dev-idp/token", json={"subject": resident[1]})
+            consents = httpx.get(f"{city.node.url}/v1/me/consents",
+                                 headers={"Authorization": f"Bearer {login.json()['access_token']}"})  # fmt: skip
+            active = {
+                c["kind"] for c in consents.json()["consents"] if c.get("withdrawn_at") is None
+            }
+            assert active == {"open_score", "share_alliance"}, consents.text
+    finally:
+        stop.set()
+        serving.join(timeout=60)
+    assert not serving.is_alive()
+    assert not any(node.running for node in simulation.processes())
