@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -171,6 +171,9 @@ class Objection(SQLModel, table=True):
 
 class AuditEntry(SQLModel, table=True):
     """One entry of the hash-chained audit log (``ccx audit verify`` checks the chain)."""
+
+    # a service point's day of decisions (GET /v1/presentation-requests, the kiosk)
+    __table_args__ = (Index("ix_auditentry_actor_at", "actor", "at"),)
 
     seq: int = Field(primary_key=True)
     at: int = Field(sa_type=BigInteger)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -98,6 +98,12 @@ class ReasonOut(BaseModel):
     message: str
 
 
+class TierNameOut(BaseModel):
+    name: str
+    benefit: str
+    benefit_zh: str | None = None
+
+
 class PresentationResultOut(BaseModel):
     scenario: str
     outcome: Literal["pending", "expired", "granted", "denied", "refused", "declined"] = Field(
@@ -116,6 +122,79 @@ class PresentationResultOut(BaseModel):
     audit_seq: int | None = None
     code: str | None = Field(None, description="why it was refused or declined")
     message: str | None = None
+
+
+class ScenarioOut(BaseModel):
+    scenario: str
+    name_zh: str
+    name_en: str
+    tiers: list[TierNameOut] = Field(description="the catalogue's tiers, lowest first")
+
+
+class ServicePointOut(BaseModel):
+    client_id: str
+    department: str
+    scenarios: list[ScenarioOut] = Field(
+        description="the scenarios these credentials may verify (their verify:<scenario> scopes)"
+    )
+
+
+@router.get(
+    "/v1/service-point",
+    tags=["verifications"],
+    summary="The calling service point and the scenarios it may verify (the kiosk's menu)",
+    responses=error_responses(*CLIENT_ERRORS, 429, 503),
+)
+def service_point(client: ServicePoint, state: StateDep) -> ServicePointOut:
+    return ServicePointOut(
+        client_id=client.id,
+        department=client.department,
+        scenarios=[
+            ScenarioOut(
+                scenario=scenario.kind,
+                name_zh=scenario.name_zh,
+                name_en=scenario.name_en,
+                tiers=[
+                    TierNameOut(name=tier.name, benefit=tier.benefit, benefit_zh=tier.benefit_zh)
+                    for tier in scenario.tiers
+                ],
+            )
+            for scenario in oid4vp.scenarios_of(state, client)
+        ],
+    )
+
+
+class DecisionRowOut(BaseModel):
+    at: int = Field(description="NumericDate of the decision")
+    scenario: str
+    outcome: Literal["granted", "denied", "refused", "declined"]
+    tier: str | None = None
+    code: str | None = Field(None, description="why it was refused or declined")
+    audit_seq: int
+
+
+class DecisionsOut(BaseModel):
+    decisions: list[DecisionRowOut] = Field(
+        description=f"newest first, at most {oid4vp.DAY_LIST_LIMIT}"
+    )
+
+
+@router.get(
+    "/v1/presentation-requests",
+    tags=["verifications"],
+    summary="This service point's decisions since a moment (the kiosk's day), newest first",
+    response_model_exclude_none=True,
+    responses=error_responses(*CLIENT_ERRORS, 429),
+)
+def decisions(
+    since: Annotated[int, Query(ge=0, le=2**53, description="NumericDate: from then on")],
+    client: ServicePoint,
+    state: StateDep,
+) -> DecisionsOut:
+    """Each decision from the service point's audit entries: when, the scenario, the
+    outcome, the tier or the refusal's code; nothing about the visitor."""
+    rows = oid4vp.decisions_since(state, client, since)
+    return DecisionsOut(decisions=[DecisionRowOut(**row) for row in rows])
 
 
 @router.get(

@@ -40,7 +40,7 @@ from sqlalchemy import Table, bindparam, select, update
 import protocol as P
 from node.auth import client_by_id
 from node.errors import NodeError, OAuthError
-from node.models import Nonce
+from node.models import AuditEntry, Nonce
 from node.scenarios import Requirement, Scenario
 from node.services import verifying
 from node.services.nonces import (
@@ -58,12 +58,15 @@ from node.state import ClientIdentity, NodeState
 from protocol._json import b64url_encode
 
 __all__ = [
+    "DAY_LIST_LIMIT",
     "REQUEST_SCHEME",
     "PresentationRequest",
     "create_request",
+    "decisions_since",
     "receive_response",
     "request_object",
     "result",
+    "scenarios_of",
     "verifier_identity",
 ]
 
@@ -469,7 +472,18 @@ def check_response(
     if "error" in params:  # the wallet declined (section 8.5)
         declined = {"outcome": "declined", "code": str(params["error"])[:64],
                     "message": str(params.get("error_description", ""))[:300]}  # fmt: skip
-        return Answer(only(declined), None)
+
+        def audited(batch: WriteBatch) -> tuple[int, None]:
+            # audited as the decisions are, so that the counter's day lists it
+            # (decisions_since); the wallet's own words stay in the answer alone
+            seq = batch.audit(actor=f"client:{sealed.client}", action=DECLINED,
+                              subject=sealed.kind, now=now,
+                              details={"scenario": sealed.kind, "client": sealed.client,
+                                       "code": declined["code"]})  # fmt: skip
+            _record(batch, transaction_id, sealed, declined, now)
+            return seq, None
+
+        return Answer(audited, None)
     presentation = _presentation(params)
     client = client_by_id(state, sealed.client)
     if client is None:
@@ -562,3 +576,57 @@ def result(
         return {"scenario": sealed.kind, **row.data["decision"]}
     status = "expired" if sealed.expires_at < now else "pending"
     return {"scenario": sealed.kind, "outcome": status, "expires_at": sealed.expires_at}
+
+
+# --- the counter's scenarios and its day (the kiosk, issue 16) ---------------------------------
+
+DECLINED = "verification.declined"
+_OUTCOME_OF_ACTION = {
+    "verification.decided": None,  # granted or denied: the entry's ``decision``
+    "verification.refused": "refused",
+    DECLINED: "declined",
+}
+DAY_LIST_LIMIT = 500  # a counter's busiest day, and then some
+
+_AUDIT = cast(Table, AuditEntry.__table__)  # type: ignore[attr-defined]
+_DAY = (
+    select(_AUDIT.c.seq, _AUDIT.c.at, _AUDIT.c.action, _AUDIT.c.subject, _AUDIT.c.details)
+    .where(
+        _AUDIT.c.actor == bindparam("actor"),
+        _AUDIT.c.at >= bindparam("since"),
+        _AUDIT.c.action.in_(list(_OUTCOME_OF_ACTION)),
+    )
+    .order_by(_AUDIT.c.seq.desc())
+    .limit(DAY_LIST_LIMIT)
+)
+
+
+def scenarios_of(state: NodeState, client: ClientIdentity) -> list[Scenario]:
+    """The catalogue's scenarios ``client`` may verify (its ``verify:<scenario>``
+    scopes), in the catalogue's order. NodeError 503 ``scenarios_unavailable``."""
+    return [
+        scenario
+        for kind, scenario in verifying.catalogue(state).scenarios.items()
+        if f"verify:{kind}" in client.scopes
+    ]
+
+
+def decisions_since(state: NodeState, client: ClientIdentity, since: int) -> list[dict[str, Any]]:
+    """The decisions made for ``client`` from ``since`` on (NumericDate), newest first, at
+    most ``DAY_LIST_LIMIT``: read from its audit entries (granted, denied, refused and
+    declined; through OpenID4VP or /v1/verifications), which hold no personal data."""
+    with state.engine.connect() as connection:
+        rows = connection.execute(_DAY, {"actor": f"client:{client.id}", "since": since}).all()
+    decisions = []
+    for row in rows:
+        details = row.details or {}
+        outcome = _OUTCOME_OF_ACTION[row.action] or str(details.get("decision"))
+        decisions.append({
+            "at": row.at,
+            "scenario": row.subject or str(details.get("scenario", "")),
+            "outcome": outcome,
+            "tier": details.get("tier"),
+            "code": details.get("code"),
+            "audit_seq": row.seq,
+        })  # fmt: skip
+    return decisions
