@@ -9,12 +9,20 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
 
-from node.deps import StateDep
+from node.deps import NowDep, StateDep
 from node.errors import NodeError, error_responses
 from node.guards import GuardedRoute
+from node.services.alliance_dashboard import (
+    AllianceOverview,
+    MemberView,
+    ReadinessProbe,
+    ReadinessReport,
+    alliance_overview,
+)
 from node.services.registry import REGISTRY_MEDIA_TYPE
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1/alliance", tags=["alliance"])
@@ -119,3 +127,61 @@ def mapping_table(
     return _signed(
         _read(folder / "tables" / name, f"mapping table {name!r}"), TABLE_MEDIA_TYPE, if_none_match
     )
+
+
+# --- the alliance dashboard (issue 16): the host's published state, verified, and its
+# members' readiness. Public, like the registry they come from.
+
+
+def _alliance_folder(state: StateDep) -> Path:
+    folder = state.settings.alliance_dir
+    if folder is None:
+        raise NodeError("not_found", "only the alliance host has an alliance dashboard", status=404)
+    return folder
+
+
+AllianceFolderDep = Annotated[Path, Depends(_alliance_folder)]
+
+
+async def _readiness_probe(request: Request) -> ReadinessProbe:
+    # one per app, made at first use: only the alliance host ever needs one
+    probe = getattr(request.app.state, "alliance_readiness", None)
+    if probe is None:
+        probe = request.app.state.alliance_readiness = ReadinessProbe()
+    return probe
+
+
+ProbeDep = Annotated[ReadinessProbe, Depends(_readiness_probe)]
+
+
+@router.get(
+    "/overview",
+    summary="The alliance as published, verified: versions and chain, members, policy, tables",
+    responses=error_responses(404),
+)
+def overview(folder: AllianceFolderDep, now: NowDep, response: Response) -> AllianceOverview:
+    """Every registry version checked against the root key and the version before it;
+    members, scale, policy and mapping tables (with each curve's points) of the newest
+    version that verifies. Alliance host only."""
+    response.headers["Cache-Control"] = "max-age=15"
+    return alliance_overview(folder, now=now)
+
+
+@router.get(
+    "/readiness",
+    summary="Which members are ready: their /readyz, asked at most every 15 s",
+    responses=error_responses(404),
+)
+async def readiness(
+    folder: AllianceFolderDep, now: NowDep, probe: ProbeDep, response: Response
+) -> ReadinessReport:
+    """Each member of the newest registry version asked at once, redirects not followed,
+    under a deadline of a few seconds; the answer is kept for ``fresh_until`` - now
+    seconds, so asking again sooner asks no member. Alliance host only."""
+
+    async def members() -> list[MemberView]:
+        return (await run_in_threadpool(alliance_overview, folder, now=now)).members
+
+    report = await probe.report(members, now=now)
+    response.headers["Cache-Control"] = f"max-age={max(0, report.fresh_until - now)}"
+    return report
