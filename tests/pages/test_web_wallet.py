@@ -1,0 +1,304 @@
+"""The web wallet (wallet/web/, issue 16) in a real Chromium against two real nodes on
+loopback that follow one registry carrying the alliance CA: a Fuzhou resident takes her
+credential through an OpenID4VCI offer link (the key made in the browser, non-extractable,
+in IndexedDB), and answers a Xiamen service point's OpenID4VP request opened as a link or
+scanned with the camera (Chromium's fake capture fed a video of the QR code), after the
+page showed who asks and what would be disclosed. The page is served from a third origin
+(a plain static server with the node's page headers), so every call to either node is
+cross-origin: node/cors.py is what lets them through. The browser's clock is fixed at
+NOW, as the nodes' is."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+from sqlmodel import Session
+
+import protocol as P
+from node.app import create_app, initialize_node
+from node.services import clients
+from node.web import WALLET_CONNECT, WALLET_PAGES, page_headers
+from tests.conftest import NOW
+from tests.node.oid4vp_helpers import certified_token, follower
+from tests.node.servers import RunningNode, WorldClock, free_port
+from tests.node.test_verifications import _settings, seed_resident_app
+from tests.pages.conftest import DESKTOP
+
+SCENARIO = "library_deposit_free"
+RESIDENT = "fz-resident"
+DAY = 86400
+
+
+class _Pages(SimpleHTTPRequestHandler):
+    """The wallet's folder on another origin, with the headers the node serves it with
+    (its content security policy among them); ``/untrusted-request`` answers a request
+    object the test put there."""
+
+    extra: ClassVar[dict[str, bytes]] = {}
+
+    def end_headers(self) -> None:
+        for name, value in page_headers(WALLET_CONNECT).items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def do_GET(self) -> None:
+        body = self.extra.get(self.path.split("?")[0])
+        if body is None:
+            super().do_GET()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/oauth-authz-req+jwt")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@dataclass
+class World:
+    fuzhou: RunningNode
+    xiamen: RunningNode
+    wallet: str  # the wallet's URL on its own origin
+    desk: dict[str, str]
+    extra: dict[str, bytes]
+
+    def offer(self, *, cross_device: bool = False) -> dict[str, Any]:
+        login = httpx.post(f"{self.fuzhou.url}/dev-idp/token", json={"subject": RESIDENT})
+        made = httpx.post(
+            f"{self.fuzhou.url}/v1/me/credential-offers", json={"cross_device": cross_device},
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        body: dict[str, Any] = made.json()
+        return body
+
+    def request(self) -> dict[str, Any]:
+        made = httpx.post(f"{self.xiamen.url}/v1/presentation-requests",
+                          json={"scenario": SCENARIO}, headers=self.desk)  # fmt: skip
+        assert made.status_code == 201, made.text
+        body: dict[str, Any] = made.json()
+        return body
+
+    def outcome(self, made: dict[str, Any]) -> str:
+        answer = httpx.get(
+            f"{self.xiamen.url}/v1/presentation-requests/{made['transaction_id']}",
+            headers=self.desk,
+        )
+        return str(answer.json()["outcome"])
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    fz_port, xm_port = free_port(), free_port()
+    fz = _settings(tmp_path / "fz", fz_port, "fuzhou")
+    xm = _settings(tmp_path / "xm", xm_port, "xiamen")
+    clock = WorldClock(NOW)
+    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
+    token = certified_token(
+        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
+         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
+        certify=(xm.node_id, fz.node_id),
+    )  # fmt: skip
+    apps = []
+    for settings in (fz, xm):
+        app = create_app(settings, now=clock)
+        app.state.node.follower = follower(token)
+        apps.append(app)
+    placed: dict[str, bytes] = {}
+
+    class Pages(_Pages):
+        extra = placed
+
+    static = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Pages, directory=str(WALLET_PAGES))
+    )
+    serving = threading.Thread(target=static.serve_forever, daemon=True)
+    serving.start()
+    try:
+        with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
+            with Session(apps[1].state.node.engine) as db:
+                _, secret = clients.create_client(
+                    db, client_id="library-desk", department="culture",
+                    scopes=[f"verify:{SCENARIO}"], actor="admin", now=NOW,
+                )  # fmt: skip
+            seed_resident_app(fuzhou, RESIDENT, 780, ("alliance",), now=NOW)
+            wallet = f"http://127.0.0.1:{static.server_address[1]}/"
+            yield World(fuzhou, xiamen, wallet, {"Authorization": f"Bearer {secret}"}, placed)
+    finally:
+        static.shutdown()
+        static.server_close()
+
+
+class Watched:
+    """A page of its own browser context (its own IndexedDB), its clock at NOW, and what
+    its console said."""
+
+    def __init__(self, browser: Browser, viewport: dict[str, Any]) -> None:
+        self.context: BrowserContext = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        self.page: Page = self.context.new_page()
+        self.page.clock.set_fixed_time(NOW)
+        self.console: list[str] = []
+        self.page.on(
+            "console", lambda m: self.console.append(m.text) if m.type == "error" else None
+        )
+        self.page.on("pageerror", lambda error: self.console.append(str(error)))
+
+    def open(self, world: World, **query: str) -> Page:
+        text = "&".join(f"{name}={quote(value, safe='')}" for name, value in query.items())
+        self.page.goto(f"{world.wallet}?lang=en{'&' if text else ''}{text}")
+        self.page.wait_for_selector("body[data-ready=true]")
+        return self.page
+
+    def fits(self) -> bool:
+        return bool(self.page.evaluate(
+            "document.scrollingElement.scrollWidth <= window.innerWidth"
+        ))  # fmt: skip
+
+    def problem(self) -> str:
+        box = self.page.locator("#problem")
+        box.wait_for(state="visible")
+        return box.inner_text()
+
+    def clean(self) -> None:
+        """Nothing refused by the content security policy, no script error."""
+        assert not self.console, self.console
+
+
+@pytest.fixture
+def watched(browser: Browser, viewport: dict[str, Any]) -> Iterator[Watched]:
+    seen = Watched(browser, viewport)
+    try:
+        yield seen
+    finally:
+        seen.context.close()
+
+
+@pytest.fixture
+def desktop(browser: Browser) -> Iterator[Watched]:
+    seen = Watched(browser, DESKTOP)
+    try:
+        yield seen
+    finally:
+        seen.context.close()
+
+
+HELD_KEY = """async () => {
+  const db = await new Promise((ok, no) => {
+    const r = indexedDB.open("ccx-wallet"); r.onsuccess = () => ok(r.result); r.onerror = no;
+  });
+  const get = (store, key) => new Promise((ok, no) => {
+    const r = db.transaction(store).objectStore(store).get(key);
+    r.onsuccess = () => ok(r.result); r.onerror = no;
+  });
+  const held = await get("keys", "holder");
+  let exported = "refused";
+  try { await crypto.subtle.exportKey("jwk", held.privateKey); exported = "exported"; }
+  catch (e) { exported = e.name; }
+  const all = await new Promise((ok) => {
+    const r = db.transaction("credentials").objectStore("credentials").getAll();
+    r.onsuccess = () => ok(r.result);
+  });
+  return {
+    extractable: held.privateKey.extractable, algorithm: held.privateKey.algorithm,
+    usages: held.privateKey.usages, exported, thumbprint: held.thumbprint,
+    credentials: all.map((c) => c.credential),
+  };
+}"""
+
+
+def take_credential(watched: Watched, world: World) -> dict[str, Any]:
+    made = world.offer()
+    page = watched.open(world, offer=made["offer"])
+    page.locator("#status").get_by_text("The credential is stored").wait_for()
+    held: dict[str, Any] = page.evaluate(HELD_KEY)
+    return held
+
+
+def test_an_offer_link_makes_a_key_that_never_leaves_and_stores_the_credential(
+    world: World, watched: Watched
+) -> None:
+    held = take_credential(watched, world)
+    page = watched.page
+    # the key: P-256, non-extractable, kept as a CryptoKey in IndexedDB
+    assert held["extractable"] is False
+    assert held["algorithm"] == {"name": "ECDSA", "namedCurve": "P-256"}
+    assert held["usages"] == ["sign"]
+    assert held["exported"] == "InvalidAccessError"
+    assert page.locator("#thumbprint").inner_text() == held["thumbprint"]
+    # the credential, bound to that key, issued by the home node
+    [credential] = held["credentials"]
+    claims = json.loads(P.b64url_decode(credential.split("~")[0].split(".")[1]))
+    assert P.jwk_thumbprint(claims["cnf"]["jwk"]) == held["thumbprint"]
+    assert claims["iss"] == world.fuzhou.url
+    # what it holds, shown
+    card = page.locator("article.credential")
+    text = card.inner_text()
+    assert world.fuzhou.url in text
+    assert P.VCT in text
+    assert "valid" in text
+    for label in ("Score at least", "Alliance score", "Band"):
+        assert label in text
+    assert "Selectively disclosable" in text
+    assert watched.fits()
+    watched.clean()
+
+
+def test_the_page_speaks_chinese_and_the_language_switch_keeps_what_it_shows(
+    world: World, desktop: Watched
+) -> None:
+    take_credential(desktop, world)
+    page = desktop.page
+    page.locator("#lang").click()
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert "凭证已保存" in page.locator("#status").inner_text()
+    assert "分数不低于" in page.locator("article.credential").inner_text()
+    page.locator("#lang").click()
+    assert "stored" in page.locator("#status").inner_text()
+    desktop.clean()
+
+
+def test_a_used_offer_is_a_clear_error(world: World, desktop: Watched) -> None:
+    made = world.offer()
+    assert httpx.get(made["credential_offer_uri"]).status_code == 200  # someone else took it
+    desktop.open(world, offer=made["offer"])
+    assert "expired or was used" in desktop.problem()
+    assert desktop.page.locator("article.credential").count() == 0
+
+
+def test_a_wrong_transaction_code_is_a_clear_error(world: World, desktop: Watched) -> None:
+    made = world.offer(cross_device=True)
+    page = desktop.page
+    page.goto(f"{world.wallet}?lang=en")
+    page.wait_for_selector("body[data-ready=true]")
+    page.locator("#paste").click()
+    page.get_by_label("Link").fill(made["offer"])
+    page.get_by_role("button", name="Open").click()
+    page.get_by_label("The digits shown beside the QR code").fill(
+        "000000" if made["tx_code"] != "000000" else "111111"
+    )
+    page.get_by_role("button", name="Continue").click()
+    assert "transaction code is wrong" in desktop.problem()
+
+
+def test_the_node_serves_the_wallet_under_its_policy(world: World, desktop: Watched) -> None:
+    page = desktop.page
+    answer = page.goto(f"{world.fuzhou.url}/wallet/?lang=en")
+    assert answer is not None
+    assert "connect-src 'self' http: https:" in answer.headers["content-security-policy"]
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#thumbprint").inner_text()
+    desktop.clean()
