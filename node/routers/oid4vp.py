@@ -49,6 +49,10 @@ class PresentationRequestOut(BaseModel):
     request_uri: str
     client_id: str = Field(description="x509_hash:<this node's leaf certificate>")
     response_mode: str
+    issued_at: int = Field(
+        description="the node's time when it made the request: a kiosk counts down "
+        "expires_at - issued_at on its own clock"
+    )
     expires_at: int
     scenario: str
     name_zh: str
@@ -84,6 +88,7 @@ async def create_request(
         request_uri=made.request_uri,
         client_id=made.client_id,
         response_mode=made.response_mode,
+        issued_at=now,
         expires_at=made.expires_at,
         scenario=made.scenario.kind,
         name_zh=made.scenario.name_zh,
