@@ -29,7 +29,7 @@ import protocol as P
 from node.app import create_app, initialize_node
 from node.services import clients
 from node.web import WALLET_CONNECT, WALLET_PAGES, page_headers
-from tests.conftest import NOW
+from tests.conftest import NOW, ec_key
 from tests.node.oid4vp_helpers import certified_token, follower
 from tests.node.servers import RunningNode, WorldClock, free_port
 from tests.node.test_verifications import _settings, seed_resident_app
@@ -302,3 +302,111 @@ def test_the_node_serves_the_wallet_under_its_policy(world: World, desktop: Watc
     page.wait_for_selector("body[data-ready=true]")
     assert page.locator("#thumbprint").inner_text()
     desktop.clean()
+
+
+def open_request(watched: Watched, world: World) -> tuple[Page, dict[str, Any]]:
+    take_credential(watched, world)
+    made = world.request()
+    page = watched.open(world, request=made["request"])
+    page.locator("#request").wait_for(state="visible")
+    return page, made
+
+
+def test_a_request_link_shows_who_asks_and_what_and_agreeing_grants(
+    world: World, watched: Watched
+) -> None:
+    page, made = open_request(watched, world)
+    assert page.locator("#verifier-name").inner_text() == "Xiamen"  # the registry's name
+    assert page.locator("#verifier-id").inner_text() == world.xiamen.url  # the leaf's URI
+    assert page.locator("#verifier-client").inner_text() == made["client_id"]
+    [claim] = made["disclose"]  # the scenario's one score_at_least entry
+    threshold = claim.split(".")[1]
+    assert page.locator("#disclose li").all_inner_texts() == [f"Score at least {threshold}: yes"]
+    assert watched.fits()
+    assert world.outcome(made) == "pending"  # nothing sent before she agrees
+    page.get_by_role("button", name="Agree and send").click()
+    page.locator("#status").get_by_text("Sent to Xiamen").wait_for()
+    assert page.locator("#request").is_hidden()
+    assert world.outcome(made) == "granted"
+    watched.clean()
+
+
+def test_declining_sends_access_denied_and_discloses_nothing(
+    world: World, desktop: Watched
+) -> None:
+    page, made = open_request(desktop, world)
+    page.get_by_role("button", name="Decline").click()
+    page.locator("#status").get_by_text("nothing was disclosed").wait_for()
+    answer = httpx.get(
+        f"{world.xiamen.url}/v1/presentation-requests/{made['transaction_id']}",
+        headers=world.desk,
+    ).json()
+    assert answer["outcome"] == "declined"
+    assert answer["code"] == "access_denied"
+    assert "tier" not in answer
+    desktop.clean()
+
+
+def untrusted_request(world: World) -> str:
+    """A request object signed by a leaf under a CA of its own, not the alliance's, put
+    on the wallet's static host; its link."""
+    ca_key, leaf_key = ec_key(91), ec_key(92)
+    ca = P.ca_certificate(ca_key, name="not the alliance", not_before=NOW - DAY,
+                          not_after=NOW + 365 * DAY, serial=1)  # fmt: skip
+    leaf = P.leaf_certificate(ca_key, ca, leaf_key.public_key(), uri="http://evil.test",
+                              name="Evil", not_before=NOW - DAY, not_after=NOW + 30 * DAY,
+                              serial=2)  # fmt: skip
+    client_id = P.client_id_for(leaf)
+    claims = {
+        "client_id": client_id, "response_type": "vp_token", "response_mode": "direct_post",
+        "response_uri": f"{world.wallet}nowhere", "nonce": "n-1", "state": "s-1",
+        "iat": NOW, "exp": NOW + 300,
+        "dcql_query": P.dcql_query([["score_at_least", "650"]]),
+    }  # fmt: skip
+    world.extra["/untrusted-request"] = P.sign_request_object(claims, leaf_key, [leaf, ca]).encode()
+    return f"openid4vp://?client_id={quote(client_id)}&request_uri={quote(world.wallet)}untrusted-request"
+
+
+def test_a_verifier_outside_the_alliance_is_refused(world: World, desktop: Watched) -> None:
+    take_credential(desktop, world)
+    desktop.open(world, request=untrusted_request(world))
+    assert "not certified by the alliance" in desktop.problem()
+    assert desktop.page.locator("#problem").get_attribute("data-code") == "certificate_untrusted"
+    assert desktop.page.locator("#request").is_hidden()
+
+
+def test_a_link_naming_another_client_is_refused(world: World, desktop: Watched) -> None:
+    take_credential(desktop, world)
+    made = world.request()
+    forged = made["request"].replace(
+        quote(made["client_id"], safe=""), quote("x509_hash:" + "A" * 43)
+    )
+    assert forged != made["request"]
+    desktop.open(world, request=forged)
+    assert "does not match the link" in desktop.problem()
+    assert world.outcome(made) == "pending"
+
+
+def test_a_request_before_any_credential_says_take_one_first(
+    world: World, desktop: Watched
+) -> None:
+    made = world.request()
+    desktop.open(world, request=made["request"])
+    assert "no usable credential" in desktop.problem()
+
+
+def test_a_request_read_already_is_a_clear_error(world: World, desktop: Watched) -> None:
+    take_credential(desktop, world)
+    made = world.request()
+    assert httpx.get(made["request_uri"]).status_code == 200  # fetched once, by someone
+    desktop.open(world, request=made["request"])
+    assert "read already or has expired" in desktop.problem()
+
+
+def test_a_node_that_cannot_be_reached_is_a_clear_error(world: World, desktop: Watched) -> None:
+    take_credential(desktop, world)
+    port = free_port()
+    link = ("openid4vp://?client_id=x509_hash%3AAAAA"
+            f"&request_uri={quote(f'http://127.0.0.1:{port}/oid4vp/requests/x', safe='')}")  # fmt: skip
+    desktop.open(world, request=link)
+    assert "cannot be reached" in desktop.problem()
