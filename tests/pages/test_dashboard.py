@@ -131,3 +131,28 @@ def test_the_dashboard_speaks_chinese_and_switches_to_english(
     page.reload()  # the choice is remembered
     expect(page.locator("h1")).to_have_text("Alliance dashboard")
     assert not watched.console, watched.console
+
+
+def test_failures_are_said_in_words_and_lose_nothing(
+    world: AllianceWorld, watched: Watched
+) -> None:
+    """The host's answers made to fail in the browser (the host itself stays healthy):
+    the readiness unreachable, then the overview answering 503 on refresh."""
+    page = watched.page
+    page.route("**/v1/alliance/readiness", lambda route: route.abort())
+    page.goto(f"{world.host.url}/alliance/?lang=en")
+    expect(page.locator("#readiness-note")).to_contain_text(
+        "Could not get the members' readiness: Can't reach the alliance host"
+    )
+    expect(page.locator("#members-body tr")).to_have_count(3)  # the members still shown
+    body = '{"error": {"code": "busy", "message": "try later"}}'
+    page.route(
+        "**/v1/alliance/overview",
+        lambda route: route.fulfill(status=503, content_type="application/json", body=body),
+    )
+    page.locator("#refresh").click()
+    expect(page.locator("#notice")).to_have_text(
+        "The alliance host is unavailable for now (503): try again later. try later [busy]"
+    )
+    expect(page.locator("path.curve")).to_have_count(3)  # what was shown stays
+    expect(page.locator("#versions-body tr")).to_have_count(3)
