@@ -243,3 +243,46 @@ def test_credentials_without_scenarios_say_so(kiosk: Kiosk, world: World) -> Non
     kiosk.sign_in(bare)
     expect(kiosk.page.get_by_role("alert")).to_contain_text("may verify no scenario")
     assert urlsplit(kiosk.page.url).path == "/kiosk/"
+
+
+@pytest.fixture
+def lonely(tmp_path: Path) -> Iterator[tuple[RunningNode, str]]:
+    """A Xiamen node that follows no registry yet, whose service points may make three
+    calls (its clock stands still: the bucket never refills)."""
+    port = free_port()
+    settings = _settings(tmp_path / "xm", port, "xiamen").model_copy(
+        update={"verify_burst": 3, "verify_rate": 0.001}
+    )
+    initialize_node(settings, now=NOW)
+    app = create_app(settings, now=WorldClock(NOW))
+    with RunningNode(app, port) as xiamen:
+        with Session(app.state.node.engine) as db:
+            _, secret = clients.create_client(db, client_id="library-desk", department="culture",
+                                              scopes=[f"verify:{SCENARIO}"], actor="admin",
+                                              now=NOW)  # fmt: skip
+        yield xiamen, secret
+
+
+def test_a_node_that_cannot_decide_then_too_many_calls(
+    browser: Browser, viewport: dict[str, Any], lonely: tuple[RunningNode, str]
+) -> None:
+    xiamen, secret = lonely
+    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.clock.install(time=NOW)
+    try:
+        page.goto(f"{xiamen.url}/kiosk/")
+        page.get_by_label("Service point credentials").fill(secret)
+        page.get_by_role("button", name="登录 Sign in").click()  # call 1, the day's list 2
+        expect(page.locator("#day-empty")).to_be_visible()
+        page.locator("button.scenario").click()  # 3: no registry, no verifier certificate
+        outcome = page.locator("#outcome")
+        expect(outcome).to_contain_text("暂不可用")
+        expect(outcome).to_contain_text("Unavailable")
+        expect(page.locator("#outcome-details")).to_contain_text("unavailable")  # the code
+        page.locator("#next-visitor").click()  # 4: refused by the rate limit
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("请求过多")
+        expect(alert).to_contain_text("Too many requests: try again in")
+    finally:
+        context.close()

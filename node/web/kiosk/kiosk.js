@@ -36,7 +36,7 @@ const M = {
   unavailableTitle: ["暂不可用", "Unavailable"],
   tier: ["档次：{tier}", "Tier: {tier}"],
   from: ["凭证来自：{city}", "Credential from: {city}"],
-  reason: ["原因：{code}", "Reason: {code}"],
+  reason: ["原因", "Reason"],
   nextDenied: ["请按柜台常规流程办理（例如缴纳押金）。", "Serve the visitor by the counter's usual procedure (a deposit, say)."],
   nextRefresh: ["请访客在钱包中从所在城市重新领取信用凭证，然后点“下一位”再试。", "Ask the visitor to refresh her credential from her home city in her wallet, then press \"Next visitor\" to try again."],
   nextHomeDown: ["访客所在城市暂时无法确认凭证状态，请几分钟后再试。", "The visitor's home city can't confirm the credential now: try again in a few minutes."],
@@ -235,7 +235,9 @@ async function poll() {
   } catch (error) {
     if (current !== waiting) return;
     if (error instanceof ApiError && (error.status === 0 || error.status >= 500 || error.status === 429)) {
-      $("waiting").replaceChildren(both("stillTrying")); // nothing lost: the node keeps the answer
+      // nothing lost: the node keeps the answer until it is read
+      $("waiting").replaceChildren(error.status === 429
+        ? both("rateLimited", { seconds: error.retryAfter ?? "3" }) : both("stillTrying"));
       if (secondsLeft() > 0) {
         pollTimer = setTimeout(poll, POLL_MS * (error.status === 429 ? 3 : 1));
       } else {
@@ -275,6 +277,13 @@ function nextStepOf(result) {
   }
 }
 
+// the code is the node's, the same in both languages: said once
+function reasonLine(code) {
+  return el("p", { className: "reason" },
+    el("span", { lang: "zh-CN" }, M.reason[0]), " ", el("span", { lang: "en" }, M.reason[1]), "： ",
+    el("code", {}, code));
+}
+
 function decide(result, scenario) {
   stopWaiting();
   current = null;
@@ -292,10 +301,10 @@ function decide(result, scenario) {
   }
   for (const reason of result.reasons ?? []) {
     if (outcome === "granted") continue;
-    details.push(both("reason", { code: reason.code }, "p"), el("p", { className: "detail", lang: "en" }, reason.message));
+    details.push(reasonLine(reason.code), el("p", { className: "detail", lang: "en" }, reason.message));
   }
   if ((outcome === "refused" || outcome === "declined" || outcome === "unavailable") && result.code) {
-    details.push(both("reason", { code: result.code }, "p"));
+    details.push(reasonLine(result.code));
     if (result.message && outcome !== "unavailable") {
       details.push(el("p", { className: "detail", lang: "en" }, result.message));
     }
@@ -334,9 +343,10 @@ async function loadDay() {
     const at = new Date(d.at * 1000);
     const named = names.get(d.scenario);
     const row = el("tr", {},
-      el("td", {}, `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}:${twoDigits(at.getSeconds())}`),
+      el("td", { className: "nowrap" }, `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}`),
       el("td", {}, named ? el("span", {}, el("span", { lang: "zh-CN" }, named.name_zh), " ", el("span", { lang: "en" }, named.name_en)) : d.scenario),
-      el("td", { className: OUTCOME_CLASS[d.outcome] ?? "" }, both(d.outcome), d.code ? ` (${d.code})` : ""),
+      el("td", { className: OUTCOME_CLASS[d.outcome] ?? "" }, both(d.outcome),
+        d.code ? el("code", { className: "code" }, d.code) : ""),
       el("td", {}, d.tier ?? "—"));
     row.dataset.outcome = d.outcome;
     return row;
