@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import segno
 from playwright.sync_api import Browser, BrowserContext, Page
 from sqlmodel import Session
 
@@ -33,7 +34,7 @@ from tests.conftest import NOW, ec_key
 from tests.node.oid4vp_helpers import certified_token, follower
 from tests.node.servers import RunningNode, WorldClock, free_port
 from tests.node.test_verifications import _settings, seed_resident_app
-from tests.pages.conftest import DESKTOP
+from tests.pages.conftest import CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path
 
 SCENARIO = "library_deposit_free"
 RESIDENT = "fz-resident"
@@ -373,6 +374,8 @@ def test_a_verifier_outside_the_alliance_is_refused(world: World, desktop: Watch
     assert "not certified by the alliance" in desktop.problem()
     assert desktop.page.locator("#problem").get_attribute("data-code") == "certificate_untrusted"
     assert desktop.page.locator("#request").is_hidden()
+    desktop.page.locator("#lang").click()  # the same refusal, in Chinese
+    assert "不在联盟的信任链上" in desktop.problem()
 
 
 def test_a_link_naming_another_client_is_refused(world: World, desktop: Watched) -> None:
@@ -410,3 +413,57 @@ def test_a_node_that_cannot_be_reached_is_a_clear_error(world: World, desktop: W
             f"&request_uri={quote(f'http://127.0.0.1:{port}/oid4vp/requests/x', safe='')}")  # fmt: skip
     desktop.open(world, request=link)
     assert "cannot be reached" in desktop.problem()
+
+
+def qr_video(text: str, path: Path, *, width: int = 640, height: int = 480) -> Path:
+    """A few frames of the QR code of ``text``, as Chromium's fake camera reads them:
+    YUV4MPEG2, 4:2:0, the code black on white in the luma plane, chroma neutral."""
+    rows = [list(row) for row in segno.make(text, error="m").matrix_iter(scale=1, border=4)]
+    scale = min(width, height) // len(rows)
+    left, top = (width - scale * len(rows)) // 2, (height - scale * len(rows)) // 2
+    luma = bytearray([235]) * (width * height)
+    for y, row in enumerate(rows):
+        for x, dark in enumerate(row):
+            if dark:
+                for line in range(top + y * scale, top + (y + 1) * scale):
+                    start = line * width + left + x * scale
+                    luma[start : start + scale] = bytes([16]) * scale
+    chroma = bytes([128]) * (width // 2 * height // 2)
+    frame = b"FRAME\n" + bytes(luma) + chroma + chroma
+    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + frame * 5)
+    return path
+
+
+def test_the_camera_reads_the_kiosk_qr_code_and_the_request_is_answered(
+    world: World, browser: Browser, tmp_path: Path
+) -> None:
+    made = world.request()
+    video = qr_video(made["request"], tmp_path / "kiosk.y4m")
+    camera = browser.browser_type.launch(
+        executable_path=chromium_path(), headless=True,
+        args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream",
+              "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"],
+    )  # fmt: skip
+    try:
+        phone = Watched(camera, PHONE)
+        take_credential(phone, world)
+        page = phone.open(world)
+        page.get_by_role("button", name="Scan a QR code").click()
+        page.locator("#request").wait_for(state="visible", timeout=20_000)
+        assert page.locator("#video").is_hidden()  # the camera stopped once it read the code
+        assert page.locator("#verifier-name").inner_text() == "Xiamen"
+        page.get_by_role("button", name="Agree and send").click()
+        page.locator("#status").get_by_text("Sent to Xiamen").wait_for()
+        assert world.outcome(made) == "granted"
+        phone.clean()
+    finally:
+        camera.close()
+
+
+def test_a_browser_without_a_camera_says_to_paste_the_link(world: World, desktop: Watched) -> None:
+    page = desktop.open(world)
+    page.get_by_role("button", name="Scan a QR code").click()  # headless: no camera at all
+    assert "paste the link" in desktop.problem()
+    page.get_by_role("button", name="Paste a link").click()
+    assert page.get_by_label("Link").is_visible()
