@@ -176,6 +176,7 @@ async function signIn() {
   }));
   if (!scenarios.length) notify("warn", both("noScenarios", {}, "p"));
   show("menu");
+  $("scenarios").querySelector("button")?.focus();
   loadDay();
 }
 
