@@ -93,6 +93,8 @@ export const MESSAGES = {
     err_no_camera: "无法打开相机。请允许使用相机，或改用粘贴链接。",
     err_no_decoder: "二维码识别组件未加载。请改用粘贴链接。",
     err_storage: "无法在本浏览器中保存数据（可能处于隐私模式）。",
+    err_http_429: "请求过于频繁，请稍等一分钟再试。",
+    err_http_503: "节点暂时无法服务，请稍后再试。",
   },
   en: {
     title: "CCX wallet",
@@ -185,5 +187,7 @@ export const MESSAGES = {
     err_no_camera: "The camera cannot be opened. Allow the camera, or paste the link instead.",
     err_no_decoder: "The QR decoder did not load. Paste the link instead.",
     err_storage: "This browser cannot store the wallet's data (a private window?).",
+    err_http_429: "Too many requests: wait a minute and try again.",
+    err_http_503: "The node cannot serve right now: try again later.",
   },
 };

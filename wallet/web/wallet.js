@@ -42,7 +42,8 @@ function problemText(error) {
   const vars = { step: t(`step_${step}`), code, detail: error.detail || error.message || "" };
   if (has(`err_${step}_${code}`)) return t(`err_${step}_${code}`, vars);
   if (has(`err_${code}`)) return t(`err_${code}`, vars);
-  if (/^http_5\d\d$/.test(code) || code === "unavailable") return t("err_unreachable", vars);
+  if (/^http_5\d\d$/.test(code) || /unavailable$/.test(code)) return t("err_http_503", vars);
+  if (code === "rate_limited" || code === "slow_down") return t("err_http_429", vars);
   return `${t("err_generic", vars)}${vars.detail ? ` ${vars.detail}` : ""}`;
 }
 
