@@ -81,8 +81,10 @@ def form_page(
 ) -> HTMLResponse:
     """A page with one POST form: ``intro_html`` (escaped by the caller), visible
     ``fields_html``, hidden fields, and buttons ``(name, value, label)``."""
+    # a cancel needs no field filled in: the browser must not block it (formnovalidate)
     button_html = "".join(
-        f'<button type="submit" name="{escape(name)}" value="{escape(value)}">{escape(label)}</button>'
+        f'<button type="submit" name="{escape(name)}" value="{escape(value)}"'
+        f"{' formnovalidate' if value == 'cancel' else ''}>{escape(label)}</button>"
         for name, value, label in buttons
     )
     body = (

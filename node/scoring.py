@@ -52,6 +52,18 @@ class ModelError(ValueError):
     """The scoring model file is not valid; the message names the key."""
 
 
+MAX_EXPLANATION = 500
+
+
+def _text(table: Mapping[str, Any], key: str) -> str:
+    """An optional text of the model (a label, an explanation): a string of at most
+    ``MAX_EXPLANATION`` characters, "" when absent."""
+    value = table.get(key, "")
+    if not isinstance(value, str) or len(value) > MAX_EXPLANATION:
+        raise ModelError(f"{key} must be text of at most {MAX_EXPLANATION} characters")
+    return value
+
+
 @dataclass(frozen=True)
 class Dimension:
     name: str
@@ -59,6 +71,7 @@ class Dimension:
     weight: float
     min: float
     max: float
+    label_en: str = ""  # the label in English, for the resident's page (optional)
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,12 @@ class RecordKind:
     severity: str
     repair: bool = False
     points_overridable: bool = False
+    # Why a record of this kind counts, in plain words for the resident (PIPL art. 24:
+    # the explanation of an automated decision); optional, shown on her page.
+    label_zh: str = ""
+    label_en: str = ""
+    explain_zh: str = ""
+    explain_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,7 @@ class ScoringModel:
                     float(d["weight"]),
                     float(d["min"]),
                     float(d["max"]),
+                    _text(d, "label_en"),
                 )
                 for name, d in data["dimensions"].items()
             }
@@ -130,6 +150,10 @@ class ScoringModel:
                     k.get("severity", "minor"),
                     bool(k.get("repair", False)),
                     bool(k.get("points_overridable", False)),
+                    _text(k, "label_zh"),
+                    _text(k, "label_en"),
+                    _text(k, "explain_zh"),
+                    _text(k, "explain_en"),
                 )
                 for name, k in data["kinds"].items()
             }

@@ -1,16 +1,17 @@
-"""A resident's attestations: a proof-of-possession nonce, then the attestation itself."""
+"""A resident's attestations: a proof-of-possession nonce, then the attestation itself;
+the list of those issued to her, and revoking one (issue 16: her page)."""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from node.auth import ResidentDep
-from node.deps import NowDep, StateDep
+from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute
 from node.routers import BODY_ERRORS, RESIDENT_ERRORS
@@ -85,3 +86,48 @@ async def issue_attestation(
     return AttestationResponse(
         attestation=issued.token, band=issued.band, expires_at=issued.expires_at
     )
+
+
+# --- the attestations issued to her (after the issuance route: it stays first) ----------
+
+
+class AttestationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    holder_kid: str = Field(description="the JWK thumbprint of the wallet key it is bound to")
+    band: str
+    alliance_score: int | None
+    issued_at: int
+    expires_at: int
+    status: Literal["valid", "suspended", "revoked"] = Field(
+        description="as its status list says; an expired one keeps its last status"
+    )
+
+
+class AttestationList(BaseModel):
+    attestations: list[AttestationPublic]
+
+
+@router.get("", summary="The attestations issued to me, newest first")
+def my_attestations(resident: ResidentDep, session: SessionDep) -> AttestationList:
+    rows = issuing.attestations_of(session, resident)
+    return AttestationList(attestations=[AttestationPublic.model_validate(r) for r in rows])
+
+
+@router.post(
+    "/{attestation_id}/revoke",
+    summary="Revoke one of my attestations (its status list says so at once)",
+    responses=error_responses(404, 409),
+)
+def revoke_attestation(
+    attestation_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    resident: ResidentDep,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> AttestationPublic:
+    """Audited. 404 ``attestation_not_found`` unless it is mine; 409 ``already_revoked``
+    the second time. Verifiers see it once their copy of the status list is renewed."""
+    row = issuing.revoke_attestation(session, state, resident, attestation_id, now=now)
+    return AttestationPublic.model_validate(row)

@@ -1,6 +1,7 @@
 """The development identity provider (only with CCX_DEV_IDP=true): a token endpoint for
 scripts, and a login page in the browser for the OpenID4VCI authorization code flow
-(OpenID Connect, response_type id_token by form post, to this node only)."""
+(OpenID Connect, response_type id_token by form post, to this node only) and for the
+resident's page."""
 
 from __future__ import annotations
 
@@ -58,26 +59,42 @@ def _this_node(state: NodeState) -> dict[str, str]:
         "response_type": "id_token",
         "response_mode": "form_post",
         "client_id": state.settings.idp_audience,
-        "redirect_uri": f"{state.settings.node_id}/oid4vci/login",
     }
 
 
+# Where the node takes a login back (a real provider registers each client's redirect
+# URIs): the authorization code flow's, and the resident's page (issue 16).
+REDIRECT_PATHS = ("/oid4vci/login", "/me/login")
+
+
 def _login_request(params: Mapping[str, str], state: NodeState) -> dict[str, str]:
-    """The parameters of a login request from this node's authorization endpoint; the
-    development provider answers only its own node (a real one knows its clients)."""
+    """The parameters of a login request from this node (its authorization endpoint or
+    the resident's page); the development provider answers only its own node, at one of
+    its registered redirect URIs (a real one knows its clients)."""
     expected = _this_node(state)
     for name, value in expected.items():
         if params.get(name) != value:
             raise NodeError("invalid_request", f"{name} must be {value}", status=400)
+    registered = [f"{state.settings.node_id}{path}" for path in REDIRECT_PATHS]
+    redirect_uri = params.get("redirect_uri", "")
+    if redirect_uri not in registered:
+        raise NodeError(
+            "invalid_request", f"redirect_uri must be one of {', '.join(registered)}", status=400
+        )
     for name in ("state", "nonce"):
         if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", params.get(name, "")):
             raise NodeError("invalid_request", f"{name} is missing or malformed", status=400)
-    return {**expected, "state": params["state"], "nonce": params["nonce"]}
+    return {
+        **expected,
+        "redirect_uri": redirect_uri,
+        "state": params["state"],
+        "nonce": params["nonce"],
+    }
 
 
 def _refused(exc: NodeError) -> Response:
     return message_page(
-        "无法登录", "Cannot log in", "请回到钱包重新开始。", exc.message, status=exc.status
+        "无法登录", "Cannot log in", "请回到原来的页面重新开始。", exc.message, status=exc.status
     )
 
 
@@ -108,7 +125,7 @@ def login_page(request: Request, state: StateDep) -> Response:
         "Log in",
         intro,
         action=f"{state.settings.node_id}/dev-idp/authorize",
-        hidden={k: login[k] for k in ("state", "nonce")},
+        hidden={k: login[k] for k in ("redirect_uri", "state", "nonce")},
         fields_html=fields,
         buttons=(("login", "yes", "登录 / Log in"), ("login", "cancel", "取消 / Cancel")),
     )
@@ -119,8 +136,14 @@ def login_page(request: Request, state: StateDep) -> Response:
     summary="The login form's answer: the ID token, posted to the node (form post)",
     response_class=HTMLResponse,
     openapi_extra=form_body(
-        {"state": {}, "nonce": {}, "subject": {}, "login": {"enum": ["yes", "cancel"]}},
-        ["state", "nonce", "login"],
+        {
+            "redirect_uri": {},
+            "state": {},
+            "nonce": {},
+            "subject": {},
+            "login": {"enum": ["yes", "cancel"]},
+        },
+        ["redirect_uri", "state", "nonce", "login"],
     ),
     responses={400: {"description": "a page that says why", "content": {"text/html": {}}}},
 )
@@ -128,7 +151,8 @@ async def login(request: Request, state: StateDep, now: NowDep) -> Response:
     try:
         raw = await read_body(request, SMALL_BODY_BYTES)
         form = dict(parse_qsl(raw.decode("ascii", "replace"), keep_blank_values=True))
-        # the form carries state and nonce; the rest is this node's, as the GET checked
+        # the form carries the redirect URI, state and nonce (checked again: a form can
+        # be forged); the rest is this node's
         login = _login_request({**form, **_this_node(state)}, state)
     except NodeError as exc:
         return _refused(exc)

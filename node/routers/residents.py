@@ -1,5 +1,6 @@
 """Routes for residents (issue 4): ``/v1/me/...`` with her identity provider's bearer
-token, and the admins' side of objections under ``/v1/admin/objections``.
+token, and the admins' side of objections under ``/v1/admin/objections``; her page's
+login (``/me/login``, issue 16).
 
 There is no resident id in any path: a resident reaches her own data only, the id
 coming from her token (``ResidentDep``). Routes parse, call ``node.services.residents``
@@ -8,10 +9,14 @@ and return; the rules and the transactions live there.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from html import escape
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,13 +26,14 @@ from pydantic import (
     computed_field,
 )
 
-from node.auth import AdminDep, ResidentDep
+from node.auth import AdminDep, ResidentDep, verify_idp_token
 from node.deps import NowDep, SessionDep, StateDep
-from node.errors import error_responses
-from node.guards import GuardedRoute
-from node.routers import ADMIN_ERRORS, BODY_ERRORS, RESIDENT_ERRORS
+from node.errors import NodeError, error_responses
+from node.guards import SMALL_BODY_BYTES, GuardedRoute, read_body
+from node.routers import ADMIN_ERRORS, BODY_ERRORS, RESIDENT_ERRORS, form_body
 from node.services import residents as service
 from node.services.audit import TOKEN_SHAPE
+from node.web import page_headers
 
 __all__ = ["router"]
 
@@ -195,14 +201,29 @@ class RecordBehindPublic(_Public):
     points: float = Field(description="what the model gives this record, before the cap")
     status: str
     objected: bool = Field(description="an objection is open; the record counts until resolved")
+    severity: str = Field(description="minor, general or serious: how long it counts")
+    counts_until: int | None = Field(
+        description="when its disclosure period ends and it stops counting (a repair: the "
+        "repaired record's)"
+    )
+    label_zh: str = Field(description="the record kind's name in Chinese (its code without one)")
+    label_en: str = Field(description="the record kind's name in English")
+    explain_zh: str = Field(description="why a record of this kind counts, in Chinese")
+    explain_en: str = Field(description="the same in English (PIPL art. 24)")
 
 
 class DimensionPublic(_Public):
     name: str
     label: str
+    label_en: str
     points: float = Field(description="the dimension's part of the score, after weight and cap")
     cap: dict[str, float] = Field(description="the bounds of the dimension's part: min, max")
     records: list[RecordBehindPublic]
+
+
+class AllianceStandingPublic(_Public):
+    score: int = Field(description="her score on the alliance's scale")
+    band: str = Field(description="the alliance band it falls in")
 
 
 class ScorePublic(_Public):
@@ -214,6 +235,10 @@ class ScorePublic(_Public):
     objected_records_counted: bool = Field(
         description="some records behind the score are objected to: they still count until "
         "the objection is resolved (DESIGN section 9)"
+    )
+    alliance: AllianceStandingPublic | None = Field(
+        description="what an attestation would say today, through the city's mapping table "
+        "in force; null when none is"
     )
 
 
@@ -396,6 +421,119 @@ def resolve_objection(
     return AdminObjectionPublic.model_validate(view)
 
 
+# --- the resident's page: logging in through the identity provider (issue 16) ----------
+
+page = APIRouter(route_class=GuardedRoute, tags=["resident's page"])
+
+LOGIN_VALUE = r"^[A-Za-z0-9_-]{16,128}$"  # a state or nonce the page made (base64url)
+
+
+@page.get(
+    "/me/login",
+    summary="The resident's page sends her to the identity provider's login",
+    response_class=HTMLResponse,
+    responses={
+        303: {"description": "to the identity provider (OpenID Connect, id_token form post)"},
+        404: {"description": "a page that says no login is configured"},
+        422: {"description": "state or nonce malformed"},
+    },
+)
+def begin_page_login(
+    state: StateDep,
+    login_state: Annotated[str, Query(alias="state", pattern=LOGIN_VALUE)],
+    nonce: Annotated[str, Query(pattern=LOGIN_VALUE)],
+) -> Response:
+    """The page made ``state`` and ``nonce`` and keeps them (sessionStorage); they come
+    back in the form post and in the ID token, where the page checks them."""
+    location = service.page_login_url(state, login_state=login_state, nonce=nonce)
+    if location is None:
+        return landing_page("no_login", status=404)
+    return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+@page.post(
+    "/me/login",
+    summary="The identity provider's answer (form post): a page that hands the ID token "
+    "to the resident's page",
+    response_class=HTMLResponse,
+    openapi_extra=form_body(
+        {"id_token": {}, "state": {}, "error": {}, "error_description": {}}, ["state"]
+    ),
+    responses={
+        400: {"description": "a page that says why", "content": {"text/html": {}}},
+        401: {"description": "a page: the token is not valid", "content": {"text/html": {}}},
+    },
+)
+async def finish_page_login(request: Request, state: StateDep, now: NowDep) -> Response:
+    """The ID token is checked as every resident's bearer token is (signature, issuer,
+    audience, times); the page's script then checks ``state`` and the token's ``nonce``
+    against what it kept, stores the token in sessionStorage and opens ``/me/``. A
+    cancelled login (``error=access_denied``) shows a message."""
+    try:
+        raw = await read_body(request, SMALL_BODY_BYTES)
+    except NodeError:
+        return landing_page("malformed", status=400)
+    form = dict(parse_qsl(raw.decode("ascii", "replace"), keep_blank_values=True))
+    login_state, token = form.get("state", ""), form.get("id_token", "")
+    if form.get("error") == "access_denied":
+        return landing_page("cancelled", status=200)
+    if form.get("error") or not re.fullmatch(LOGIN_VALUE, login_state) or not token:
+        return landing_page("malformed", status=400)
+    try:
+        verify_idp_token(state, token, now=now)
+    except NodeError:
+        return landing_page("invalid_token", status=401)
+    return landing_page("ok", status=200, token=token, login_state=login_state)
+
+
+_LANDING_TEXT = {
+    "ok": ("正在登录……", "Logging in…"),
+    "cancelled": ("登录已取消。", "The login was cancelled."),
+    "invalid_token": (
+        "身份认证的回应未通过验证，请重新登录。",
+        "The identity provider's answer could not be verified: please log in again.",
+    ),
+    "malformed": (
+        "登录的回应不完整，请重新登录。",
+        "The login's answer is incomplete: please log in again.",
+    ),
+    "no_login": (
+        "本节点没有配置身份认证服务，无法登录。",
+        "This node has no identity provider configured: logging in is not possible.",
+    ),
+}
+
+
+def landing_page(
+    outcome: str, *, status: int, token: str | None = None, login_state: str | None = None
+) -> HTMLResponse:
+    """The page the login comes back to: with a token, its script (``/me/landing.js``)
+    takes it to the resident's page; otherwise it says why, in both languages, with a way
+    back. The token is in the page, so the page is never stored (no-store)."""
+    zh, en = _LANDING_TEXT[outcome]
+    data = (
+        f' data-id-token="{escape(token)}" data-state="{escape(login_state or "")}"'
+        if token
+        else ""
+    )
+    script = '<script type="module" src="/me/landing.js"></script>' if token else ""
+    document = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<title>登录 / Log in</title><link rel="stylesheet" href="/common/ccx.css">'
+        f"{script}</head><body>"
+        '<header class="bar"><h1>我的信用 / My credit</h1></header>'
+        f'<main id="landing" data-outcome="{outcome}"{data}>'
+        f'<p class="notice{"" if token else " warn"}" id="landing-message" role="status">'
+        f'<span lang="zh-CN">{escape(zh)}</span><br><span lang="en">{escape(en)}</span></p>'
+        '<p><a class="button" href="/me/">返回我的信用页 / Back to my page</a></p>'
+        "</main></body></html>"
+    )
+    headers = {**page_headers(), "Cache-Control": "no-store"}
+    return HTMLResponse(document, status_code=status, headers=headers)
+
+
 router = APIRouter(route_class=GuardedRoute)
 router.include_router(me)
 router.include_router(admin)
+router.include_router(page)

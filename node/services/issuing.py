@@ -31,7 +31,8 @@ from typing import Any, NamedTuple, cast
 
 from prometheus_client import Counter
 from sqlalchemy import Connection, Table, bindparam, event, select
-from sqlmodel import Session
+from sqlmodel import Session, col
+from sqlmodel import select as sqlmodel_select
 
 import protocol as P
 from keys import ManagedKey
@@ -60,9 +61,11 @@ __all__ = [
     "apply_band_changes",
     "attestation_audience",
     "attestation_expiry",
+    "attestations_of",
     "issue",
     "issue_bound",
     "require_consents",
+    "revoke_attestation",
     "revoke_outstanding",
 ]
 
@@ -470,6 +473,54 @@ def revoke_outstanding(
     )
     _count_after_commit(session, state.metrics.revoked, len(refs))
     return len(refs)
+
+
+def attestations_of(session: Session, resident_id: str) -> list[Attestation]:
+    """Every attestation issued to her, newest first: what revoking one needs, never a
+    token (the node keeps none)."""
+    return list(
+        session.exec(
+            sqlmodel_select(Attestation)
+            .where(Attestation.resident_id == resident_id)
+            .order_by(col(Attestation.id).desc())
+        )
+    )
+
+
+def revoke_attestation(
+    session: Session, state: NodeState, resident_id: str, attestation_id: int, *, now: int
+) -> Attestation:
+    """Revoke one of her attestations (she lost the phone that holds it, say): its row
+    and its status list entry, audited, committed. A suspended one is revoked too.
+
+    Raises ``NodeError`` 404 ``attestation_not_found`` unless it is hers (another's is
+    not told apart from none), 409 ``already_revoked`` the second time.
+    """
+    hold_lock(session, f"attestations:{resident_id}")
+    row = session.get(Attestation, attestation_id)
+    if row is None or row.resident_id != resident_id:
+        raise NodeError("attestation_not_found", "you hold no attestation with that id", status=404)
+    if row.status == "revoked":
+        raise NodeError(
+            "already_revoked", f"attestation {attestation_id} is revoked already", status=409
+        )
+    assert row.id is not None
+    set_status(
+        session.connection(), [StatusRef(row.id, row.status_list_id, row.status_idx)],
+        "revoked", now,
+    )  # fmt: skip
+    audit.append(
+        session,
+        actor="resident",
+        action="attestations.revoked",
+        subject=resident_id,
+        details={"reason": "holder_revoked", "count": 1, "attestation_ids": [row.id]},
+        now=now,
+    )
+    _count_after_commit(session, state.metrics.revoked, 1)
+    session.commit()
+    session.refresh(row)
+    return row
 
 
 # --- the monthly rescore ---------------------------------------------------------------

@@ -25,20 +25,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from node.errors import NodeError
 from node.models import Consent, Objection, Record, Score
-from node.scoring import Breakdown
-from node.services import audit, issuing, scoring
+from node.scoring import DAY, Breakdown, ScoringModel
+from node.services import audit, issuing, oid4vci, scoring
 from node.services._locking import hold_lock
+from node.services.mapping_tables import city_mapping
 from node.state import NodeState
 
 __all__ = [
     "CONSENT_KINDS",
     "EVERY_MEMBER",
+    "AllianceStanding",
     "DimensionView",
     "ObjectionView",
     "RecordBehind",
@@ -51,6 +54,7 @@ __all__ = [
     "list_consents",
     "list_objections",
     "objections_by_status",
+    "page_login_url",
     "require_consent",
     "resolve_objection",
     "score_view",
@@ -73,15 +77,30 @@ class RecordBehind:
     points: float
     status: str
     objected: bool
+    severity: str
+    counts_until: int | None  # the end of its disclosure period (a repair: its record's)
+    label_zh: str
+    label_en: str
+    explain_zh: str
+    explain_en: str
 
 
 @dataclass(frozen=True)
 class DimensionView:
     name: str
     label: str
+    label_en: str
     points: float
     cap: dict[str, float]
     records: list[RecordBehind]
+
+
+@dataclass(frozen=True)
+class AllianceStanding:
+    """Her score on the alliance's scale through the city's mapping table in force."""
+
+    score: int
+    band: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ class ScoreView:
     computed_at: int
     dimensions: list[DimensionView]
     objected_records_counted: bool
+    alliance: AllianceStanding | None
 
 
 @dataclass(frozen=True)
@@ -300,6 +320,30 @@ def withdraw_consent(
     return Withdrawal(consent, revoked)
 
 
+# --- her page's login (issue 16) ---------------------------------------------------------
+
+
+def page_login_url(state: NodeState, *, login_state: str, nonce: str) -> str | None:
+    """Where her page sends her to log in: the identity provider's authorization endpoint
+    (OpenID Connect, ``response_type=id_token``, form post back to ``/me/login``), with
+    the page's own ``state`` and ``nonce``; None when the node has no login configured."""
+    endpoint = oid4vci.login_endpoint(state)
+    if endpoint is None:
+        return None
+    query = urlencode(
+        {
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "scope": "openid",
+            "client_id": state.settings.idp_audience,
+            "redirect_uri": f"{state.settings.node_id}/me/login",
+            "state": login_state,
+            "nonce": nonce,
+        }
+    )
+    return endpoint + ("&" if "?" in endpoint else "?") + query
+
+
 # --- score --------------------------------------------------------------------------
 
 
@@ -323,23 +367,40 @@ def score_view(session: Session, state: NodeState, resident_id: str, *, now: int
         score = scoring.rescore_resident(session, state, resident_id, now)
         rows = _records_of(session, resident_id)  # read again under her lock
         breakdown = model.score(scoring.scoring_inputs(model, rows), score.computed_at)
-    view = _score_view(state, score, breakdown, rows)
+    view = _score_view(state, score, breakdown, rows, _standing(state, score.score, now))
     session.commit()
     return view
 
 
+def _standing(state: NodeState, score: float, now: int) -> AllianceStanding | None:
+    # What an attestation would say today; none when no mapping table is in force (the
+    # score itself is still hers to see).
+    try:
+        mapping = city_mapping(state, now=now)
+        mapping.require_in_force(now)
+    except NodeError:
+        return None
+    alliance_score = mapping.alliance_score(score)
+    return AllianceStanding(alliance_score, mapping.scale.band_of(alliance_score))
+
+
 def _score_view(
-    state: NodeState, score: Score, breakdown: Breakdown, rows: list[Record]
+    state: NodeState,
+    score: Score,
+    breakdown: Breakdown,
+    rows: list[Record],
+    standing: AllianceStanding | None,
 ) -> ScoreView:
     by_key = {_key(row): row for row in rows}
     dimensions = [
         DimensionView(
             name=name,
             label=dimension.label,
+            label_en=dimension.label_en or name,
             points=breakdown.by_dimension[name],
             cap={"min": dimension.min, "max": dimension.max},
             records=[
-                _record_behind(by_key[entry["record"]], float(entry["points"]))
+                _record_behind(state.model, by_key, by_key[entry["record"]], entry["points"])
                 for entry in breakdown.records.get(name, [])
             ],
         )
@@ -353,6 +414,7 @@ def _score_view(
         computed_at=score.computed_at,
         dimensions=dimensions,
         objected_records_counted=any(r.objected for d in dimensions for r in d.records),
+        alliance=standing,
     )
 
 
@@ -369,15 +431,34 @@ def _key(row: Record) -> str:
     return f"{row.department}/{row.record_id}"
 
 
-def _record_behind(row: Record, points: float) -> RecordBehind:
+def _record_behind(
+    model: ScoringModel, by_key: dict[str, Record], row: Record, points: Any
+) -> RecordBehind:
+    kind = model.kinds[row.kind]
+    counted = row
+    if kind.repair and row.repairs_department and row.repairs:
+        # a repair counts while the record it repairs does
+        counted = by_key.get(f"{row.repairs_department}/{row.repairs}", row)
+    counted_kind = model.kinds.get(counted.kind, kind)
+    counts_until = (
+        None
+        if counted_kind.repair
+        else counted.occurred_at + model.disclosure_days[counted_kind.severity] * DAY
+    )
     return RecordBehind(
         department=row.department,
         record_id=row.record_id,
         kind=row.kind,
         occurred_at=row.occurred_at,
-        points=points,
+        points=float(points),
         status=row.status,
         objected=row.status == "objected",
+        severity=counted_kind.severity,
+        counts_until=counts_until,
+        label_zh=kind.label_zh or row.kind,
+        label_en=kind.label_en or row.kind,
+        explain_zh=kind.explain_zh,
+        explain_en=kind.explain_en,
     )
 
 

@@ -30,6 +30,7 @@ from node.models import (
     Score,
     StatusListRow,
 )
+from node.scoring import load_model
 from node.services import audit, issuing
 from tests.conftest import METRICS, NOW
 from tests.node.test_verifications import install_registry, registry_token
@@ -220,6 +221,12 @@ def test_score_is_computed_from_her_records_and_stored(
             "points": -80,
             "status": "active",
             "objected": False,
+            "severity": "general",
+            "counts_until": NOW - 10 * DAY + 1095 * DAY,  # the demo model: three years
+            "label_zh": "欠缴税款",
+            "label_en": "Tax arrears",
+            "explain_zh": load_model().kinds["tax_arrears"].explain_zh,
+            "explain_en": load_model().kinds["tax_arrears"].explain_en,
         }
     ]
     (stored,) = rows(client, Score)
