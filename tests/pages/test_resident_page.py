@@ -239,6 +239,37 @@ def test_she_objects_to_a_record_and_follows_it(world: World, watched: Watched) 
     watched.clean()
 
 
+def test_she_can_do_it_all_by_keyboard(world: World, desktop: Watched) -> None:
+    page = desktop.page
+    page.goto(f"{world.node.url}/me/?lang=en")
+    page.keyboard.press("Tab")  # the header's buttons come first: Log in is the next stop
+    for _ in range(4):
+        if page.evaluate("document.activeElement.id") == "login":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("input[name=subject]")
+    page.fill("input[name=subject]", RESIDENT)
+    page.keyboard.press("Enter")  # the form's first button: log in
+    page.wait_for_url(f"{world.node.url}/me/")
+    page.locator('li[data-record="civil/vol-7"] button.object').focus()
+    page.keyboard.press("Enter")
+    # the reason's field takes the focus, the send button follows it
+    assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
+    page.keyboard.type("These hours were served by my neighbour.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#objections li.objection")).to_contain_text("civil/vol-7")
+    # a withdrawal asks first, and the question takes the focus
+    page.locator("#consent-open_score button.withdraw").focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.className") == "danger confirm-withdraw"
+    page.keyboard.press("Tab")  # to Cancel
+    page.keyboard.press("Enter")
+    expect(page.locator("#consent-open_score button.withdraw")).to_be_visible()
+    assert "open_score" in world.consents()
+
+
 def test_she_makes_a_credential_offer_for_a_phone_or_this_device(
     world: World, watched: Watched
 ) -> None:
@@ -262,6 +293,22 @@ def test_she_makes_a_credential_offer_for_a_phone_or_this_device(
     assert "pre-authorized_code" in document.text
     assert watched.fits()
     watched.clean()
+
+
+def test_an_offer_without_her_sharing_consent_says_which_consent_to_grant(
+    world: World, desktop: Watched
+) -> None:
+    page = desktop.page
+    log_in(world, page, lang="en")
+    page.locator("#make-offer").click()
+    expect(page.locator("#alert")).to_contain_text(
+        'This needs your consent first, under "My consents": Share my standing'
+    )
+    expect(page.locator("#offer img.qr")).to_have_count(0)
+    english_alert = page.locator("#alert").inner_text()
+    page.locator("#lang").click()  # the message follows her language
+    expect(page.locator("#alert")).to_contain_text("向联盟城市分享信用等级")
+    assert page.locator("#alert").inner_text() != english_alert
 
 
 def test_she_sees_the_attestations_issued_and_revokes_one(world: World, watched: Watched) -> None:

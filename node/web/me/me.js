@@ -25,6 +25,12 @@ const MESSAGES = {
     unavailable: "服务暂时不可用（{code}）：{message} 请稍后再试。",
     rateLimited: "请求过多，请稍后再试。",
     forbidden: "没有权限：{message}",
+    needsConsents: "这需要您先在“我的授权”中授权：{missing}。",
+    band_poor: "较差",
+    band_fair: "一般",
+    band_good: "良好",
+    band_very_good: "优良",
+    band_excellent: "优秀",
     notFound: "找不到：{message}",
     conflict: "无法执行：{message}",
     invalid: "填写的内容不符合要求：{message}",
@@ -115,6 +121,12 @@ const MESSAGES = {
     unavailable: "The service is unavailable for now ({code}): {message} Try again later.",
     rateLimited: "Too many requests: try again in a moment.",
     forbidden: "Not allowed: {message}",
+    needsConsents: "This needs your consent first, under \"My consents\": {missing}.",
+    band_poor: "poor",
+    band_fair: "fair",
+    band_good: "good",
+    band_very_good: "very good",
+    band_excellent: "excellent",
     notFound: "Not found: {message}",
     conflict: "Not possible: {message}",
     invalid: "What was entered does not fit: {message}",
@@ -200,10 +212,11 @@ const open = { objecting: null, withdrawing: null, revoking: null, granting: fal
 // --- talking to the node -----------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -231,7 +244,7 @@ async function api(method, path, body) {
       const said = error.details.map((d) => [d.field, d.problem].filter(Boolean).join(": ")).join("; ");
       if (said) message = `${message} (${said})`;
     }
-    throw new ApiError(response.status, typeof error.code === "string" ? error.code : "", message);
+    throw new ApiError(response.status, typeof error.code === "string" ? error.code : "", message, error.details);
   }
   return answer;
 }
@@ -241,6 +254,10 @@ function explain(error) {
   const vars = { status: error.status, code: error.code, message: error.message };
   if (error.status === 0) return t("network");
   if (error.status === 401) return t("sessionEnded");
+  if (error.status === 403 && error.code === "consent_required") {
+    const missing = Array.isArray(error.details?.missing) ? error.details.missing : ["open_score", "share_alliance"];
+    return t("needsConsents", { missing: missing.map((kind) => t(`consent_${kind}`)).join(lang() === "zh" ? "、" : ", ") });
+  }
   if (error.status === 403) return t("forbidden", vars);
   if (error.status === 404) return t("notFound", vars);
   if (error.status === 409) return t("conflict", vars);
@@ -419,14 +436,23 @@ function renderScore() {
       el("span", { className: "big", id: "score-value" }, number(score.score)),
       el("span", { className: "muted" }, t("scoreOn", { min: score.scale.min, max: score.scale.max }))));
   head.append(score.alliance
-    ? el("p", {}, el("span", { className: "band ok", id: "alliance-band" },
-      t("allianceBand", { band: score.alliance.band, score: score.alliance.score })))
+    ? el("p", {}, el("span", { className: "band", id: "alliance-band" },
+      t("allianceBand", { band: bandName(score.alliance.band), score: score.alliance.score })))
     : el("p", { className: "muted" }, t("noAlliance")));
   head.append(el("p", { className: "muted" },
     t("computedAt", { date: date(score.computed_at), version: score.model_version })));
   if (score.objected_records_counted) head.append(el("p", { className: "notice warn" }, t("objectedCounted")));
   box.append(head);
-  for (const dimension of score.dimensions) box.append(renderDimension(dimension));
+  const dimensions = el("div", { className: "dimensions" });
+  for (const dimension of score.dimensions) dimensions.append(renderDimension(dimension));
+  box.append(dimensions);
+}
+
+// A band's name in her language (an alliance may name bands this page does not know).
+function bandName(band) {
+  const key = `band_${band}`;
+  const name = t(key);
+  return name === key ? band : name;
 }
 
 function renderDimension(dimension) {
@@ -653,7 +679,7 @@ function renderAttestations() {
     const stateClass = item.status === "valid" && !expired ? "ok" : item.status === "revoked" ? "bad" : "warn";
     const row = el("li", { className: "attestation", id: `attestation-${item.id}` },
       el("div", { className: "record-line" },
-        el("strong", {}, t("attestationLine", { id: item.id, band: item.band, score: item.alliance_score ?? "–" })),
+        el("strong", {}, t("attestationLine", { id: item.id, band: bandName(item.band), score: item.alliance_score ?? "–" })),
         el("span", { className: `tag status ${stateClass}` }, t(`status_${item.status}`), expired ? ` · ${t("expired")}` : "")),
       el("p", { className: "muted" }, t("issuedExpires", { issued: date(item.issued_at), expires: date(item.expires_at) })),
       el("p", { className: "muted kid", title: item.holder_kid }, t("holderKey", { kid: `${item.holder_kid.slice(0, 12)}…` })));
