@@ -12,19 +12,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-# The flags a browser on this machine needs: no sandbox as root, and none of Chromium's
-# own calls home (the machine's closed network refuses them, many at a time).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+# the browser flags and screen sizes are the screenshots' (docs/img)
+from scripts.screenshots import CHROMIUM_ARGS, DESKTOP, PHONE
+
+__all__ = ["CHROMIUM_ARGS", "DESKTOP", "PHONE", "browser", "chromium_path", "viewport"]
 
 
 def chromium_path() -> str:

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import segno
 from playwright.sync_api import Browser, BrowserContext, Page
 from sqlmodel import Session
 
@@ -34,7 +33,8 @@ from tests.conftest import NOW, ec_key
 from tests.node.oid4vp_helpers import certified_token, follower
 from tests.node.servers import RunningNode, WorldClock, free_port
 from tests.node.test_verifications import _settings, seed_resident_app
-from tests.pages.conftest import CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path
+from tests.pages.camera import camera_args, qr_video
+from tests.pages.conftest import DESKTOP, PHONE, chromium_path
 
 SCENARIO = "library_deposit_free"
 RESIDENT = "fz-resident"
@@ -415,26 +415,6 @@ def test_a_node_that_cannot_be_reached_is_a_clear_error(world: World, desktop: W
     assert "cannot be reached" in desktop.problem()
 
 
-def qr_video(text: str, path: Path, *, width: int = 640, height: int = 480) -> Path:
-    """A few frames of the QR code of ``text``, as Chromium's fake camera reads them:
-    YUV4MPEG2, 4:2:0, the code black on white in the luma plane, chroma neutral."""
-    rows = [list(row) for row in segno.make(text, error="m").matrix_iter(scale=1, border=4)]
-    scale = min(width, height) // len(rows)
-    left, top = (width - scale * len(rows)) // 2, (height - scale * len(rows)) // 2
-    luma = bytearray([235]) * (width * height)
-    for y, row in enumerate(rows):
-        for x, dark in enumerate(row):
-            if dark:
-                for line in range(top + y * scale, top + (y + 1) * scale):
-                    start = line * width + left + x * scale
-                    luma[start : start + scale] = bytes([16]) * scale
-    chroma = bytes([128]) * (width // 2 * height // 2)
-    frame = b"FRAME\n" + bytes(luma) + chroma + chroma
-    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
-    path.write_bytes(header + frame * 5)
-    return path
-
-
 def test_the_camera_reads_the_kiosk_qr_code_and_the_request_is_answered(
     world: World, browser: Browser, tmp_path: Path
 ) -> None:
@@ -442,8 +422,7 @@ def test_the_camera_reads_the_kiosk_qr_code_and_the_request_is_answered(
     video = qr_video(made["request"], tmp_path / "kiosk.y4m")
     camera = browser.browser_type.launch(
         executable_path=chromium_path(), headless=True,
-        args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream",
-              "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"],
+        args=camera_args(video),
     )  # fmt: skip
     try:
         phone = Watched(camera, PHONE)
