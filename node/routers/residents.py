@@ -434,17 +434,25 @@ LOGIN_VALUE = r"^[A-Za-z0-9_-]{16,128}$"  # a state or nonce the page made (base
     response_class=HTMLResponse,
     responses={
         303: {"description": "to the identity provider (OpenID Connect, id_token form post)"},
-        404: {"description": "a page that says no login is configured"},
-        422: {"description": "state or nonce malformed"},
+        400: {"description": "a page: state or nonce malformed", "content": {"text/html": {}}},
+        404: {"description": "a page: no login is configured", "content": {"text/html": {}}},
     },
-)
-def begin_page_login(
-    state: StateDep,
-    login_state: Annotated[str, Query(alias="state", pattern=LOGIN_VALUE)],
-    nonce: Annotated[str, Query(pattern=LOGIN_VALUE)],
-) -> Response:
+    openapi_extra={
+        "parameters": [
+            {"name": name, "in": "query", "required": True,
+             "schema": {"type": "string", "pattern": LOGIN_VALUE}}
+            for name in ("state", "nonce")
+        ]
+    },
+)  # fmt: skip
+def begin_page_login(request: Request, state: StateDep) -> Response:
     """The page made ``state`` and ``nonce`` and keeps them (sessionStorage); they come
-    back in the form post and in the ID token, where the page checks them."""
+    back in the form post and in the ID token, where the page checks them. A browser
+    is answered with a page, not JSON, when they are malformed."""
+    login_state = request.query_params.get("state", "")
+    nonce = request.query_params.get("nonce", "")
+    if not (re.fullmatch(LOGIN_VALUE, login_state) and re.fullmatch(LOGIN_VALUE, nonce)):
+        return landing_page("malformed", status=400)
     location = service.page_login_url(state, login_state=login_state, nonce=nonce)
     if location is None:
         return landing_page("no_login", status=404)

@@ -178,6 +178,7 @@ AUDIENCES = (
     ("/v1/alliance/", "public"),
     ("/.well-known/", "public"),
     ("/dev-idp/", "public"),
+    ("/me/login", "public"),  # the resident's page's login (its token is checked inside)
     ("/healthz", "public"),
     ("/readyz", "public"),
     ("/metrics", "metrics"),
@@ -267,7 +268,7 @@ OAUTH_SHAPED = {("/oid4vci/token", "400"), ("/oid4vci/credential", "400"),
                 ("/oid4vci/par", "400"), ("/oid4vp/responses/{transaction_id}", "400")}  # fmt: skip
 # The browser's steps of the authorization code flow refuse with a page for the resident.
 PAGES = {"/oid4vci/authorize", "/oid4vci/login", "/oid4vci/authorize/decision",
-         "/dev-idp/authorize"}  # fmt: skip
+         "/dev-idp/authorize", "/me/login"}  # fmt: skip
 
 
 def test_every_error_the_document_declares_has_the_nodes_error_body() -> None:

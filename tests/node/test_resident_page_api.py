@@ -230,7 +230,9 @@ def test_her_page_sends_her_to_the_identity_provider(client: TestClient) -> None
     "params", [{"state": "short", "nonce": LOGIN_NONCE}, {"state": LOGIN_STATE}]
 )
 def test_a_malformed_page_login_is_refused(client: TestClient, params: dict[str, str]) -> None:
-    assert client.get("/me/login", params=params, follow_redirects=False).status_code == 422
+    answer = client.get("/me/login", params=params, follow_redirects=False)
+    assert answer.status_code == 400
+    assert "incomplete" in answer.text  # a page for her browser, not JSON
 
 
 def test_without_an_identity_provider_her_page_says_she_cannot_log_in(make_client: Any) -> None:
