@@ -43,10 +43,15 @@ class Resident(SQLModel, table=True):
 class Record(SQLModel, table=True):
     """A credit record pushed by a department. Raw records never leave the node."""
 
-    __table_args__ = (UniqueConstraint("department", "record_id", name="uq_record_department_id"),)
+    __table_args__ = (
+        UniqueConstraint("department", "record_id", name="uq_record_department_id"),
+        Index("ix_record_client_recorded", "client_id", "recorded_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     department: str = Field(max_length=64, index=True)
+    # the client credentials it was pushed with (null before migration 0006)
+    client_id: str | None = Field(default=None, max_length=64)
     record_id: str = Field(max_length=128)
     resident_id: str = Field(max_length=128, index=True)
     kind: str = Field(max_length=64)
@@ -154,6 +159,7 @@ class Client(SQLModel, table=True):
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: int = Field(sa_type=BigInteger)
     revoked_at: int | None = Field(default=None, sa_type=BigInteger)
+    expires_at: int | None = Field(default=None, sa_type=BigInteger)  # null: no expiry
 
 
 class Objection(SQLModel, table=True):
