@@ -11,7 +11,7 @@ LOCK   := requirements.lock
 NODEWALLET := tests/interop/nodewallet
 NODESTAMP  := $(NODEWALLET)/node_modules/.installed
 
-.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg test-a-year-ahead pg-start pg-stop bench clean lock
+.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg test-a-year-ahead pg-start pg-stop bench screenshots clean lock
 
 # Every package comes from requirements.lock, pinned with its hashes (a fresh clone next
 # month installs what this one did); then the project itself, editable, without deps.
@@ -87,6 +87,11 @@ test-a-year-ahead: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/verify.py
+
+# The pages at phone and desktop size into docs/img (docs/PAGES.md): a small simulated
+# alliance walked in Chromium (scripts/chromium finds or installs it, and a Chinese font).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py --out docs/img
 
 clean:
 	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache build *.egg-info \

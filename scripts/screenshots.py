@@ -82,8 +82,9 @@ def alliance(work: Path) -> Iterator[tuple[Any, list[Any]]]:
 
 
 def shoot(page: Any, out: Path, name: str) -> None:
+    """What the screen shows on a phone; the whole page on a desktop."""
     path = out / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=name.endswith("-desktop"))
     print(f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 

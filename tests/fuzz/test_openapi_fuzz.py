@@ -173,6 +173,7 @@ AUDIENCES = (
     ("/v1/records", "department"),
     ("/v1/verifications", "service_point"),
     ("/v1/presentation-requests", "service_point"),
+    ("/v1/service-point", "service_point"),
     ("/v1/me/", "resident"),
     ("/v1/status-lists/", "public"),
     ("/v1/alliance/", "public"),
