@@ -1,5 +1,6 @@
 """A resident's attestations: a proof-of-possession nonce, then the attestation itself;
-the list of those issued to her, and revoking one (issue 16: her page)."""
+the list of those issued to her, revoking, suspending and resuming one (issue 16: her
+page), and revoking every one bound to a lost wallet key (issue 17)."""
 
 from __future__ import annotations
 
@@ -109,10 +110,49 @@ class AttestationList(BaseModel):
     attestations: list[AttestationPublic]
 
 
+class HolderKeyRevocation(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    holder_kid: str = Field(
+        description="the wallet key's JWK thumbprint (RFC 7638), as listed beside each attestation",
+        pattern=r"^[A-Za-z0-9_-]{43}$",
+    )
+
+
+class HolderKeyRevoked(BaseModel):
+    holder_kid: str
+    attestations: list[AttestationPublic] = Field(
+        description="every attestation of mine bound to that key, as they now stand"
+    )
+
+
 @router.get("", summary="The attestations issued to me, newest first")
 def my_attestations(resident: ResidentDep, session: SessionDep) -> AttestationList:
     rows = issuing.attestations_of(session, resident)
     return AttestationList(attestations=[AttestationPublic.model_validate(r) for r in rows])
+
+
+AttestationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post(
+    "/revoke",
+    summary="Revoke every attestation of mine bound to one wallet key (a lost phone)",
+    responses=error_responses(*BODY_ERRORS, 404),
+)
+def revoke_holder_key(
+    body: HolderKeyRevocation,
+    resident: ResidentDep,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> HolderKeyRevoked:
+    """Audited. Every valid or suspended attestation bound to ``holder_kid`` is revoked
+    at once; a second call revokes nothing more. 404 ``holder_key_not_found`` when none
+    of mine is bound to that key."""
+    rows = issuing.revoke_holder_key(session, state, resident, body.holder_kid, now=now)
+    return HolderKeyRevoked(
+        holder_kid=body.holder_kid, attestations=[AttestationPublic.model_validate(r) for r in rows]
+    )
 
 
 @router.post(
@@ -121,7 +161,7 @@ def my_attestations(resident: ResidentDep, session: SessionDep) -> AttestationLi
     responses=error_responses(404, 409),
 )
 def revoke_attestation(
-    attestation_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    attestation_id: AttestationId,
     resident: ResidentDep,
     state: StateDep,
     session: SessionDep,
@@ -130,4 +170,43 @@ def revoke_attestation(
     """Audited. 404 ``attestation_not_found`` unless it is mine; 409 ``already_revoked``
     the second time. Verifiers see it once their copy of the status list is renewed."""
     row = issuing.revoke_attestation(session, state, resident, attestation_id, now=now)
+    return AttestationPublic.model_validate(row)
+
+
+@router.post(
+    "/{attestation_id}/suspend",
+    summary="Suspend one of my attestations until I resume it (a mislaid phone)",
+    responses=error_responses(404, 409),
+)
+def suspend_attestation(
+    attestation_id: AttestationId,
+    resident: ResidentDep,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> AttestationPublic:
+    """Audited; its status list entry becomes 2 (suspended) and verifiers refuse it
+    (``attestation_suspended``) once their copy of the list is renewed. 404
+    ``attestation_not_found`` unless it is mine; 409 ``already_revoked``,
+    ``already_suspended``."""
+    row = issuing.suspend_attestation(session, state, resident, attestation_id, now=now)
+    return AttestationPublic.model_validate(row)
+
+
+@router.post(
+    "/{attestation_id}/resume",
+    summary="Make a suspended attestation of mine valid again",
+    responses=error_responses(404, 409),
+)
+def resume_attestation(
+    attestation_id: AttestationId,
+    resident: ResidentDep,
+    state: StateDep,
+    session: SessionDep,
+    now: NowDep,
+) -> AttestationPublic:
+    """Audited; verifiers accept it again once their copy of the status list is renewed.
+    404 ``attestation_not_found`` unless it is mine; 409 ``already_revoked`` (a revocation
+    is final), ``not_suspended``."""
+    row = issuing.resume_attestation(session, state, resident, attestation_id, now=now)
     return AttestationPublic.model_validate(row)

@@ -65,8 +65,11 @@ __all__ = [
     "issue",
     "issue_bound",
     "require_consents",
+    "resume_attestation",
     "revoke_attestation",
+    "revoke_holder_key",
     "revoke_outstanding",
+    "suspend_attestation",
 ]
 
 log = logging.getLogger("ccx.node")
@@ -487,6 +490,46 @@ def attestations_of(session: Session, resident_id: str) -> list[Attestation]:
     )
 
 
+def _her_attestation(session: Session, resident_id: str, attestation_id: int) -> Attestation:
+    row = session.get(Attestation, attestation_id)
+    if row is None or row.resident_id != resident_id:
+        raise NodeError("attestation_not_found", "you hold no attestation with that id", status=404)
+    return row
+
+
+def _holder_changes(
+    session: Session,
+    state: NodeState,
+    resident_id: str,
+    rows: list[Attestation],
+    status: str,
+    *,
+    now: int,
+    details: dict[str, Any],
+) -> None:
+    """Set ``rows`` (hers, under her lock) to ``status`` in their rows and status lists,
+    audited under the resident, committed."""
+    refs = [StatusRef(r.id, r.status_list_id, r.status_idx) for r in rows if r.id is not None]
+    if refs:
+        set_status(session.connection(), refs, status, now)
+        audit.append(
+            session,
+            actor="resident",
+            action=f"attestations.{_ACTIONS[status]}",
+            subject=resident_id,
+            details={**details, "count": len(refs), "attestation_ids": [r.id for r in refs]},
+            now=now,
+        )
+        if status == "revoked":
+            _count_after_commit(session, state.metrics.revoked, len(refs))
+    session.commit()
+    for row in rows:
+        session.refresh(row)
+
+
+_ACTIONS = {"revoked": "revoked", "suspended": "suspended", "valid": "resumed"}
+
+
 def revoke_attestation(
     session: Session, state: NodeState, resident_id: str, attestation_id: int, *, now: int
 ) -> Attestation:
@@ -497,30 +540,104 @@ def revoke_attestation(
     not told apart from none), 409 ``already_revoked`` the second time.
     """
     hold_lock(session, f"attestations:{resident_id}")
-    row = session.get(Attestation, attestation_id)
-    if row is None or row.resident_id != resident_id:
-        raise NodeError("attestation_not_found", "you hold no attestation with that id", status=404)
+    row = _her_attestation(session, resident_id, attestation_id)
     if row.status == "revoked":
         raise NodeError(
             "already_revoked", f"attestation {attestation_id} is revoked already", status=409
         )
-    assert row.id is not None
-    set_status(
-        session.connection(), [StatusRef(row.id, row.status_list_id, row.status_idx)],
-        "revoked", now,
+    _holder_changes(
+        session, state, resident_id, [row], "revoked", now=now,
+        details={"reason": "holder_revoked"},
     )  # fmt: skip
-    audit.append(
-        session,
-        actor="resident",
-        action="attestations.revoked",
-        subject=resident_id,
-        details={"reason": "holder_revoked", "count": 1, "attestation_ids": [row.id]},
-        now=now,
-    )
-    _count_after_commit(session, state.metrics.revoked, 1)
-    session.commit()
-    session.refresh(row)
     return row
+
+
+def suspend_attestation(
+    session: Session, state: NodeState, resident_id: str, attestation_id: int, *, now: int
+) -> Attestation:
+    """Suspend one of her attestations (a phone mislaid, perhaps found again): status 2
+    in its status list (draft-ietf-oauth-status-list, "SUSPENDED"), which every verifier
+    refuses (``attestation_suspended``) until she resumes it. Audited, committed.
+
+    Raises ``NodeError`` 404 ``attestation_not_found`` unless it is hers, 409
+    ``already_revoked`` for a revoked one, 409 ``already_suspended`` the second time.
+    """
+    hold_lock(session, f"attestations:{resident_id}")
+    row = _her_attestation(session, resident_id, attestation_id)
+    if row.status == "revoked":
+        raise NodeError(
+            "already_revoked", f"attestation {attestation_id} is revoked already", status=409
+        )
+    if row.status == "suspended":
+        raise NodeError(
+            "already_suspended", f"attestation {attestation_id} is suspended already", status=409
+        )
+    _holder_changes(
+        session, state, resident_id, [row], "suspended", now=now,
+        details={"reason": "holder_suspended"},
+    )  # fmt: skip
+    return row
+
+
+def resume_attestation(
+    session: Session, state: NodeState, resident_id: str, attestation_id: int, *, now: int
+) -> Attestation:
+    """Make one of her suspended attestations valid again (the phone was found): its
+    status list entry back to 0. Audited, committed. Verifiers accept it again once
+    their copy of the list is renewed (its ``ttl``). A revoked attestation stays revoked:
+    revocation is final.
+
+    Raises ``NodeError`` 404 ``attestation_not_found`` unless it is hers, 409
+    ``already_revoked`` for a revoked one, 409 ``not_suspended`` for a valid one.
+    """
+    hold_lock(session, f"attestations:{resident_id}")
+    row = _her_attestation(session, resident_id, attestation_id)
+    if row.status == "revoked":
+        raise NodeError(
+            "already_revoked",
+            f"attestation {attestation_id} is revoked, and a revocation is final: "
+            "ask for a new attestation",
+            status=409,
+        )
+    if row.status != "suspended":
+        raise NodeError(
+            "not_suspended", f"attestation {attestation_id} is not suspended", status=409
+        )
+    _holder_changes(
+        session, state, resident_id, [row], "valid", now=now,
+        details={"reason": "holder_resumed"},
+    )  # fmt: skip
+    return row
+
+
+def revoke_holder_key(
+    session: Session, state: NodeState, resident_id: str, holder_kid: str, *, now: int
+) -> list[Attestation]:
+    """Revoke every valid or suspended attestation of hers bound to the wallet key
+    ``holder_kid`` (the phone she lost held them all), in one audited transaction;
+    returns every attestation of hers bound to that key, as they now stand. Revoking
+    again revokes nothing more (an empty audit-free call).
+
+    Raises ``NodeError`` 404 ``holder_key_not_found`` when none of hers is bound to it.
+    """
+    hold_lock(session, f"attestations:{resident_id}")
+    rows = list(
+        session.exec(
+            sqlmodel_select(Attestation)
+            .where(Attestation.resident_id == resident_id, Attestation.holder_kid == holder_kid)
+            .order_by(col(Attestation.id).desc())
+        )
+    )
+    if not rows:
+        raise NodeError(
+            "holder_key_not_found", "none of your attestations is bound to that key", status=404
+        )
+    outstanding = [row for row in rows if row.status in OUTSTANDING]
+    _holder_changes(
+        session, state, resident_id, outstanding, "revoked", now=now,
+        details={"reason": "holder_key_revoked", "holder_kid": holder_kid},
+    )  # fmt: skip
+    return rows
 
 
 # --- the monthly rescore ---------------------------------------------------------------
