@@ -2,9 +2,10 @@
 loopback with the development identity provider: she logs in through its pages, sees her
 score, its breakdown and why each record counts, in Chinese and English; grants and
 withdraws her consents, objects to a record, makes a credential offer, sees the
-attestations issued to her and revokes one. And what she is told when things fail: a
-token that is tampered with or expired, a cancelled login, a node that is unavailable or
-can't be reached. Every check of a change reads the node's API, not the page alone."""
+attestations issued to her and revokes, suspends and resumes one, or every one of a lost
+wallet key. And what she is told when things fail: a token that is tampered with or
+expired, a cancelled login, a node that is unavailable or can't be reached. Every check
+of a change reads the node's API, not the page alone."""
 
 from __future__ import annotations
 
@@ -330,6 +331,53 @@ def test_she_sees_the_attestations_issued_and_revokes_one(world: World, watched:
     assert listed["holder_kid"] == P.jwk_thumbprint(P.public_jwk(holder))
     # the status list says so too: what every verifier reads
     assert status_of(world, issued["attestation"]) == 1  # revoked (RFC draft: 0x01)
+    watched.clean()
+
+
+def test_she_suspends_and_resumes_one_and_revokes_a_lost_keys_all(
+    world: World, watched: Watched
+) -> None:
+    """A mislaid phone: suspended, then resumed; a lost one: every attestation of its key
+    revoked at once, another key's kept. In Chinese first, then in English."""
+    grant_sharing(world)
+    phone, laptop = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    on_phone = [fetch_attestation(world.node.url, world.token(), None, phone, NOW) for _ in "ab"]
+    on_laptop = fetch_attestation(world.node.url, world.token(), None, laptop, NOW)
+    page = watched.page
+    log_in(world, page, lang="zh")
+    newest_phone = page.locator("#attestations li.attestation").nth(1)  # newest first
+    newest_phone.locator("button.suspend").click()
+    expect(newest_phone.locator(".status")).to_have_text("暂停")
+    expect(page.locator("#alert")).to_contain_text("已暂停")
+    assert status_of(world, on_phone[1]["attestation"]) == 2  # suspended (RFC draft: 0x02)
+    expect(newest_phone.locator("button.resume")).to_have_text("恢复")
+    expect(newest_phone.locator("button.resume")).to_be_focused()
+
+    english(page)
+    newest_phone.locator("button.resume").click()
+    expect(newest_phone.locator(".status")).to_have_text("valid")
+    expect(page.locator("#alert")).to_contain_text("is valid again")
+    assert status_of(world, on_phone[1]["attestation"]) == 0
+    expect(newest_phone.locator("button.suspend")).to_have_text("Suspend")
+
+    newest_phone.locator("button.revoke-key").click()
+    expect(newest_phone.locator(".confirm")).to_contain_text(
+        "every attestation bound to this wallet key"
+    )
+    newest_phone.locator("button.confirm-revoke-key").click()
+    expect(page.locator("#alert")).to_contain_text("2 attestation(s) of this wallet key revoked")
+    statuses: dict[str, set[str]] = {}
+    for listed in world.api("GET", "/v1/me/attestations").json()["attestations"]:
+        statuses.setdefault(listed["holder_kid"], set()).add(listed["status"])
+    assert statuses == {
+        P.jwk_thumbprint(P.public_jwk(phone)): {"revoked"},
+        P.jwk_thumbprint(P.public_jwk(laptop)): {"valid"},
+    }
+    assert [status_of(world, a["attestation"]) for a in on_phone] == [1, 1]
+    assert status_of(world, on_laptop["attestation"]) == 0
+    expect(page.locator("#attestations li.attestation .status")).to_have_text(
+        ["valid", "revoked", "revoked"]
+    )
     watched.clean()
 
 

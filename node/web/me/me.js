@@ -98,6 +98,14 @@ const MESSAGES = {
     revokeConfirm: "作废后任何服务点都不会再接受这份证明。确定作废吗？",
     revokeYes: "确定作废",
     revoked: "证明 #{id} 已作废。",
+    suspend: "暂停",
+    resume: "恢复",
+    suspended: "证明 #{id} 已暂停：恢复之前，服务点都不会接受它（其他城市在几分钟内生效）。",
+    resumed: "证明 #{id} 已恢复有效（其他城市在几分钟内生效）。",
+    revokeKey: "作废此钱包密钥的全部证明",
+    revokeKeyConfirm: "丢了手机？这会作废绑定在这个钱包密钥上的每一份证明，且不能恢复。确定吗？",
+    revokeKeyYes: "确定全部作废",
+    revokedKey: "此钱包密钥的 {count} 份证明已作废。",
     objectionsTitle: "我的异议",
     noObjections: "没有提出过异议。",
     objectionLine: "{record}：{reason}",
@@ -194,6 +202,14 @@ const MESSAGES = {
     revokeConfirm: "Once revoked, no service point accepts this attestation. Revoke it?",
     revokeYes: "Yes, revoke",
     revoked: "Attestation #{id} is revoked.",
+    suspend: "Suspend",
+    resume: "Resume",
+    suspended: "Attestation #{id} is suspended: no service point accepts it until you resume it (other cities within minutes).",
+    resumed: "Attestation #{id} is valid again (other cities within minutes).",
+    revokeKey: "Revoke all of this wallet key",
+    revokeKeyConfirm: "Lost the phone? This revokes every attestation bound to this wallet key, for good. Revoke them all?",
+    revokeKeyYes: "Yes, revoke them all",
+    revokedKey: "{count} attestation(s) of this wallet key revoked.",
     objectionsTitle: "My objections",
     noObjections: "You have raised no objection.",
     objectionLine: "{record}: {reason}",
@@ -207,7 +223,7 @@ const MESSAGES = {
 
 const $ = (id) => document.getElementById(id);
 const view = { score: null, scoreError: null, consents: [], objections: [], attestations: [], offer: null };
-const open = { objecting: null, withdrawing: null, revoking: null, granting: false };
+const open = { objecting: null, withdrawing: null, revoking: null, revokingKey: null, granting: false };
 
 // --- talking to the node -----------------------------------------------------------
 
@@ -683,7 +699,10 @@ function renderAttestations() {
         el("span", { className: `tag status ${stateClass}` }, t(`status_${item.status}`), expired ? ` · ${t("expired")}` : "")),
       el("p", { className: "muted" }, t("issuedExpires", { issued: date(item.issued_at), expires: date(item.expires_at) })),
       el("p", { className: "muted kid", title: item.holder_kid }, t("holderKey", { kid: `${item.holder_kid.slice(0, 12)}…` })));
-    if (item.status !== "revoked" && !expired) row.append(revokeControls(item));
+    if (item.status !== "revoked" && !expired) {
+      row.append(el("div", { className: "actions" }, holdButton(item), revokeControls(item)));
+    }
+    if (item.status !== "revoked") row.append(revokeKeyControls(item));
     list.append(row);
   }
   box.append(list);
@@ -699,6 +718,52 @@ function revokeControls(item) {
     el("button", { type: "button", className: "secondary", onclick: () => { open.revoking = null; renderAttestations(); } }, t("cancel")));
   queueMicrotask(() => box.querySelector("button")?.focus());
   return box;
+}
+
+// Suspending is undone by resuming (a mislaid phone found again); a revocation is final.
+function holdButton(item) {
+  const action = item.status === "suspended" ? "resume" : "suspend";
+  return el("button", { type: "button", className: `secondary ${action}`, onclick: () => hold(item.id, action) }, t(action));
+}
+
+async function hold(id, action) {
+  const done = await attempt(async () => {
+    await api("POST", `/v1/me/attestations/${id}/${action}`);
+    view.attestations = (await api("GET", "/v1/me/attestations")).attestations;
+  });
+  if (done) {
+    renderAttestations();
+    showNotice(action === "suspend" ? "suspended" : "resumed", { id });
+    $(`attestation-${id}`)?.querySelector(`button.${action === "suspend" ? "resume" : "suspend"}`)?.focus();
+  }
+}
+
+// A lost phone: every attestation bound to its wallet key, at once.
+function revokeKeyControls(item) {
+  if (open.revokingKey !== item.id) {
+    return el("button", { type: "button", className: "secondary revoke-key", onclick: () => { open.revokingKey = item.id; renderAttestations(); } }, t("revokeKey"));
+  }
+  const box = el("div", { className: "notice confirm", role: "group" },
+    el("p", {}, t("revokeKeyConfirm")),
+    el("button", { type: "button", className: "danger confirm-revoke-key", onclick: () => revokeKey(item.holder_kid) }, t("revokeKeyYes")),
+    el("button", { type: "button", className: "secondary", onclick: () => { open.revokingKey = null; renderAttestations(); } }, t("cancel")));
+  queueMicrotask(() => box.querySelector("button")?.focus());
+  return box;
+}
+
+async function revokeKey(holderKid) {
+  let count = 0;
+  const done = await attempt(async () => {
+    const before = view.attestations.filter((a) => a.holder_kid === holderKid && a.status !== "revoked").length;
+    await api("POST", "/v1/me/attestations/revoke", { holder_kid: holderKid });
+    open.revokingKey = null;
+    count = before;
+    view.attestations = (await api("GET", "/v1/me/attestations")).attestations;
+  });
+  if (done) {
+    renderAttestations();
+    showNotice("revokedKey", { count });
+  }
 }
 
 async function revoke(id) {
