@@ -56,7 +56,7 @@ ROOT_KEYRING = "root.keyring.json"
 ROOT_JWK = "root.jwk"
 REGISTRY_DIR = "registry"
 TABLES_DIR = "tables"
-DEFAULT_LIFETIME = "30d"
+DEFAULT_LIFETIME = "7d"  # issue 17: a frozen (lying) host holds a version this long at most
 FETCH_TIMEOUT = 10.0
 MAX_JWKS_BYTES = 1 << 20
 

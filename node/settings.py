@@ -145,6 +145,15 @@ class Settings(BaseSettings):
         "/v1/alliance/registry, or a static file); needs alliance_root_jwk",
     )
     registry_refresh: int = Field(300, ge=1, description="seconds between registry fetches")
+    registry_max_staleness: int = Field(
+        86400,
+        ge=60,
+        description="seconds without a successful registry fetch after which the node "
+        "trusts nothing it holds and refuses visitors (503 registry_stale; /readyz not "
+        "ready): the longest an unreachable alliance host freezes the registry (a day: "
+        "as long as a status list token lives, CCX_STATUS_LIST_LIFETIME); only on a node "
+        "with a registry_url",
+    )
     registry_refetch_cooldown: int = Field(
         60, ge=1, description="least seconds between fetches asked for by an unknown key"
     )

@@ -64,6 +64,7 @@ class ClientIdentity:
     id: str
     department: str
     scopes: frozenset[str]
+    expires_at: int | None = None  # NumericDate; checked at each use (issue 17)
 
 
 class SignedStatusList(NamedTuple):
@@ -211,7 +212,8 @@ class NodeState:
 
     def registry_in_effect(self, now: int) -> P.Registry:
         """The registry version in effect for this node, or NodeError 503
-        ``registry_unavailable`` (fail closed: no registry, no visitors)."""
+        ``registry_unavailable`` (fail closed: no registry, no visitors) or
+        ``registry_stale`` (no fetch has succeeded for ``CCX_REGISTRY_MAX_STALENESS``)."""
         follower = self.follower
         registry = follower.in_effect(now) if follower is not None else None
         if registry is None:
@@ -231,6 +233,12 @@ class NodeState:
                 f"the newest registry in effect (version {registry.version}) expired at "
                 f"{registry.expires_at}; the alliance host has not been reached since",
                 status=503,
+            )
+        # issue 17: a blocked alliance host freezes the registry this long at most
+        stale = follower.stale_reason(now) if follower is not None else None
+        if stale is not None:
+            raise NodeError(
+                "registry_stale", f"the alliance registry is stale: {stale}", status=503
             )
         return registry
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from node.auth import MetricsReaderDep
 from node.deps import NowDep, StateDep
-from node.errors import error_responses
+from node.errors import NodeError, error_responses
 from node.guards import GuardedRoute
 
 router = APIRouter(route_class=GuardedRoute, tags=["federation"])
@@ -28,7 +28,9 @@ class Readiness(BaseModel):
     registry: dict[str, Any] | None = Field(
         None,
         description="on a node that follows a registry: the version in effect, the newest "
-        "held, seconds since the last good fetch, the last error",
+        "held, seconds since the last good fetch, the most it may be (null: no limit), the "
+        "last error; when not ready, the code decisions are refused with (refused) and why "
+        "(reason)",
     )
 
 
@@ -65,20 +67,28 @@ def healthz() -> dict[str, str]:
 )
 def readyz(state: StateDep, now: NowDep, response: Response) -> Readiness:
     """Not ready (503) when the database does not answer, or when the node pins an
-    alliance root key and holds no registry version in effect (it would refuse every
-    visitor). ``registry`` says which version is in effect and how stale it is."""
+    alliance root key and holds no registry version in effect, or one gone stale (it
+    would refuse every visitor). ``registry`` says which version is in effect, how stale
+    it is and, when not ready, why."""
     checks: dict[str, Any] = {"keys": bool(state.signing_keys().active)}
     follower = state.follower
     registry: dict[str, Any] | None = None
     if follower is not None:
         in_effect = follower.in_effect(now)
-        checks["registry"] = in_effect is not None and now <= in_effect.expires_at
         registry = {
             "version": in_effect.version if in_effect else None,
             "newest_held": follower.newest.version if follower.newest else None,
             "stale_seconds": follower.staleness(now),
+            "max_staleness": follower.max_staleness,
             "last_error": follower.last_error[0] if follower.last_error else None,
         }
+        try:  # the same rule as every decision's (fail closed)
+            state.registry_in_effect(now)
+            checks["registry"] = True
+        except NodeError as exc:
+            checks["registry"] = False
+            registry["refused"] = exc.code
+            registry["reason"] = exc.message
     try:
         with state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -30,7 +30,7 @@ from cli import write_atomically
 from mappings import AllianceScale, MappingError, MappingTable
 from node.city_mapping import CityMapping, check_table, load_mapping_table, log_loaded
 from node.errors import NodeError
-from node.services.registry import RegistryFollower
+from node.services.registry import FetchRefused, RegistryFollower, fetch_alliance_text
 from node.state import NodeState
 
 __all__ = ["MAPPING_TABLE_ENV", "city_mapping", "registry_table"]
@@ -40,7 +40,6 @@ log = logging.getLogger("ccx.node")
 MAPPING_TABLE_ENV = "CCX_MAPPING_TABLE"
 _TABLE_LOCK = threading.Lock()  # one fetch of a table at a time
 MAX_TABLE_BYTES = 1024 * 1024
-TABLE_FETCH_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 TABLE_RETRY_AFTER = 30  # seconds before a failed table fetch is tried again
 
 
@@ -117,7 +116,7 @@ def registry_table(
 
     Taken from memory (per registry version and sha256), else from ``<data_dir>/tables/``
     (verified again), else fetched from the entry's ``uri`` with the node's HTTP client
-    (at most ``MAX_TABLE_BYTES``, ``TABLE_FETCH_TIMEOUT``), verified and saved. Verified
+    (at most ``MAX_TABLE_BYTES``, within ``FETCH_DEADLINE``), verified and saved. Verified
     means: signed by the pinned alliance root key for the registry's alliance, built for
     the registry's ``scale``, content hash equal to the entry's ``sha256``, for this city
     and the scoring model's local scale. A failed fetch is not tried again for
@@ -219,19 +218,11 @@ def _obtain_table(
 
 
 def _fetch_table(client: httpx.Client, uri: str, unavailable: Any) -> str:
-    """GET ``uri``: at most ``MAX_TABLE_BYTES``, ASCII (a compact JWS)."""
+    """GET ``uri`` as registry fetches do (``fetch_alliance_text``: no content coding, at
+    most ``MAX_TABLE_BYTES``, within its overall deadline), ASCII (a compact JWS)."""
     try:
-        with client.stream("GET", uri, timeout=TABLE_FETCH_TIMEOUT) as response:
-            if response.status_code != 200:
-                raise unavailable(f"fetching it answered {response.status_code}")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_TABLE_BYTES:
-                    raise unavailable(f"it is larger than {MAX_TABLE_BYTES} bytes")
+        return fetch_alliance_text(client, uri, max_bytes=MAX_TABLE_BYTES).text
+    except FetchRefused as exc:
+        raise unavailable(str(exc)) from exc
     except httpx.HTTPError as exc:
         raise unavailable(f"fetching it failed: {exc}") from exc
-    try:
-        return body.decode("ascii").strip()
-    except UnicodeDecodeError as exc:
-        raise unavailable("it holds non-ASCII bytes, not a compact JWS") from exc
