@@ -12,10 +12,11 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from cli import InputError, as_input_error, fail
+import protocol as P
+from cli import InputError, as_input_error, fail, read_bytes
 from keys import KeyringError
 from node.db import make_engine
-from node.services import audit
+from node.services import audit, witness
 from node.settings import Settings, load_settings
 
 __all__ = ["EXIT_BROKEN_CHAIN", "audit_app", "node_app", "scheduler"]
@@ -192,28 +193,98 @@ def verify(
         str | None,
         typer.Option(help="SQLAlchemy URL (CCX_DATABASE_URL); default: SQLite in data_dir"),
     ] = None,
+    witness_url: Annotated[
+        str | None,
+        typer.Option(help="the alliance host witnessing this node (CCX_WITNESS_URL)"),
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="this node's id, as the witness knows it (CCX_NODE_ID)")
+    ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="the witness's record, saved (JSON); instead of asking the witness"),
+    ] = None,
 ) -> None:
-    """Check every entry's hash and link, in order. Exits 0 for an intact chain, 1 with
-    the first broken entry's number otherwise. Reads only; changes nothing."""
-    overrides = {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}
+    """Check every entry's hash and link, in order, then the history against the
+    checkpoints the alliance host countersigned (from --checkpoints, or asked of the
+    witness): the log must hold the witnessed hash at each witnessed entry. Exits 0 for
+    an intact, unforked history, 1 naming the first broken entry or the fork. Reads
+    only; changes nothing."""
+    overrides = {
+        k: v
+        for k, v in {
+            "data_dir": data_dir, "database_url": database_url,
+            "witness_url": witness_url, "node_id": node_id,
+        }.items()
+        if v
+    }  # fmt: skip
     settings = load_settings(**overrides)
+    record = _witness_record(settings, checkpoints)
     engine = make_engine(settings.effective_database_url)
     try:
         with Session(engine) as session:
             check = audit.verify_chain(session)
             last = audit.head(session)
+            history = None if record is None else witness.check_history(session, record)
     finally:
         engine.dispose()
-    if check.ok:
-        head = f"; head {last.seq} {last.hash}" if last else ""
-        typer.echo(f"audit chain ok: {check.entries} entries{head}")
+    if not check.ok:
+        typer.echo(
+            f"audit chain BROKEN at entry {check.first_bad_seq} (of {check.entries} entries): "
+            "it, or the entry before it, was changed, inserted or deleted",
+            err=True,
+        )
+        raise typer.Exit(EXIT_BROKEN_CHAIN)
+    head = f"; head {last.seq} {last.hash}" if last else ""
+    typer.echo(f"audit chain ok: {check.entries} entries{head}")
+    if history is None:
+        typer.echo(
+            "not checked against a witness (no --witness-url, CCX_WITNESS_URL or --checkpoints)"
+        )
         return
+    if history.ok:
+        upto = f" up to entry {history.latest_seq}" if history.latest_seq is not None else ""
+        typer.echo(f"witnessed: {history.checkpoints} checkpoints{upto}, the history matches")
+        return
+    seq, witnessed, held = history.forks[0]
     typer.echo(
-        f"audit chain BROKEN at entry {check.first_bad_seq} (of {check.entries} entries): "
-        "it, or the entry before it, was changed, inserted or deleted",
+        f"history FORKED at witnessed entry {seq}: "
+        + (
+            f"the witness countersigned {witnessed}, the log holds {held}: the history was "
+            "rewritten"
+            if held is not None
+            else "the log no longer holds it: the history was cut short"
+        )
+        + (f" ({len(history.forks)} witnessed entries differ)" if len(history.forks) > 1 else ""),
         err=True,
     )
     raise typer.Exit(EXIT_BROKEN_CHAIN)
+
+
+def _witness_record(settings: Settings, saved: Path | None) -> list[P.WitnessedCheckpoint] | None:
+    """The countersigned checkpoints of this node, verified; None when there is no witness."""
+    import json
+
+    import httpx
+
+    field = "--checkpoints" if saved is not None else "--witness-url"
+    try:
+        if saved is not None:
+            record = json.loads(read_bytes(saved, field))
+        elif settings.witness_url:
+            with httpx.Client(follow_redirects=False) as http:
+                record = witness.fetch_witnessed(http, settings.witness_url, settings.node_id)
+        else:
+            return None
+        return witness.verify_witness_record(record, member=settings.node_id)
+    except InputError as exc:
+        fail(exc)
+    except witness.WitnessRecordError as exc:
+        fail(InputError(exc.code, field, str(exc)))
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        fail(
+            InputError("witness_unavailable", field, f"could not read the witness's record: {exc}")
+        )
 
 
 # --- ccx scheduler ---------------------------------------------------------------------
@@ -223,7 +294,7 @@ def scheduler() -> None:
     """Run the node's scheduled jobs (monthly rescoring, nonce purge) in this process, for
     deployments whose web workers run with CCX_SCHEDULER=false."""
     from node.db import migrate
-    from node.jobs import build_scheduler
+    from node.jobs import build_scheduler, checkpoint_audit_head
     from node.scoring import load_model
     from node.state import Metrics, NodeState, load_keyring
 
@@ -236,4 +307,8 @@ def scheduler() -> None:
     typer.echo(
         "ccx scheduler: monthly rescoring on the 1st at 02:00 UTC, nonce purge every 10 minutes"
     )
-    build_scheduler(state, blocking=True).start()
+    try:
+        build_scheduler(state, blocking=True).start()
+    finally:  # the head at shutdown, witnessed (issue 17, gap I)
+        if settings.witness_url:
+            checkpoint_audit_head(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -17,10 +18,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session
 
-from node.services import issuing, nonces, scoring
+from node.services import issuing, nonces, scoring, witness
 from node.state import NodeState
 
-__all__ = ["build_scheduler", "monthly_rescore", "purge_nonces"]
+__all__ = ["build_scheduler", "checkpoint_audit_head", "monthly_rescore", "purge_nonces"]
 
 log = logging.getLogger("ccx.jobs")
 
@@ -47,10 +48,18 @@ def purge_nonces(state: NodeState) -> None:
     log.info(json.dumps({"event": "purge_nonces", "purged": purged}))
 
 
+def checkpoint_audit_head(state: NodeState) -> None:
+    """Send the witness (``CCX_WITNESS_URL``) a checkpoint of the audit head
+    (node.services.witness); its failures are logged, and the next run tries again."""
+    with httpx.Client(follow_redirects=False) as http:
+        witness.send_checkpoint(state, http)
+
+
 def build_scheduler(state: NodeState, *, blocking: bool = False) -> BaseScheduler:
     """The node's jobs: the rescoring at 02:00 UTC on the first of each month, the nonce
-    purge every 10 minutes. A missed run is run once when the process is back
-    (coalesced), never twice at once."""
+    purge every 10 minutes, a checkpoint of the audit head for the witness every
+    ``CCX_WITNESS_INTERVAL`` seconds (when ``CCX_WITNESS_URL`` is set). A missed run is
+    run once when the process is back (coalesced), never twice at once."""
     scheduler: BaseScheduler = (
         BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
     )
@@ -64,4 +73,11 @@ def build_scheduler(state: NodeState, *, blocking: bool = False) -> BaseSchedule
         monthly_rescore, CronTrigger(day=1, hour=2, timezone="UTC"), id="monthly_rescore", **common
     )
     scheduler.add_job(purge_nonces, IntervalTrigger(minutes=10), id="purge_nonces", **common)
+    if state.settings.witness_url:
+        scheduler.add_job(
+            checkpoint_audit_head,
+            IntervalTrigger(seconds=state.settings.witness_interval),
+            id="checkpoint_audit_head",
+            **{**common, "misfire_grace_time": state.settings.witness_interval},
+        )
     return scheduler

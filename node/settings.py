@@ -160,6 +160,15 @@ class Settings(BaseSettings):
     alliance_dir: Path | None = Field(
         None, description="serve this alliance folder's registry and tables (the alliance host)"
     )
+    witness_url: str | None = Field(
+        None,
+        description="the alliance host that witnesses this node's audit head (its base URL): "
+        "the scheduled jobs send it a signed checkpoint every witness_interval seconds and "
+        "at shutdown; unset: no checkpoints (docs/SECURITY.md, section I)",
+    )
+    witness_interval: int = Field(
+        300, ge=1, description="seconds between checkpoints of the audit head sent to the witness"
+    )
     scenarios: Path | None = Field(
         None, description="the service-point scenario catalogue (TOML); default: the demo one"
     )
@@ -186,7 +195,7 @@ class Settings(BaseSettings):
             raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
         return self
 
-    @field_validator("registry_url", "idp_authorization_endpoint")
+    @field_validator("registry_url", "idp_authorization_endpoint", "witness_url")
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):

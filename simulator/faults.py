@@ -18,20 +18,24 @@ of the run from the visits recorded (``sim.finishers``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import protocol as P
 from keys import generate_key
+from node.services.audit import entry_hash
 from simulator.api import Unreachable, error_code
 from simulator.holders import Holder, enrol, withdraw
 from simulator.observations import Fault, Visit
 from simulator.tooling import ccx
 from simulator.world import STATUS_TTL, City, Grant, World
 
-__all__ = ["schedule"]
+__all__ = ["rewrite_history", "schedule"]
 
 KILL_SECONDS = 2.0  # how long the killed node stays down
 HOST_DOWN_SECONDS = 4.0  # several registry refreshes, so every node notices
@@ -84,6 +88,38 @@ def _kid(attestation: str) -> str | None:
 
 def _decided(visits: list[Visit]) -> int:
     return sum(1 for v in visits if v.decided)
+
+
+# --- a node's history rewritten in its database (issue 17, gap I) -----------------------
+
+
+def rewrite_history(database: Path, seq: int, change: Callable[[dict[str, Any]], Any]) -> int:
+    """What someone with write access to a node's SQLite file could do: change entry
+    ``seq``'s details and rehash every entry from it on, so that the chain verifies again.
+    One write transaction (the node's own writes wait on it); how many entries it rewrote."""
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        rows = db.execute(
+            "SELECT seq, at, actor, action, subject, details, prev_hash FROM auditentry "
+            "WHERE seq >= ? ORDER BY seq",
+            (seq,),
+        ).fetchall()
+        prev_hash = rows[0][6] if rows else ""
+        for number, at, actor, action, subject, details, _ in rows:
+            fields = json.loads(details)
+            if number == seq:
+                fields = change(fields)
+            digest = entry_hash(
+                seq=number, at=at, actor=actor, action=action, subject=subject,
+                details=fields, prev_hash=prev_hash,
+            )  # fmt: skip
+            db.execute(
+                "UPDATE auditentry SET details = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (json.dumps(fields), prev_hash, digest, number),
+            )
+            prev_hash = digest
+        db.commit()
+    return len(rows)
 
 
 # --- key rotation, and the registry version that follows it ----------------------------

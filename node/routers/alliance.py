@@ -9,13 +9,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from node.deps import NowDep, StateDep
 from node.errors import NodeError, error_responses
 from node.guards import GuardedRoute
+from node.services import witness_host
 from node.services.alliance_dashboard import (
     AllianceOverview,
     MemberView,
@@ -185,3 +187,48 @@ async def readiness(
     report = await probe.report(members, now=now)
     response.headers["Cache-Control"] = f"max-age={max(0, report.fresh_until - now)}"
     return report
+
+
+# --- the witness (issue 17, gap I): members' checkpoints of their audit heads, verified
+# against the registry, countersigned, kept append-only. Alliance host only.
+
+
+class CheckpointBody(BaseModel):
+    checkpoint: str = Field(max_length=4096, description="the member's signed checkpoint")
+
+
+@router.post(
+    "/witness/checkpoints",
+    summary="Witness a member's audit head: verify, check it extends the last, countersign",
+    status_code=201,
+    responses={200: {"description": "the same head as the last: answered again"},
+               **error_responses(400, 401, 404, 409, 422, 503)},
+)  # fmt: skip
+def witness_checkpoint(
+    body: CheckpointBody, folder: AllianceFolderDep, state: StateDep, now: NowDep,
+    response: Response,
+) -> dict[str, Any]:  # fmt: skip
+    """201 with the countersigned line; 200 when the head is the last one's. 409
+    ``checkpoint_fork`` (the member's history changed: kept as evidence),
+    ``checkpoint_replayed``, ``checkpoint_unlinked`` (with the last one in ``details``)."""
+    line, appended = witness_host.receive_checkpoint(
+        folder, body.checkpoint, witness=state.settings.node_id,
+        key=state.signing_keys().active, now=now,
+    )  # fmt: skip
+    response.status_code = 201 if appended else 200
+    return line
+
+
+@router.get(
+    "/witness/checkpoints",
+    summary="A member's countersigned checkpoints and refused forks (for `ccx audit verify`)",
+    responses=error_responses(404, 422),
+)
+def witnessed(
+    folder: AllianceFolderDep,
+    member: Annotated[str, Query(min_length=1, max_length=512, description="the node id")],
+    after: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    limit: Annotated[int, Query(ge=0, le=witness_host.MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Countersigned checkpoints with ``n > after``, oldest first; ``latest``; ``forks``."""
+    return witness_host.witnessed_checkpoints(folder, member, after=after, limit=limit)

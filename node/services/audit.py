@@ -238,16 +238,18 @@ def insert_after(
     return row
 
 
-def verify_chain(session: Session) -> ChainCheck:
-    """Recompute every entry's hash and link, in ``seq`` order, from the first entry.
+def verify_chain(session: Session, *, start: tuple[int, str] = (0, GENESIS_HASH)) -> ChainCheck:
+    """Recompute every entry's hash and link, in ``seq`` order, from the first entry (or
+    from the one after ``start``, an entry's ``(seq, hash)`` taken as given: the witness's
+    consistency check, node.services.witness).
 
     Returns ``ChainCheck(True, None, count)`` for an intact log, else ``ok`` False and
     the first ``seq`` whose content, link or number does not follow from its
     predecessor (a deleted entry shows as a break at the entry after it).
     """
-    expected_seq, prev_hash, count, first_bad = 1, GENESIS_HASH, 0, None
+    after, prev_hash = start
+    expected_seq, count, first_bad = after + 1, 0, None
     connection = session.connection()
-    after = 0
     while True:
         # Plain rows, not entities: a long log must not pile up in the session.
         rows = connection.execute(_BATCH_AFTER, {"after": after}).all()
