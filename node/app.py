@@ -22,9 +22,11 @@ from keys import Keyring
 from node.cors import WalletCors
 from node.db import make_engine, migrate
 from node.dev_idp import DevIdentityProvider
+from node.dev_idp import node_key as dev_idp_key
 from node.errors import install_error_handlers
-from node.jobs import build_scheduler
+from node.jobs import build_scheduler, checkpoint_audit_head
 from node.middleware import BodyLimit, Observe
+from node.openapi_links import with_links
 from node.routers import (
     admin,
     alliance,
@@ -93,7 +95,11 @@ def create_app(
         now=clock,
         follower=follower,
         dev_idp=(
-            DevIdentityProvider(issuer=settings.idp_issuer, audience=settings.idp_audience)
+            DevIdentityProvider(
+                issuer=settings.idp_issuer,
+                audience=settings.idp_audience,
+                key=dev_idp_key(settings.data_dir),  # one for every worker (issue 17)
+            )
             if settings.dev_idp
             else None
         ),
@@ -152,6 +158,9 @@ def create_app(
             scheduler.shutdown(wait=False)
         http.close()
         await asyncio.to_thread(state.writer.close)  # what is queued is committed first
+        if scheduler is not None and settings.witness_url:
+            # the head at shutdown, witnessed (issue 17, gap I): after the queued writes
+            await asyncio.to_thread(checkpoint_audit_head, state)
         engine.dispose()
 
     app = FastAPI(
@@ -189,6 +198,7 @@ def create_app(
     if settings.dev_idp:
         app.include_router(dev_idp.router)
     mount_pages(app, alliance_host=settings.alliance_dir is not None)  # after every route
+    app.openapi = with_links(app.openapi)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(WalletCors)  # the web wallet's endpoints, from any origin
     app.add_middleware(Observe, metrics=state.metrics)  # outermost: it times everything
