@@ -12,7 +12,10 @@ of the run from the visits recorded (``sim.finishers``):
   none granted;
 - a node killed (SIGKILL) and restarted: visits to it fail meanwhile; its residents keep
   being decided elsewhere from cached status lists; it decides again once back;
-- the alliance host down for a while: the nodes keep their last good registry and go on.
+- the alliance host down for a while: the nodes keep their last good registry and go on;
+- a node's history rewritten in its database, one old audit entry changed and every hash
+  after it recomputed (the chain verifies again): the alliance host, which witnessed the
+  head, refuses the node's next checkpoint as a fork, and `ccx audit verify` reports it.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from node.services.audit import entry_hash
 from simulator.api import Unreachable, error_code
 from simulator.holders import Holder, enrol, withdraw
 from simulator.observations import Fault, Visit
-from simulator.tooling import ccx
+from simulator.tooling import ToolingError, ccx
 from simulator.world import STATUS_TTL, City, Grant, World
 
-__all__ = ["rewrite_history", "schedule"]
+__all__ = ["audit_verify", "rewrite_history", "schedule", "witness_record"]
 
 KILL_SECONDS = 2.0  # how long the killed node stays down
 HOST_DOWN_SECONDS = 4.0  # several registry refreshes, so every node notices
@@ -49,13 +52,16 @@ def schedule(sim: World) -> list[tuple[float, str, Inject]]:
     its share is done, without waiting for the ones before to end (they may overlap)."""
     names = list(sim.cities)
     rotated, killed = sim.cities[names[0]], sim.cities[names[1]]
+    rewritten = sim.cities[names[-1]]
     sim.doomed = killed.name  # the other faults keep away from it: they may overlap
+    sim.rewritten = rewritten.name
     return [
         (0.10, f"key rotation at {rotated.name}", lambda: rotate_keys(sim, rotated)),
         (0.20, "consent withdrawn", lambda: withdraw_consents(sim, spare=killed)),
         (0.30, "tampered and replayed presentations", lambda: tamper_and_replay(sim)),
         (0.40, f"node {killed.name} killed and restarted", lambda: kill_and_restart(sim, killed)),
         (0.55, "alliance host down", lambda: host_down(sim)),
+        (0.70, f"history rewritten at {rewritten.name}", lambda: rewrite(sim, rewritten)),
     ]
 
 
@@ -444,3 +450,84 @@ async def host_down(sim: World) -> None:
         )
 
     sim.finishers.append(judge)
+
+
+WITNESS_WAIT = 30.0  # seconds for a checkpoint to reach the host (it may be down meanwhile)
+
+
+async def witness_record(sim: World, city: City) -> dict[str, Any]:
+    """What the alliance host witnessed for ``city`` (GET /v1/alliance/witness/checkpoints)."""
+    assert sim.host is not None
+    record: dict[str, Any] = await sim.api.ok(
+        "GET", sim.host.url, "/v1/alliance/witness/checkpoints",
+        params={"member": city.node.url, "limit": "0"},
+        label="GET /v1/alliance/witness/checkpoints",
+    )  # fmt: skip
+    return record
+
+
+async def _witness_until(
+    sim: World, city: City, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + WITNESS_WAIT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Unreachable):
+            record = await witness_record(sim, city)
+            if done(record):
+                return record
+        await asyncio.sleep(0.25)
+    return None
+
+
+def audit_verify(sim: World, city: City) -> tuple[bool, str]:
+    """`ccx audit verify` of ``city``'s node against the alliance host: (passed, what it said)."""
+    assert sim.host is not None
+    try:
+        said = ccx(
+            "audit", "verify", "--data-dir", str(city.node.data_dir),
+            "--witness-url", sim.host.url, "--node-id", city.node.url,
+        )  # fmt: skip
+    except ToolingError as exc:
+        return False, str(exc)
+    return True, said
+
+
+async def rewrite(sim: World, city: City) -> None:
+    at = sim.now()
+    witnessed = await _witness_until(sim, city, lambda r: r["latest"] is not None)
+    if witnessed is None:
+        raise RuntimeError(f"the alliance host witnessed no checkpoint of {city.name}")
+    seq = witnessed["latest"]["seq"]
+    database = city.node.data_dir / "node.db"
+    changed = await asyncio.to_thread(
+        rewrite_history, database, 1, lambda d: {**d, "note": "rewritten by the fault"}
+    )
+    chain = await sim.api.ok(
+        "GET", city.node.url, "/v1/admin/audit/verify", token=city.node.admin_token,
+        label="GET /v1/admin/audit/verify",
+    )  # fmt: skip
+    refused = await _witness_until(sim, city, lambda r: bool(r["forks"]))
+    passed, said = await asyncio.to_thread(audit_verify, sim, city)
+    fork = refused["forks"][-1] if refused else None
+    sim.result.faults.append(
+        Fault(
+            name=f"history rewritten at {city.name}",
+            at=at,
+            action=f"entry 1 of {city.name}'s audit log changed in its SQLite file and the "
+            f"{changed - 1} entries after it rehashed, while it runs (the host had witnessed "
+            f"its head at entry {seq})",
+            observed=f"the node's own chain check said {'intact' if chain['ok'] else 'broken'}; "
+            + (
+                f"the alliance host refused its next checkpoint as a fork (at witnessed entry "
+                f"{fork['witnessed']['seq']}, kept as evidence)"
+                if fork
+                else f"the alliance host refused no checkpoint within {WITNESS_WAIT:.0f} s"
+            )
+            + (
+                "; `ccx audit verify` reported the fork"
+                if "FORKED" in said
+                else "; `ccx audit verify` did NOT report a fork"
+            ),
+            ok=bool(chain["ok"]) and fork is not None and not passed and "FORKED" in said,
+        )
+    )

@@ -2,6 +2,10 @@
 
 - every audit chain intact (each node recomputes its own hash chain: GET
   /v1/admin/audit/verify);
+- every node's history matches its witnessed checkpoints: `ccx audit verify` of each
+  city's node against what the alliance host countersigned finds the witnessed hash at
+  every witnessed entry, except at the node whose history the fault rewrote, where it
+  must find the fork (and the host must have refused its checkpoint as one);
 - every granted decision traceable: the service point's answer names its audit entry
   (``audit_seq``), and that entry says the same scenario, issuer and "granted";
 - no revoked attestation accepted after the status ttl (judged with the consent
@@ -15,15 +19,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from simulator.faults import audit_verify, witness_record
 from simulator.observations import Invariant
 from simulator.world import World
 
-__all__ = ["check_online", "raw_records", "scan_for_ids"]
+__all__ = ["check_online", "raw_records", "scan_for_ids", "witnessed_histories"]
 
 AUDIT_PAGE = 1000
 
@@ -31,6 +37,7 @@ AUDIT_PAGE = 1000
 async def check_online(sim: World) -> None:
     """The invariants read from running nodes (before they are stopped)."""
     sim.result.invariants.append(await audit_chains(sim))
+    sim.result.invariants.append(await witnessed_histories(sim))
     sim.result.invariants.append(await grants_traceable(sim))
     sim.result.invariants.append(revoked_refused(sim))
 
@@ -52,6 +59,33 @@ async def audit_chains(sim: World) -> Invariant:
         f"{len(sim.processes())} nodes, {entries:,} entries: "
         + ("every chain verifies" if not broken else "broken at " + ", ".join(broken)),
     )
+
+
+async def witnessed_histories(sim: World) -> Invariant:
+    matched: list[str] = []
+    wrong: list[str] = []
+    checkpoints = 0
+    for city in sim.cities.values():
+        record = await witness_record(sim, city)
+        checkpoints += int(record["count"])
+        passed, said = await asyncio.to_thread(audit_verify, sim, city)
+        if city.name == sim.rewritten:
+            if passed or "FORKED" not in said or not record["forks"]:
+                wrong.append(f"{city.name}'s rewritten history went unnoticed")
+            continue
+        if not passed or not record["count"] or record["forks"]:
+            wrong.append(f"{city.name}: {said.strip().splitlines()[-1] if said else '?'}")
+        else:
+            matched.append(city.name)
+    detail = (
+        f"{checkpoints:,} checkpoints countersigned by the alliance host; "
+        f"{len(matched)} of {len(sim.cities)} nodes' histories match them"
+    )
+    if sim.rewritten:
+        detail += f"; {sim.rewritten}'s rewritten history was caught as a fork"
+    if wrong:
+        detail = "; ".join(wrong)
+    return Invariant("every node's history matches its witnessed checkpoints", not wrong, detail)
 
 
 async def _decisions(sim: World, city: str) -> dict[int, dict[str, Any]]:

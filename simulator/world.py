@@ -57,6 +57,7 @@ MARKER = ".ccx-simulation"  # a run folder we made, and may wipe on the next run
 # withdrawn consent reaches every city within seconds of a small run.
 STATUS_TTL = 5
 REGISTRY_REFRESH = 1  # seconds between registry fetches (loopback: as fresh as it gets)
+WITNESS_INTERVAL = 1  # seconds between checkpoints of each node's audit head
 # Half the visits are made at home: locals are the baseline the fairness gap compares
 # visitors with, and an even split gives both groups the same statistical weight.
 LOCAL_SHARE = 0.5
@@ -169,6 +170,7 @@ class World:
         self.visit_holders: list[tuple[str, str]] = []  # (home, resident) of each visit
         self.revocation: dict[str, Any] = {}  # what the consent-withdrawal fault saw
         self.doomed: str | None = None  # the city whose node a fault kills
+        self.rewritten: str | None = None  # the city whose history a fault rewrites
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -240,6 +242,11 @@ class World:
                 "CCX_VERIFY_BURST": "1000000",
                 "CCX_STATUS_LIST_TTL": str(STATUS_TTL),
                 "CCX_STATUS_CACHE_MIN_TTL": str(STATUS_TTL),
+                # the alliance host witnesses each node's audit head every second (the
+                # jobs run in the node: the rescoring is asked for by the run itself)
+                "CCX_SCHEDULER": "true",
+                "CCX_WITNESS_URL": self.host.url,
+                "CCX_WITNESS_INTERVAL": str(WITNESS_INTERVAL),
             }
         else:
             env["CCX_ALLIANCE_DIR"] = str(self.alliance_dir)
@@ -251,7 +258,8 @@ class World:
         return hosts + [city.node for city in self.cities.values()]
 
     def stop_all(self) -> None:
-        for node in self.processes():
+        # the cities first: each sends the host a last checkpoint as it stops
+        for node in reversed(self.processes()):
             node.stop()
 
     def admit_members(self) -> None:

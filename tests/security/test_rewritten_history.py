@@ -261,3 +261,13 @@ def test_what_the_witness_keeps_is_only_appended_to(witnessed: Witnessed) -> Non
     record["checkpoints"].pop(1)
     with pytest.raises(witness.WitnessRecordError, match="not the next"):
         witness.verify_witness_record(record, member=witnessed.settings.node_id)
+
+
+def test_the_node_sends_its_head_at_shutdown(witnessed: Witnessed) -> None:
+    # the scheduler's process (here the node's own) sends a last checkpoint as it stops,
+    # after what its writer queued; the interval's job would wait an hour
+    witnessed.log(3)
+    settings = witnessed.settings.model_copy(update={"scheduler": True, "witness_interval": 3600})
+    with RunningNode(create_app(settings, now=witnessed.clock)):
+        pass
+    assert witnessed.record()["latest"]["seq"] == 3

@@ -30,7 +30,8 @@ from simulator.report import write_report
 from simulator.run import Options, Simulation
 from simulator.serve import serve
 
-CITIES = ("xiamen", "fuzhou", "zhangzhou")  # xiamen's key is rotated, fuzhou's node killed
+# xiamen's key is rotated, fuzhou's node killed, zhangzhou's history rewritten
+CITIES = ("xiamen", "fuzhou", "zhangzhou")
 VISITS = 300
 # An operator's setting the run must neither pass to its nodes (a node would create this
 # file and share it with the others) nor lose.
@@ -38,6 +39,7 @@ SENTINEL_DATABASE = Path("/nonexistent/should-not-be-used")
 SENTINEL_DATABASE_URL = f"sqlite:///{SENTINEL_DATABASE}"
 INVARIANTS = (
     "every audit chain intact",
+    "every node's history matches its witnessed checkpoints",
     "every granted decision traceable in an audit log",
     "no revoked attestation accepted after the ttl",
     "no raw record outside its home node",
@@ -49,6 +51,7 @@ FAULTS = (
     "tampered and replayed presentations",
     "node fuzhou killed and restarted",
     "alliance host down",
+    "history rewritten at zhangzhou",
 )
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
