@@ -1,5 +1,6 @@
-"""The node operator's commands: `ccx node init | serve | rotate-keys` (make a node's keys
-and database, run it, rotate its signing key), `ccx audit verify` (check its audit
+"""The node operator's commands: `ccx node init | serve | rotate-keys | withdraw-records`
+(make a node's keys and database, run it, rotate its signing key, take back a leaked
+client's records), `ccx audit verify` (check its audit
 chain) and `ccx scheduler` (run its jobs). ``python -m node serve ...`` runs `ccx node`
 alone (node/__main__.py), as the simulator and the durability tests start nodes."""
 
@@ -13,7 +14,7 @@ import typer
 from sqlmodel import Session
 
 import protocol as P
-from cli import InputError, as_input_error, fail, read_bytes
+from cli import InputError, NowOption, as_input_error, fail, now_from, parse_time, read_bytes
 from keys import KeyringError
 from node.db import make_engine
 from node.services import audit, witness
@@ -173,6 +174,64 @@ def rotate_keys(
     typer.echo(f"active key:  {done.active_kid}")
     typer.echo(f"next key:    {done.next_kid}")
     typer.echo(f"retired key: {done.retired_kid} (verifies until {done.retired_until})")
+
+
+@node_app.command("withdraw-records")
+def withdraw_records(
+    client: Annotated[str, typer.Option("--client", metavar="ID", help="the client's id")],
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since",
+            metavar="TIME",
+            help="its records pushed from then on: epoch seconds, YYYY-MM-DD or ISO 8601",
+        ),
+    ],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where the database and keyring live (CCX_DATA_DIR)")
+    ] = None,
+    now: NowOption = None,
+) -> None:
+    """Withdraw the records a client pushed since a time (credentials that leaked: revoke
+    them first). Each is marked removed, as an upheld objection removes a record; the
+    residents concerned are rescored; audited (records.withdrawn). Other clients'
+    records are untouched; running it again withdraws nothing more. As POST
+    /v1/admin/clients/{id}/withdraw-records, on the node's database directly."""
+    from node.errors import NodeError
+    from node.scoring import ModelError, load_model
+    from node.services.records import withdraw_client_records
+    from node.state import Metrics, NodeState, load_keyring
+
+    try:
+        moment, at = parse_time(since, "--since"), now_from(now)
+    except InputError as exc:
+        fail(exc)
+    settings = _settings(None, data_dir, None)
+    if not settings.keyring_path.exists():
+        fail(_no_keyring(settings))
+    try:
+        keyring = load_keyring(settings)
+        model = load_model(settings.scoring_model)
+    except KeyringError as exc:
+        fail(as_input_error(exc, "CCX_KEYRING_PASSPHRASE"))
+    except ModelError as exc:
+        fail(InputError("invalid_model", "CCX_SCORING_MODEL", str(exc)))
+    engine = make_engine(settings.effective_database_url)
+    try:
+        state = NodeState(settings, engine, keyring, model, Metrics())
+        with Session(engine) as session:
+            done = withdraw_client_records(
+                session, state, client, since=moment, actor="admin", now=at
+            )
+    except NodeError as exc:
+        fail(InputError(exc.code, "--client", exc.message))
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"withdrew {done.withdrawn} records of client {done.client_id} pushed since "
+        f"{done.since}; {done.residents} residents rescored, "
+        f"{done.objections_closed} open objections upheld"
+    )
 
 
 # --- ccx audit -------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The model is data, a TOML file: the local scale, a base, five dimensions with weights
 and caps, record kinds (dimension, points, severity), how long each severity keeps
-counting (its disclosure period), and how repair restores points.
+counting (its disclosure period), how repair restores points, and which department may
+push which kinds (``[departments.<name>] kinds = [...]``, issue 17: a department's
+stolen token can then push only its own kinds; see :attr:`ScoringModel.departments`).
 
     score = clamp(base + sum over dimensions d of clamp(weight_d * points_d, min_d, max_d))
 
@@ -17,6 +19,8 @@ dimension), so the two can't disagree.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import tomllib
@@ -42,8 +46,12 @@ __all__ = [
     "load_model",
 ]
 
+log = logging.getLogger("ccx.node")
+
 DAY = 86400
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # a record kind's name (fits Record.kind)
+# a department's name, as client credentials name it (fits Record.department)
+DEPARTMENT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 DIMENSIONS = ("basic", "positive", "dishonesty", "repair", "usage")
 SEVERITIES = ("minor", "general", "serious")
 
@@ -125,6 +133,10 @@ class ScoringModel:
     kinds: Mapping[str, RecordKind]
     disclosure_days: Mapping[str, int]
     restore: Mapping[str, float]
+    # The kinds each department may push (``[departments.<name>] kinds``); a department
+    # not listed may push none. ``None``: the model has no departments table, and every
+    # department may push every kind (models written before issue 17; the node warns).
+    departments: Mapping[str, frozenset[str]] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoringModel:
@@ -160,8 +172,17 @@ class ScoringModel:
             days = {s: int(data["severity"][s]) for s in SEVERITIES}
             restore = {s: float(data["repair"]["restore"][s]) for s in SEVERITIES}
             built = cls(
-                str(model["version"]), scale, float(model["base"]), dimensions, kinds, days, restore
+                str(model["version"]),
+                scale,
+                float(model["base"]),
+                dimensions,
+                kinds,
+                days,
+                restore,
+                _departments(data["departments"]) if "departments" in data else None,
             )
+        except ModelError:
+            raise
         except KeyError as exc:
             raise ModelError(f"scoring model lacks {exc.args[0]!r}") from exc
         except (AttributeError, TypeError, ValueError) as exc:
@@ -197,6 +218,22 @@ class ScoringModel:
                 raise ModelError(f"repair.restore.{severity}: the share must lie in 0..1")
         if not math.isfinite(self.base) or not self.scale.min <= self.base <= self.scale.max:
             raise ModelError("the base must lie on the scale")
+        for department, kinds in (self.departments or {}).items():
+            if not re.fullmatch(DEPARTMENT_PATTERN, department):
+                raise ModelError(
+                    f"departments.{department}: a name of a-z, 0-9, '_', '.' and '-', at most 64"
+                )
+            unknown = sorted(kinds - set(self.kinds))
+            if unknown:
+                raise ModelError(f"departments.{department}: unknown kinds {unknown}")
+
+    def may_push(self, department: str, kind: str) -> bool:
+        """Whether ``department`` may push records of ``kind`` (a kind of this model):
+        the kinds its ``[departments.<name>]`` table lists; any kind when the model has
+        no departments table."""
+        if self.departments is None:
+            return True
+        return kind in self.departments.get(department, frozenset())
 
     # --- one resident -------------------------------------------------------------
 
@@ -332,8 +369,30 @@ class ScoringModel:
         return record.occurred_at + self.disclosure_days[kind.severity] * DAY
 
 
+def _departments(table: Any) -> dict[str, frozenset[str]]:
+    if not isinstance(table, Mapping) or not table:
+        raise ModelError(
+            "departments must be tables, [departments.<name>] kinds = [...], at least one "
+            "(without the table every department may push every kind)"
+        )
+    departments = {}
+    for name, entry in table.items():
+        kinds = entry.get("kinds") if isinstance(entry, Mapping) else None
+        if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
+            raise ModelError(
+                f"departments.{name}.kinds must be a list of record kinds, at least one"
+            )
+        if set(entry) - {"kinds"}:
+            raise ModelError(f"departments.{name}: only kinds may be given")
+        departments[str(name)] = frozenset(kinds)
+    return departments
+
+
 def load_model(path: Path | None = None) -> ScoringModel:
-    """The model at ``path``, or the demo model that ships with the node."""
+    """The model at ``path``, or the demo model that ships with the node. Logs a
+    warning when the model lists no departments (any department may push any kind).
+
+    Raises :class:`ModelError` for a file that can't be read or isn't a valid model."""
     if path is None:
         text = resources.files("node").joinpath("scoring_demo.toml").read_text(encoding="utf-8")
     else:
@@ -342,6 +401,19 @@ def load_model(path: Path | None = None) -> ScoringModel:
         except OSError as exc:
             raise ModelError(f"cannot read the scoring model {path}: {exc.strerror}") from exc
     try:
-        return ScoringModel.from_dict(tomllib.loads(text))
+        model = ScoringModel.from_dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"the scoring model is not valid TOML: {exc}") from exc
+    if model.departments is None:  # said once per process start, where the node loads it
+        log.warning(
+            json.dumps(
+                {
+                    "event": "model_without_departments",
+                    "model": model.version,
+                    "message": "the scoring model has no [departments.<name>] kinds table: "
+                    "every department may push every record kind (docs/SECURITY.md, "
+                    "section 4)",
+                }
+            )
+        )
+    return model

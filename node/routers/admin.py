@@ -1,18 +1,19 @@
-"""Admin routes: the audit log (hash-chained) and its check; key rotation."""
+"""Admin routes: the audit log (hash-chained) and its check; key rotation; withdrawing a
+client's records."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from node.auth import AdminDep
 from node.deps import NowDep, SessionDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute
 from node.routers import ADMIN_ERRORS
-from node.services import audit, keys
+from node.services import audit, keys, records
 
 router = APIRouter(
     route_class=GuardedRoute,
@@ -98,4 +99,54 @@ def rotate_keys(
         next_kid=done.next_kid,
         retired_kid=done.retired_kid,
         retired_until=done.retired_until,
+    )
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    since: int = Field(
+        ge=0, le=2**53, description="NumericDate: the client's records pushed from then on"
+    )
+
+
+class WithdrawOut(BaseModel):
+    client_id: str
+    since: int
+    withdrawn: int = Field(description="records marked removed")
+    residents: int = Field(description="residents rescored")
+    objections_closed: int = Field(description="open objections to them, upheld")
+
+
+# a client's id, as POST /v1/admin/clients takes it (node/routers/departments.py)
+CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+@router.post(
+    "/clients/{client_id}/withdraw-records",
+    summary="Withdraw a client's records pushed since a time, and rescore those residents",
+    responses=error_responses(400, 404, 413),
+)
+def withdraw_records(
+    client_id: Annotated[str, Path(pattern=CLIENT_ID_PATTERN)],
+    body: WithdrawIn,
+    actor: AdminDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> WithdrawOut:
+    """For credentials that leaked: revoke them (``DELETE /v1/admin/clients/{id}``), then
+    withdraw what they pushed since the leak. Each record is marked removed, as an upheld
+    objection removes one; the residents concerned are rescored at once; audited
+    (``records.withdrawn``). Other clients' records, the same department's included, are
+    untouched. Again: nothing more is withdrawn."""
+    done = records.withdraw_client_records(
+        session, state, client_id, since=body.since, actor=actor, now=now
+    )
+    return WithdrawOut(
+        client_id=done.client_id,
+        since=done.since,
+        withdrawn=done.withdrawn,
+        residents=done.residents,
+        objections_closed=done.objections_closed,
     )

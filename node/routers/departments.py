@@ -82,6 +82,7 @@ def _pushed(
     *,
     now: int,
     strict: bool,
+    received: bytes | None = None,
 ) -> PushOut:
     result = records.push_records(
         session,
@@ -91,6 +92,8 @@ def _pushed(
         now=now,
         strict=strict,
         may_repair_others=records.REPAIR_SCOPE in client.scopes,
+        client_id=client.id,
+        received=received,
     )
     # code and message only where a row was refused (the answer omits unset fields)
     answers = [
@@ -165,9 +168,12 @@ def push_records(
 ) -> PushOut:
     """Idempotent by (department, record_id): the same record again is a ``duplicate``;
     another body under the same id is refused (``record_id_conflict``). The department
-    is the one of the credentials. Stored rows rescore their resident at once. A repair
-    of another department's record needs the ``records:repair`` scope as well (else the
-    row is refused, ``repair_not_allowed``)."""
+    is the one of the credentials, and it pushes only the kinds the city's scoring model
+    lists for it (else the row is refused, ``kind_not_allowed``). Stored rows rescore
+    their resident at once and keep the client that pushed them; each push is one audit
+    entry (``records.pushed``: counts and the rows' SHA-256, never a row). A repair of
+    another department's record needs the ``records:repair`` scope as well (else the row
+    is refused, ``repair_not_allowed``)."""
     rows = body.records if isinstance(body, RecordBatchIn) else [body]
     return _pushed(session, state, client, rows, now=now, strict=True)
 
@@ -197,9 +203,11 @@ def upload_records(
     now: NowDep,
 ) -> PushOut:
     """As ``POST /v1/records``, one row per CSV line or JSONL line (``index`` counts data
-    rows from 0, the CSV header and blank lines not included)."""
-    rows, typed = records.rows_from_file(file.filename, file.content_type, file.file.read())
-    return _pushed(session, state, client, rows, now=now, strict=typed)
+    rows from 0, the CSV header and blank lines not included); the audit entry keeps the
+    file's SHA-256 (what ``sha256sum`` prints)."""
+    data = file.file.read()
+    rows, typed = records.rows_from_file(file.filename, file.content_type, data)
+    return _pushed(session, state, client, rows, now=now, strict=typed, received=data)
 
 
 # --- admins ---------------------------------------------------------------------------

@@ -24,8 +24,20 @@ audit log refuses, :data:`node.services.audit.TOKEN_SHAPE`): such a row is refus
 ``invalid_record``, as ids travel into the audit log (a resident's objection names
 the record).
 
-One request is one transaction: the stored rows, her new resident row and her new
-score are committed together, or nothing is (refused rows never write). The checks
+A department pushes only the kinds the city's scoring model lists for it
+(``[departments.<name>] kinds``, :meth:`node.scoring.ScoringModel.may_push`); a row of
+another kind is refused ``kind_not_allowed`` (issue 17, docs/SECURITY.md section 4).
+
+Every stored row keeps the client that pushed it (``Record.client_id``), and every push
+is one audit entry (``records.pushed``, under ``client:<id>``): the department, the
+counts and the SHA-256 of the rows as received (:func:`received_digest`), never a row.
+:func:`withdraw_client_records` takes a client's records since a time back (a leaked
+token's pushes): marked ``removed``, as an upheld objection removes one, and their
+residents rescored, audited.
+
+One request is one transaction: the stored rows, her new resident row, her new score
+and the push's audit entry are committed together, or nothing is (refused rows never
+write). The checks
 that read (is this id known? which record does this repair name?) run before the first
 write, so the write transaction stays short; a record id that a concurrent push stored
 in between makes the insert fail on the unique (department, record_id) constraint, and
@@ -35,6 +47,7 @@ the whole request is then checked and written again, where it finds the row.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -42,18 +55,20 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col
 
 from node.errors import NodeError, where_and_what
-from node.models import STORABLE_TEXT, Record
-from node.scoring import KIND_PATTERN, RecordInput, ScoringModel
+from node.models import STORABLE_TEXT, Client, Objection, Record
+from node.scoring import DEPARTMENT_PATTERN, KIND_PATTERN, RecordInput, ScoringModel
+from node.services import audit
 from node.services.audit import TOKEN_SHAPE
 from node.services.scoring import (
     IN_CHUNK,
     collector_paused,
+    lock_residents,
     repair_candidates,
     repair_links,
     rescore_residents,
@@ -69,15 +84,16 @@ __all__ = [
     "RowProblem",
     "RowResult",
     "RowStatus",
+    "Withdrawal",
     "push_records",
+    "received_digest",
     "rows_from_file",
+    "withdraw_client_records",
 ]
 
 REPAIR_SCOPE = "records:repair"  # repairs of another department's records (the credit centre)
 FUTURE_LEEWAY = 300  # seconds a record may lie in the future (clocks of departments drift)
 RECORD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # no "/": keys are dept/record_id
-# as client credentials name departments (node/routers/departments.py NAME_PATTERN)
-DEPARTMENT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 RESIDENT_ID_PATTERN = r"^[!-~]{1,128}$"  # the identity provider's subject: printable ASCII
 LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_POINTS = 10_000.0
@@ -174,14 +190,20 @@ def push_records(
     now: int,
     strict: bool = True,
     may_repair_others: bool = False,
+    client_id: str | None = None,
+    received: bytes | None = None,
 ) -> PushResult:
     """Check and store ``rows`` for ``department`` (see the module docstring); rescore
-    each resident who got a record, in the same transaction. ``strict=False`` reads
-    numbers from text (CSV cells). ``may_repair_others``: the caller holds
-    :data:`REPAIR_SCOPE`.
+    each resident who got a record and append the push's audit entry, in the same
+    transaction. ``strict=False`` reads numbers from text (CSV cells).
+    ``may_repair_others``: the caller holds :data:`REPAIR_SCOPE`. ``client_id``: the
+    credentials that push (kept on each stored row and named by the audit entry; None
+    for the node's own callers, audited as ``node``). ``received``: the bytes of an
+    uploaded file, whose digest the audit entry keeps (else that of the rows,
+    :func:`received_digest`).
 
-    Raises ``NodeError`` 413 ``batch_too_large`` (nothing is written) over
-    ``settings.max_batch_rows`` rows; 503 ``busy`` if the request keeps losing races.
+    Raises ``NodeError`` 413 ``batch_too_large`` (nothing is written, nothing audited)
+    over ``settings.max_batch_rows`` rows; 503 ``busy`` if the request keeps losing races.
     """
     limit = state.settings.max_batch_rows
     if len(rows) > limit:
@@ -196,19 +218,45 @@ def push_records(
     for index, raw in enumerate(rows):
         try:
             record = _parse(raw, strict=strict)
-            _check_alone(state.model, record, now=now)
+            _check_alone(state.model, department, record, now=now)
         except _Refused as refusal:
             refused[index] = RowResult(
                 index, _echo_id(raw), "refused", refusal.code, refusal.message
             )
             continue
         checked.append((index, record))
-    outcome: dict[int, RowResult] = {}
+    digest = received_digest(rows) if received is None else _sha256(received)
+    results: list[RowResult] = []
+    counts: dict[str, int] = {}
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with collector_paused():  # a bulk read and rescore: see its docstring
                 outcome = _store(
-                    session, state, department, checked, now=now, may_repair=may_repair_others
+                    session,
+                    state,
+                    department,
+                    checked,
+                    now=now,
+                    may_repair=may_repair_others,
+                    client_id=client_id,
+                )
+                results = [outcome.get(i) or refused[i] for i in range(len(rows))]
+                counts = {"stored": 0, "duplicate": 0, "refused": 0}
+                for result in results:
+                    counts[result.status] += 1
+                # last, as the audit lock is held until the commit (node.services.audit)
+                audit.append(
+                    session,
+                    actor="node" if client_id is None else f"client:{client_id}",
+                    action="records.pushed",
+                    subject=department,
+                    details={
+                        "department": department,
+                        **counts,
+                        "rows_sha256": digest,
+                        "received": "records" if received is None else "file",
+                    },
+                    now=now,
                 )
                 session.commit()
             break
@@ -220,14 +268,31 @@ def push_records(
                 raise NodeError(
                     "busy", "concurrent pushes kept colliding; push again", status=503
                 ) from exc
-    results = [outcome.get(i) or refused[i] for i in range(len(rows))]
-    counts: dict[str, int] = {"stored": 0, "duplicate": 0, "refused": 0}
-    for result in results:
-        counts[result.status] += 1
     for status, n in counts.items():
         if n:
             state.metrics.records.labels(status).inc(n)
     return PushResult(results, counts)
+
+
+def received_digest(rows: Sequence[Any]) -> str:
+    """Hex SHA-256 of records as a department sent them: the JSON array of the rows
+    (a record read into :class:`RecordIn` as the fields it was given), keys sorted, no
+    whitespace, UTF-8 (the shape of ``protocol.canonical_json``), so that a department
+    can match a push in the audit log against what it sent without the log holding a
+    row. A file upload is digested as its bytes instead."""
+    as_sent = [
+        row.model_dump(mode="json", exclude_unset=True) if isinstance(row, RecordIn) else row
+        for row in rows
+    ]
+    try:  # NaN and 1e999 are JSON Python reads; a row must never make the digest fail
+        text = json.dumps(as_sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(as_sent)
+    return _sha256(text.encode("utf-8", "surrogatepass"))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _lost_a_race(exc: DBAPIError) -> bool:
@@ -261,11 +326,17 @@ def _echo_id(raw: Any) -> str | None:
     return record_id
 
 
-def _check_alone(model: ScoringModel, record: RecordIn, *, now: int) -> None:
+def _check_alone(model: ScoringModel, department: str, record: RecordIn, *, now: int) -> None:
     """What can be checked without the database."""
     kind = model.kinds.get(record.kind)
     if kind is None:
         raise _Refused("unknown_kind", f"{record.kind!r} is not a record kind of this city")
+    if not model.may_push(department, record.kind):
+        raise _Refused(
+            "kind_not_allowed",
+            f"department {department!r} may not push records of kind {record.kind!r}: the "
+            "city's scoring model lists the kinds each department may push",
+        )
     if record.occurred_at > now + FUTURE_LEEWAY:
         raise _Refused("occurred_in_future", "occurred_at lies in the future")
     if record.points is not None and not kind.points_overridable:
@@ -304,6 +375,7 @@ def _store(
     *,
     now: int,
     may_repair: bool,
+    client_id: str | None,
 ) -> dict[int, RowResult]:
     model = state.model
     known = _known_records(session, department, {r.record_id for _, r in checked})
@@ -359,6 +431,7 @@ def _store(
         new_rows.append(
             {
                 "department": department,
+                "client_id": client_id,
                 "record_id": record.record_id,
                 "resident_id": record.resident_id,
                 "kind": record.kind,
@@ -474,6 +547,90 @@ def _not_allowed(record_id: str) -> str:
         f"record {record_id!r} is another department's: only credentials with the "
         f"{REPAIR_SCOPE!r} scope (the credit centre) may repair it"
     )
+
+
+# --- withdrawing a client's records -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What :func:`withdraw_client_records` did."""
+
+    client_id: str
+    since: int
+    withdrawn: int  # records marked removed
+    residents: int  # residents rescored
+    objections_closed: int  # open objections to those records, now upheld
+
+
+_CLIENT_RECORDS = select_columns(col(Record.id), col(Record.resident_id)).where(
+    col(Record.client_id) == bindparam("client_id"),
+    col(Record.recorded_at) >= bindparam("since"),
+    col(Record.status) != "removed",
+)
+_REMOVE = (
+    update(Record)
+    .where(col(Record.id).in_(bindparam("ids", expanding=True)))
+    .values(status="removed")
+)
+_UPHOLD = (
+    update(Objection)
+    .where(
+        col(Objection.record_pk).in_(bindparam("ids", expanding=True)),
+        col(Objection.status) == "open",
+    )
+    .values(status="upheld", resolved_at=bindparam("now"), resolution=bindparam("resolution"))
+)
+
+
+def withdraw_client_records(
+    session: Session, state: NodeState, client_id: str, *, since: int, actor: str, now: int
+) -> Withdrawal:
+    """Take back every record the client ``client_id`` pushed at or after ``since``
+    (its ``recorded_at``; a leaked token's pushes): each is marked ``removed``, as an
+    upheld objection removes a record (records are never deleted), an open objection
+    to one is upheld with it, and the residents concerned are rescored, in one
+    transaction with its audit entry (``records.withdrawn``: the client, ``since`` and
+    the counts, never a resident). Records pushed before migration 0006 name no client
+    and are never withdrawn. Running it again withdraws nothing more.
+
+    Raises ``NodeError`` 404 ``client_not_found`` for a client this node never had.
+    """
+    if session.get(Client, client_id) is None:
+        raise NodeError("client_not_found", f"no client credentials {client_id!r}", status=404)
+    connection = session.connection()
+    found = connection.execute(_CLIENT_RECORDS, {"client_id": client_id, "since": since}).all()
+    ids = sorted(row.id for row in found)
+    residents = sorted({row.resident_id for row in found})
+    # her lock first, as every rescoring path takes it (resolve_objection): a push
+    # rescoring her meanwhile waits, then reads the records' new status
+    lock_residents(session, residents, now=now)
+    closed = 0
+    resolution = f"withdrawn with the records of client {client_id}"
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        connection.execute(_REMOVE, {"ids": chunk})
+        closed += connection.execute(
+            _UPHOLD, {"ids": chunk, "now": now, "resolution": resolution}
+        ).rowcount
+    rescore_residents(session, state, residents, now=now)
+    done = Withdrawal(client_id, since, len(ids), len(residents), closed)
+    audit.append(
+        session,
+        actor=actor,
+        action="records.withdrawn",
+        subject=client_id,
+        details={
+            "client": client_id,
+            "since": since,
+            "withdrawn": done.withdrawn,
+            "residents": done.residents,
+            "objections_closed": closed,
+        },
+        now=now,
+    )
+    session.commit()
+    return done
 
 
 # --- files --------------------------------------------------------------------------------
