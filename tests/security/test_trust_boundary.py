@@ -29,6 +29,10 @@ PUBLIC = {
     "GET /v1/alliance/registry",
     "GET /v1/alliance/registry/versions/{version}",
     "GET /v1/alliance/tables/{name}",
+    # the alliance host's witness (docs/PROTOCOL.md section 7b): a checkpoint carries its
+    # member's signature, the record is public evidence; 404 on any other node
+    "POST /v1/alliance/witness/checkpoints",
+    "GET /v1/alliance/witness/checkpoints",
     "POST /dev-idp/token",
     # OpenID4VCI 1.0: the metadata, a credential offer (its id is the secret), the token
     # endpoint (a pre-authorized code is), the nonce endpoint
