@@ -178,8 +178,14 @@ def send_checkpoint(state: NodeState, http: httpx.Client) -> Outcome:
             _log("warning", "witness_unreachable", message=type(exc).__name__)
             return "unreachable"
         if response.status_code in (200, 201):
-            line = response.json()
-            _remember(settings, line)
+            try:
+                line = response.json()
+                if not isinstance(line, dict):
+                    raise ValueError("not a JSON object")
+                _remember(settings, line)
+            except (ValueError, OSError) as exc:
+                _log("warning", "witness_answer_unusable", message=type(exc).__name__)
+                return "refused"
             _log("info", "witness_checkpoint", seq=made.seq, n=line.get("n"))
             return "witnessed" if response.status_code == 201 else "unchanged"
         code = _error_code(response)

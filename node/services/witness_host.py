@@ -83,18 +83,33 @@ def _locked(path: Path) -> Iterator[IO[bytes]]:
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
+def _parsed(raw: bytes) -> dict[str, Any] | None:
+    # a line cut short by a crash mid-write is never answered nor counted: skipped
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) else None
+
+
 def _last_line(file: IO[bytes]) -> dict[str, Any] | None:
     size = file.seek(0, os.SEEK_END)
     file.seek(max(0, size - _TAIL))
-    lines = [line for line in file.read().split(b"\n") if line.strip()]
-    if not lines:
-        return None
-    last: dict[str, Any] = json.loads(lines[-1])
-    return last
+    for raw in reversed(file.read().split(b"\n")):
+        line = _parsed(raw) if raw.strip() else None
+        if line is not None:
+            return line
+    return None
 
 
 def _append(file: IO[bytes], line: dict[str, Any]) -> None:
-    file.seek(0, os.SEEK_END)
+    size = file.seek(0, os.SEEK_END)
+    if size:  # after a torn last line, start a new one (the fragment stays, unread)
+        file.seek(size - 1)
+        torn = file.read(1) != b"\n"
+        file.seek(0, os.SEEK_END)
+        if torn:
+            file.write(b"\n")
     file.write(json.dumps(line, separators=(",", ":")).encode("ascii") + b"\n")
     file.flush()
     os.fsync(file.fileno())
@@ -210,8 +225,9 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
     try:
         with path.open("rb") as file:
             for raw in file:
-                if raw.strip():
-                    yield json.loads(raw)
+                line = _parsed(raw) if raw.strip() else None
+                if line is not None:
+                    yield line
     except FileNotFoundError:
         return
 

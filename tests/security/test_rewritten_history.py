@@ -252,11 +252,19 @@ def test_what_the_witness_keeps_is_only_appended_to(witnessed: Witnessed) -> Non
     replay = witnessed.record()["checkpoints"][0]["checkpoint"]
     assert _post(witnessed, replay).status_code == 409
     assert path.read_bytes() == seen  # a refusal changes nothing
+    # a line cut short by a crash mid-write stays, unread; the next starts a line of its own
+    with path.open("ab") as file:
+        file.write(seen.splitlines()[-1][:40])
+    torn = path.read_bytes()
+    witnessed.log(1)
+    assert witnessed.send() == "witnessed"
+    assert path.read_bytes().startswith(torn + b"\n")
+    assert witnessed.record()["count"] == 5
     # each countersigned line names the one before: the record is a chain of its own
     with httpx.Client() as http:
         record = witness.fetch_witnessed(http, witnessed.host.url, witnessed.settings.node_id)
     chain = witness.verify_witness_record(record, member=witnessed.settings.node_id)
-    assert [c.n for c in chain] == [1, 2, 3, 4]
+    assert [c.n for c in chain] == [1, 2, 3, 4, 5]
     # a line taken out of the record is found out
     record["checkpoints"].pop(1)
     with pytest.raises(witness.WitnessRecordError, match="not the next"):
