@@ -184,7 +184,11 @@ def _lookup_client(state: NodeState, token_hash: str) -> ClientIdentity | None:
         row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
         if row is None or row.revoked_at is not None:
             return None
-        return ClientIdentity(row.id, row.department, frozenset(row.scopes))
+        return ClientIdentity(row.id, row.department, frozenset(row.scopes), row.expires_at)
+
+
+def _expired(identity: ClientIdentity, now: int) -> bool:
+    return identity.expires_at is not None and now >= identity.expires_at
 
 
 @before_body
@@ -194,48 +198,61 @@ async def calling_client(request: Request) -> ClientIdentity:
     the look-up and its hop to the thread pool cost more than the verification's own
     checks): a revocation takes effect at once in the worker that made it
     (:func:`forget_client`) and within that time in the others. Unknown tokens are
-    never remembered."""
+    never remembered. Expired credentials are refused from their ``expires_at`` on, on
+    the node's clock, cached or not (401 ``credentials_expired``)."""
     token_hash = hash_token(_bearer(request))
     state = _state(request)
     cache = state.memory.clients
     hit = cache.get(token_hash)
     if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    identity = await run_in_threadpool(_lookup_client, state, token_hash)
-    if identity is None:
-        cache.pop(token_hash, None)
-        raise NodeError("unauthorized", "unknown or revoked client credentials", status=401)
-    if len(cache) >= _CLIENT_CACHE_MAX:
-        cache.clear()
-    cache[token_hash] = (identity, time.monotonic() + CLIENT_CACHE_SECONDS)
+        identity: ClientIdentity | None = hit[0]
+    else:
+        identity = await run_in_threadpool(_lookup_client, state, token_hash)
+        if identity is None:
+            cache.pop(token_hash, None)
+            raise NodeError("unauthorized", "unknown or revoked client credentials", status=401)
+        if len(cache) >= _CLIENT_CACHE_MAX:
+            cache.clear()
+        cache[token_hash] = (identity, time.monotonic() + CLIENT_CACHE_SECONDS)
+    assert identity is not None
+    if _expired(identity, int(state.now())):
+        raise NodeError(
+            "credentials_expired",
+            "these client credentials have expired: ask the node's admin for new ones",
+            status=401,
+        )
     return identity
 
 
 _CLIENTS = cast(Table, Client.__table__)  # type: ignore[attr-defined]
-_BY_ID = sa_select(_CLIENTS.c.department, _CLIENTS.c.scopes, _CLIENTS.c.revoked_at).where(
-    _CLIENTS.c.id == bindparam("client")
-)
+_BY_ID = sa_select(
+    _CLIENTS.c.department, _CLIENTS.c.scopes, _CLIENTS.c.revoked_at, _CLIENTS.c.expires_at
+).where(_CLIENTS.c.id == bindparam("client"))
 
 
 def client_by_id(state: NodeState, client_id: str) -> ClientIdentity | None:
-    """The client ``client_id`` while its credentials stand (None once revoked or
-    unknown), remembered ``CLIENT_CACHE_SECONDS`` in this worker as :func:`calling_client`
-    remembers tokens: what a request made earlier by a service point is answered for
-    (the OpenID4VP response endpoint). Blocking: call it from a thread."""
+    """The client ``client_id`` while its credentials stand (None once revoked, expired
+    on the node's clock, or unknown), remembered ``CLIENT_CACHE_SECONDS`` in this worker
+    as :func:`calling_client` remembers tokens, its expiry checked at each call: what a
+    request made earlier by a service point is answered for (the OpenID4VP response
+    endpoint). Blocking: call it from a thread."""
     cache = state.memory.client_ids
     hit = cache.get(client_id)
     if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    with state.engine.connect() as connection:
-        row = connection.execute(_BY_ID, {"client": client_id}).first()
-    identity = (
-        None
-        if row is None or row.revoked_at is not None
-        else ClientIdentity(client_id, row.department, frozenset(row.scopes))
-    )
-    if len(cache) >= _CLIENT_CACHE_MAX:
-        cache.clear()
-    cache[client_id] = (identity, time.monotonic() + CLIENT_CACHE_SECONDS)
+        identity = hit[0]
+    else:
+        with state.engine.connect() as connection:
+            row = connection.execute(_BY_ID, {"client": client_id}).first()
+        identity = (
+            None
+            if row is None or row.revoked_at is not None
+            else ClientIdentity(client_id, row.department, frozenset(row.scopes), row.expires_at)
+        )
+        if len(cache) >= _CLIENT_CACHE_MAX:
+            cache.clear()
+        cache[client_id] = (identity, time.monotonic() + CLIENT_CACHE_SECONDS)
+    if identity is not None and _expired(identity, int(state.now())):
+        return None
     return identity
 
 
@@ -266,26 +283,16 @@ def client_with(scope: str) -> Any:
     return Depends(require)
 
 
-def _admin_client(state: NodeState, token_hash: str) -> str | None:
-    with Session(state.engine) as session:
-        row = session.exec(select(Client).where(Client.token_hash == token_hash)).first()
-        if row is not None and row.revoked_at is None and "admin" in row.scopes:
-            return f"client:{row.id}"
-        return None
-
-
 @before_body
 async def admin(request: Request) -> str:
-    """``"admin"`` for the admin token, ``"client:<id>"`` for an admin-scoped client."""
+    """``"admin"`` for the admin token (``CCX_ADMIN_TOKEN_HASH``), the only admin: no
+    client is one, whatever its scopes (issue 17: a client would outlive a change of the
+    token). Raises NodeError 403 ``forbidden`` for anything else."""
     token_hash = hash_token(_bearer(request))
-    state = _state(request)
-    expected = state.settings.admin_token_hash
+    expected = _state(request).settings.admin_token_hash
     if expected and hmac.compare_digest(token_hash, expected):
         return "admin"
-    actor = await run_in_threadpool(_admin_client, state, token_hash)
-    if actor is None:
-        raise NodeError("forbidden", "admin credentials are required", status=403)
-    return actor
+    raise NodeError("forbidden", "admin credentials are required", status=403)
 
 
 AdminDep = Annotated[str, Depends(admin)]

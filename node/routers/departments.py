@@ -118,7 +118,17 @@ class ClientIn(BaseModel):
         max_length=16,
         description='e.g. "records:push"; "records:repair" also lets it repair other '
         'departments\' records (the credit centre); "verify:<scenario>" for a service '
-        'point; "admin"',
+        'point; never "admin" (422 scope_not_granted: the admin token is the only admin)',
+    )
+    expires_in: int | None = Field(
+        None,
+        ge=1,
+        le=clients.CLIENT_MAX_LIFETIME,
+        description="seconds from now until the credentials expire (default and most: "
+        "two years); or give expires_at",
+    )
+    expires_at: int | None = Field(
+        None, ge=0, le=2**53, description="NumericDate when the credentials expire"
     )
 
 
@@ -128,6 +138,9 @@ class ClientOut(BaseModel):
     scopes: list[str]
     created_at: int
     revoked_at: int | None = None
+    expires_at: int | None = Field(
+        None, description="NumericDate from which they are refused; null: made before expiry"
+    )
 
 
 class ClientListOut(BaseModel):
@@ -230,6 +243,8 @@ def create_client(
         scopes=body.scopes,
         actor=admin,
         now=now,
+        expires_in=body.expires_in,
+        expires_at=body.expires_at,
     )
     return ClientCreatedOut(**client.model_dump(exclude={"token_hash"}), token=token)
 
@@ -237,17 +252,18 @@ def create_client(
 @router.get(
     "/v1/admin/clients",
     tags=["admin"],
-    summary="Client credentials in force (with ?revoked=true, the revoked ones too)",
+    summary="Client credentials in force (with ?revoked=true, the revoked and expired too)",
     responses=error_responses(*ADMIN_ERRORS),
 )
 def list_clients(
     admin: AdminDep,
     session: SessionDep,
-    revoked: Annotated[bool, Query(description="list revoked credentials too")] = False,
+    now: NowDep,
+    revoked: Annotated[bool, Query(description="list revoked and expired credentials too")] = False,
 ) -> ClientListOut:
-    """Who may push, verify or act as an admin: id, department, scopes, times; never a
+    """Who may push or verify: id, department, scopes, times (expiry included); never a
     token (the node keeps only its hash)."""
-    rows = clients.list_clients(session, revoked=revoked)
+    rows = clients.list_clients(session, now=now, revoked=revoked)
     return ClientListOut(clients=[ClientOut(**c.model_dump(exclude={"token_hash"})) for c in rows])
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from node.models import AuditEntry, Client, Resident
 from node.services import audit
 from node.services import records as records_service
+from node.services.clients import CLIENT_MAX_LIFETIME
 from tests.conftest import METRICS, NOW
 from tests.node.pushing import (
     ADMIN,
@@ -868,6 +869,7 @@ def test_client_token_is_shown_once_and_stored_only_hashed(node: TestClient) -> 
         "scopes": ["records:push"],
         "created_at": NOW,
         "revoked_at": None,
+        "expires_at": NOW + CLIENT_MAX_LIFETIME,  # the default: the longest allowed
     }
     with Session(state_of(node).engine) as session:
         [row] = session.exec(select(Client)).all()
@@ -878,16 +880,17 @@ def test_client_token_is_shown_once_and_stored_only_hashed(node: TestClient) -> 
 
 def test_the_admin_lists_every_client_in_force_and_no_token(node: TestClient, clock: Any) -> None:
     pushing = credentials(node, "tax", client_id="tax-1")
-    credentials(node, "ops", scopes=("admin",), client_id="ops-1")
+    credentials(node, "ops", scopes=("records:repair",), client_id="ops-1")
     credentials(node, "tax", client_id="tax-2")
     clock.now = NOW + 60
     assert node.delete("/v1/admin/clients/tax-2", headers=ADMIN).status_code == 200
     listed = node.get("/v1/admin/clients", headers=ADMIN)
     assert listed.status_code == 200
+    expiry = NOW + CLIENT_MAX_LIFETIME
     assert listed.json() == {
         "clients": [
-            {"id": "ops-1", "department": "ops", "scopes": ["admin"], "created_at": NOW, "revoked_at": None},
-            {"id": "tax-1", "department": "tax", "scopes": ["records:push"], "created_at": NOW, "revoked_at": None},
+            {"id": "ops-1", "department": "ops", "scopes": ["records:repair"], "created_at": NOW, "revoked_at": None, "expires_at": expiry},
+            {"id": "tax-1", "department": "tax", "scopes": ["records:push"], "created_at": NOW, "revoked_at": None, "expires_at": expiry},
         ]
     }  # fmt: skip
     every = node.get("/v1/admin/clients", params={"revoked": "true"}, headers=ADMIN).json()
@@ -928,7 +931,11 @@ def test_managing_credentials_is_audited_without_the_token(node: TestClient) -> 
         ("admin", "client.created", "tax-1"),
         ("admin", "client.revoked", "tax-1"),
     ]
-    assert entries[0].details == {"department": "tax", "scopes": ["records:push"]}
+    assert entries[0].details == {
+        "department": "tax",
+        "scopes": ["records:push"],
+        "expires_at": NOW + CLIENT_MAX_LIFETIME,
+    }
     assert token not in json.dumps([e.model_dump() for e in entries])
     assert hashlib.sha256(token.encode()).hexdigest() not in json.dumps(
         [e.model_dump() for e in entries]

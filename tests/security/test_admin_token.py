@@ -3,18 +3,18 @@
 The admin token is the node's master key: it creates credentials, rotates the signing
 key, resolves objections (which changes scores) and reads the audit log. What the node
 does about its theft is make every write it allows leave an entry in the hash-chained
-audit log under its actor; these show that, and the one door that outlives changing
-the token: a client created with the ``admin`` scope."""
+audit log under its actor; these show that, and that no door outlives changing the
+token: no client is an admin (issue 17; before, a client created with the ``admin``
+scope was one, and stayed one)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
 
 from node.auth import hash_token
-from node.models import AuditEntry
+from node.models import AuditEntry, Client
 from tests.node.issuing_helpers import bearer, node_state
 from tests.node.pushing import ADMIN, admin_settings, credentials, record
 
@@ -52,23 +52,31 @@ def test_every_admin_write_is_audited_under_its_actor(make_client: Any) -> None:
     assert node.get("/v1/admin/audit/verify", headers=ADMIN).json()["ok"] is True
 
 
-def test_an_admin_scoped_client_outlives_the_admin_token_and_shows_in_the_audit_log(
-    make_client: Any, tmp_path: Path
-) -> None:
+def test_no_client_is_made_an_admin_so_none_outlives_the_admin_token(make_client: Any) -> None:
+    """Issue 17 closed known gap H: the thief can't leave himself an admin-scoped client
+    behind, and one made before (stored with the scope) is no admin either."""
     node = make_client(**admin_settings())
-    backdoor = credentials(node, "it", scopes=("admin",), client_id="helpdesk")
-    # The operator changes the admin token; the same data folder, a new token hash.
-    after = make_client(admin_token_hash=hash_token("a new admin token"))
-    assert after.get("/v1/admin/audit", headers=ADMIN).status_code == 403
-    still = after.post(
+    refused = node.post(
         "/v1/admin/clients",
-        json={"id": "another", "department": "it", "scopes": ["records:push"]},
-        headers=backdoor,
+        json={"id": "helpdesk", "department": "it", "scopes": ["records:push", "admin"]},
+        headers=ADMIN,
     )
-    assert still.status_code == 201, still.text  # residual: revoke admin-scoped clients too
-    trail = audit_trail(after)
-    assert ("admin", "client.created") in trail  # how a review finds the backdoor ...
-    assert ("client:helpdesk", "client.created") in trail  # ... and what it did
-    with Session(node_state(after).engine) as db:
-        created = db.exec(select(AuditEntry).where(AuditEntry.subject == "helpdesk")).one()
-    assert created.details["scopes"] == ["admin"]
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "scope_not_granted"
+    assert ("admin", "client.created") not in audit_trail(node)  # nothing was made
+    with Session(node_state(node).engine) as db:  # one stored before issue 17
+        db.add(
+            Client(id="old-ops", department="it", token_hash=hash_token("old ops token"),
+                   scopes=["admin"], created_at=0)
+        )  # fmt: skip
+        db.commit()
+    # The operator changes the admin token: nothing the thief holds is an admin any more.
+    after = make_client(admin_token_hash=hash_token("a new admin token"))
+    for token in (ADMIN, {"Authorization": "Bearer old ops token"}):
+        answer = after.post(
+            "/v1/admin/clients",
+            json={"id": "another", "department": "it", "scopes": ["records:push"]},
+            headers=token,
+        )
+        assert answer.status_code == 403, answer.text
+        assert after.get("/v1/admin/audit", headers=token).status_code == 403

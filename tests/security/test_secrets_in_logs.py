@@ -29,6 +29,9 @@ from tests.security.world import (
 
 SECRET_NAMES = ("token", "nonce", "presentation", "proof", "attestation", "passphrase",
                 "password", "secret", "authorization", "jwt", "key")  # fmt: skip
+# Names that hold one of those words and no secret: an attestation's row id on her
+# page's routes (/v1/me/attestations/{attestation_id}/revoke), never the attestation.
+NOT_SECRET_NAMES = {"attestation_id"}
 
 
 def test_no_secret_reaches_the_logs(
@@ -90,5 +93,9 @@ def test_no_secret_travels_in_a_url(client: Any) -> None:
         if parameter["in"] in ("path", "query", "cookie")
     }
     assert len(in_urls) >= 5  # not vacuous: the node has path and query parameters
-    secret = [(op, name) for op, name in in_urls if any(s in name.lower() for s in SECRET_NAMES)]
+    secret = [
+        (op, name)
+        for op, name in in_urls
+        if name not in NOT_SECRET_NAMES and any(s in name.lower() for s in SECRET_NAMES)
+    ]
     assert secret == []

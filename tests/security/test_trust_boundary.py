@@ -65,6 +65,7 @@ SAMPLE = {
     "month": "2027-01",
     "kind": "share_alliance",
     "objection_id": "1",
+    "attestation_id": "1",
     "path": "x",
     "offer_id": "made-up",
     "request_id": "made-up",
