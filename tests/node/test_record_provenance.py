@@ -142,15 +142,29 @@ def test_the_upload_checks_the_kinds_too(listed: TestClient) -> None:
     ]
 
 
-def test_without_a_departments_table_every_department_pushes_every_kind_with_a_warning(
-    node: TestClient, caplog: pytest.LogCaptureFixture
+def test_without_a_departments_table_every_department_pushes_every_kind(
+    node: TestClient,
 ) -> None:
     body = push(node, credentials(node, "library"), record("h-1", kind="honour"), record("t-1"))
     assert body["stored"] == 2
+    assert state_of(node).model.departments is None  # the demo model's
+
+
+def test_a_citys_model_without_a_departments_table_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="ccx.node"):
-        model = load_model()
+        load_model()  # the demo model: its comments say it
+    assert caplog.records == []
+    (tmp_path / "old.toml").write_text(DEMO, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="ccx.node"):
+        model = load_model(tmp_path / "old.toml")
     assert model.departments is None
-    assert "model_without_departments" in caplog.text
+    [warning] = [json.loads(r.getMessage()) for r in caplog.records]
+    assert warning["event"] == "model_without_departments"
+    with caplog.at_level(logging.WARNING, logger="ccx.node"):
+        load_model(model_with_departments(tmp_path))
+    assert len(caplog.records) == 1  # nothing more
 
 
 @pytest.mark.parametrize(

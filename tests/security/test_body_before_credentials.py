@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from node.guards import SMALL_BODY_BYTES
 from tests.node.pushing import admin_settings, credentials
 
-SAMPLE = {"objection_id": "1"}
+SAMPLE = {"objection_id": "1", "client_id": "tax-feed"}
 # Public by design: the development identity provider's login, OpenID4VCI's token
 # endpoint (its "credentials" are the pre-authorized code in the body), the pushed
 # authorization request (wallets are public clients), and the browser's steps of the
