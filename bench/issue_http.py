@@ -80,6 +80,7 @@ def node_environment(data_dir: Path, port: int) -> dict[str, str]:
         "CCX_SCHEDULER": "false",
         "CCX_NONCE_LIFETIME": str(NONCE_LIFETIME),
         "CCX_KEYRING_PASSPHRASE": PASSPHRASE,
+        "CCX_RATE_LIMITS": "false",  # bursts on purpose (issue 17: limits tested elsewhere)
     }
 
 

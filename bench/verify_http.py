@@ -182,6 +182,7 @@ def node_environment(data_dir: Path, port: int, city: str) -> dict[str, str]:
         "CCX_CITY": city,
         "CCX_SCHEDULER": "false",
         "CCX_KEYRING_PASSPHRASE": PASSPHRASE,
+        "CCX_RATE_LIMITS": "false",  # bursts on purpose (issue 17: limits tested elsewhere)
     }
 
 

@@ -25,7 +25,7 @@ from node.dev_idp import DevIdentityProvider
 from node.dev_idp import node_key as dev_idp_key
 from node.errors import install_error_handlers
 from node.jobs import build_scheduler, checkpoint_audit_head
-from node.middleware import BodyLimit, Observe
+from node.middleware import BodyLimit, Observe, RateLimit
 from node.openapi_links import with_links
 from node.routers import (
     admin,
@@ -199,6 +199,8 @@ def create_app(
         app.include_router(dev_idp.router)
     mount_pages(app, alliance_host=settings.alliance_dir is not None)  # after every route
     app.openapi = with_links(app.openapi)  # type: ignore[method-assign]
+    if settings.rate_limits:  # innermost: its 429s are counted and get CORS headers
+        app.add_middleware(RateLimit, state=state)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(WalletCors)  # the web wallet's endpoints, from any origin
     app.add_middleware(Observe, metrics=state.metrics)  # outermost: it times everything

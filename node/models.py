@@ -19,6 +19,7 @@ __all__ = [
     "DistributionSnapshot",
     "Nonce",
     "Objection",
+    "RateBucket",
     "Record",
     "Resident",
     "Score",
@@ -160,6 +161,19 @@ class Client(SQLModel, table=True):
     created_at: int = Field(sa_type=BigInteger)
     revoked_at: int | None = Field(default=None, sa_type=BigInteger)
     expires_at: int | None = Field(default=None, sa_type=BigInteger)  # null: no expiry
+
+
+class RateBucket(SQLModel, table=True):
+    """A token bucket shared by every worker and process of a node (issue 17, gap F):
+    ``tokens`` left at ``updated_at``. ``key`` is the SHA-256 of the audience and the
+    caller (a resident, a client, an address), so the table names no one. Workers lease
+    tokens from it in small batches (node/services/rate_limit.py)."""
+
+    __tablename__ = "rate_bucket"
+
+    key: str = Field(primary_key=True, max_length=64)
+    tokens: float
+    updated_at: int = Field(sa_type=BigInteger, index=True)
 
 
 class Objection(SQLModel, table=True):

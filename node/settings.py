@@ -181,6 +181,40 @@ class Settings(BaseSettings):
     verify_burst: int = Field(
         20, ge=1, description="verification requests a client may make at once (bucket size)"
     )
+    rate_limits: bool = Field(
+        True,
+        description="limit residents, clients and unauthenticated callers with token buckets "
+        "shared by every worker (issue 17); false: only the service points' per-worker "
+        "limit (benchmarks, tests that fire bursts on purpose)",
+    )
+    resident_rate: float = Field(
+        5.0, gt=0, description="requests per second per resident (subject), every route"
+    )
+    resident_burst: int = Field(60, ge=1, description="requests a resident may make at once")
+    client_rate: float = Field(
+        50.0,
+        gt=0,
+        description="requests per second per department or admin credentials (the service "
+        "points' verifications: verify_rate)",
+    )
+    client_burst: int = Field(300, ge=1, description="requests a client may make at once")
+    public_rate: float = Field(
+        20.0,
+        gt=0,
+        description="requests per second per client address to the routes without "
+        "credentials (token, PAR, login, the development identity provider, OpenID4VP "
+        "request and response endpoints)",
+    )
+    public_burst: int = Field(200, ge=1, description="such requests an address may make at once")
+    failed_auth_rate: float = Field(
+        1.0, gt=0, description="failed authentications per second per client address"
+    )
+    failed_auth_burst: int = Field(
+        30,
+        ge=1,
+        description="failed authentications an address may make at once; beyond, its "
+        "requests with credentials not known good are 429 before any look-up",
+    )
 
     @field_validator("node_id", "alliance")
     @classmethod

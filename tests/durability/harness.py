@@ -204,6 +204,7 @@ def start_node(
         "CCX_CHALLENGE_LIFETIME": "600",
         "CCX_VERIFY_RATE": "1000000",
         "CCX_VERIFY_BURST": "1000000",
+        "CCX_RATE_LIMITS": "false",  # bursts on purpose (issue 17: limits tested elsewhere)
     }
     with _environment(settings):
         ccx("node", "init", "--city", CITY, "--data-dir", str(data_dir), "--node-id", node_id)

@@ -87,6 +87,7 @@ def _settings(folder: Path, database_url: str) -> Settings:
         # the bucket would be empty after 20 requests at a clock that stands still, and
         # the fuzzer would see nothing past the rate limiter (its 429 is documented)
         verify_burst=1_000_000,
+        rate_limits=False,  # likewise the shared limits (tests/security/test_request_flood.py)
         metrics_token_hash=METRICS_TOKEN_HASH,
         **admin_settings(),
     )
