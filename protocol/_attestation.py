@@ -22,6 +22,7 @@ from ._sd_jwt import (
     IssuerKeyResolver,
     SaltSource,
     SdJwtBuilder,
+    check_recipient,
     present_sd_jwt,
     sign_sd_jwt,
     verify_sd_jwt,
@@ -37,6 +38,7 @@ __all__ = [
     "MappingReference",
     "StatusReference",
     "VerifiedPresentation",
+    "check_recipient",
     "issue_attestation",
     "present",
     "verify_presentation",
@@ -240,15 +242,21 @@ def present(
     aud: str,
     nonce: str,
     now: int,
+    recipient: str | None = None,
 ) -> str:
     """Make a presentation disclosing only the ``disclose`` paths, bound to aud and nonce.
 
     Paths: ``"alliance_score"``, ``"band"``, ``"score_at_least.650"``, ``"local_score"``,
     ``"local_scale"``, ``"score_date"``. Raises :class:`DisclosureNotFound` for others.
+    A wallet gives ``recipient``, the verifier's member id (the KB-JWT's ``aud`` in the
+    ccx dialect; the request certificate's member id in OpenID4VP): an attestation whose
+    recipients don't include it raises :class:`RecipientNotNamed` before anything is
+    made, as :func:`verify_presentation` at that verifier would (PROTOCOL.md section 5).
     """
     return present_sd_jwt(
-        attestation, disclose=disclose, holder_key=holder_key, aud=aud, nonce=nonce, now=now
-    )
+        attestation, disclose=disclose, holder_key=holder_key, aud=aud, nonce=nonce, now=now,
+        recipient=recipient,
+    )  # fmt: skip
 
 
 def _require(obj: Any, name: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -66,6 +66,7 @@ __all__ = [
     "SaltSource",
     "SdJwtBuilder",
     "VerifiedSdJwt",
+    "check_recipient",
     "disclosure_digest",
     "encode_disclosure",
     "present_sd_jwt",
@@ -236,6 +237,19 @@ def _paths(
     return found
 
 
+def check_recipient(sd_jwt: str, recipient: str, *, max_size: int = 65536) -> None:
+    """A holder's check before presenting: the issuer JWT's ``aud``, when present, must
+    name ``recipient`` (the verifier's id as the issuer would name it), as that verifier
+    will require. The signature is not checked: the holder's own token, to be verified
+    by the verifier. Pure.
+
+    Raises :class:`RecipientNotNamed`, or a :class:`ProtocolError` for a token that
+    doesn't parse (``aud`` of the wrong shape: :class:`InvalidClaim`).
+    """
+    issuer_jwt = _split(sd_jwt, max_size=max_size)[0]
+    _check_audience(decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size).payload, recipient)
+
+
 def present_sd_jwt(
     sd_jwt: str,
     *,
@@ -245,15 +259,23 @@ def present_sd_jwt(
     nonce: str,
     now: int,
     max_size: int = 65536,
+    recipient: str | None = None,
 ) -> str:
     """Keep only the disclosures for the ``disclose`` paths and append a KB-JWT.
 
-    Raises :class:`DisclosureNotFound` for a path the SD-JWT cannot disclose.
+    ``recipient``, when given, is the verifier's id as the issuer JWT's ``aud`` would
+    name it: a token whose ``aud`` names others is not presented at all (the holder's
+    side of RFC 7519 section 4.1.3: a verifier that will refuse it learns nothing).
+
+    Raises :class:`DisclosureNotFound` for a path the SD-JWT cannot disclose,
+    :class:`RecipientNotNamed` for a ``recipient`` its ``aud`` doesn't name.
     """
     issuer_jwt, texts, kb = _split(sd_jwt, max_size=max_size)
     if kb:
         raise MalformedToken("this SD-JWT is already a presentation (it ends with a KB-JWT)")
     payload = decode_jws(issuer_jwt, what="issuer JWT", max_size=max_size).payload
+    if recipient is not None:
+        _check_audience(payload, recipient)
     # The same structural checks a verifier runs (digest types, duplicates, depth), so
     # that a malformed attestation fails here with a ProtocolError, not later. The
     # unpacker works in place, so it gets its own parse.

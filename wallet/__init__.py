@@ -19,6 +19,7 @@ from wallet._oid4vp import (
     alliance_anchors,
     answer_request,
     available_claims,
+    check_named,
     read_request,
     response_form,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "answer_request",
     "authorize",
     "available_claims",
+    "check_named",
     "dev_login",
     "disclosed_claims",
     "fetch_attestation",

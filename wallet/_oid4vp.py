@@ -33,6 +33,7 @@ __all__ = [
     "alliance_anchors",
     "answer_request",
     "available_claims",
+    "check_named",
     "read_request",
     "response_form",
 ]
@@ -58,11 +59,31 @@ class Asked:
 
     def disclosures_for(self, credential: str) -> tuple[str, ...]:
         """What answering with ``credential`` discloses: exactly what the query selects
-        (a claim set when it gives some), nothing more. InputError when it can't."""
+        (a claim set when it gives some), nothing more. InputError when it can't, and
+        ``recipient_not_named`` when the credential's recipients (its issuer-signed
+        ``aud``: the members her consent names) leave this verifier out: it would refuse
+        it, after seeing it (docs/SECURITY.md section 17)."""
+        check_named(credential, self.verifier)
         try:
             return self.request.disclosures_for(available_claims(credential))
         except P.ProtocolError as exc:
             raise InputError("cannot_answer", FIELD, exc.message) from exc
+
+
+def check_named(credential: str, verifier: str, *, field: str = FIELD) -> None:
+    """InputError ``recipient_not_named`` unless ``credential`` may go to ``verifier`` (a
+    member id): its ``aud`` names it, or it has none (every member)."""
+    try:
+        P.check_recipient(credential, verifier)
+    except P.RecipientNotNamed as exc:
+        raise InputError(
+            exc.code,
+            field,
+            f"{exc.message}; nothing was sent. To share with this verifier, consent to it "
+            "at your home node and fetch a new attestation",
+        ) from exc
+    except P.ProtocolError as exc:
+        raise InputError(exc.code, field, f"the attestation: {exc.message}") from exc
 
 
 def _refusal(response: httpx.Response, what: str) -> InputError:
@@ -216,7 +237,7 @@ def answer_request(
     try:
         presentation = P.present(
             credential, disclose=list(asked.disclosures_for(credential)), holder_key=holder_key,
-            aud=claims["client_id"], nonce=claims["nonce"], now=now,
+            aud=claims["client_id"], nonce=claims["nonce"], now=now, recipient=asked.verifier,
         )  # fmt: skip
     except P.ProtocolError as exc:
         raise InputError(exc.code, FIELD, f"the credential can't answer: {exc.message}") from exc

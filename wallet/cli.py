@@ -26,7 +26,7 @@ from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors
 from keys import generate_key
 from wallet._home import fetch_attestation
 from wallet._oid4vci import LoopbackRedirect, accept_offer, authorize, dev_login
-from wallet._oid4vp import Asked, alliance_anchors, answer_request, read_request
+from wallet._oid4vp import Asked, alliance_anchors, answer_request, check_named, read_request
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -151,11 +151,16 @@ def _make_presentation(
     sealed = _require_key(wallet, path)
     moment = _now(now)
     held = _choose(wallet, attestation, moment)
+    # in the ccx dialect the verifier's node id is both the KB-JWT's aud and the member
+    # id the attestation's recipients must name: never show it to a verifier that will
+    # refuse it (docs/SECURITY.md section 17)
+    check_named(held.token, aud, field="--aud")
     key = _unseal(sealed)
     try:
         return P.present(
-            held.token, disclose=disclose, holder_key=key, aud=aud, nonce=nonce, now=moment
-        )
+            held.token, disclose=disclose, holder_key=key, aud=aud, nonce=nonce, now=moment,
+            recipient=aud,
+        )  # fmt: skip
     except P.ProtocolError as exc:
         raise InputError(exc.code, "--disclose", exc.message) from exc
 
