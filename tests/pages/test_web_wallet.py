@@ -23,10 +23,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 import protocol as P
 from node.app import create_app, initialize_node
+from node.models import Consent
 from node.services import clients
 from node.web import WALLET_CONNECT, WALLET_PAGES, page_headers
 from tests.conftest import NOW, ec_key
@@ -388,6 +389,30 @@ def test_a_link_naming_another_client_is_refused(world: World, desktop: Watched)
     desktop.open(world, request=forged)
     assert "does not match the link" in desktop.problem()
     assert world.outcome(made) == "pending"
+
+
+def test_a_credential_for_other_cities_is_not_shown_to_this_verifier(
+    world: World, desktop: Watched
+) -> None:
+    """Issue 17, known gap K: her consent names Fuzhou alone, so her credential's aud
+    does; Xiamen asks, and the wallet refuses before anything is shown or sent."""
+    with Session(world.fuzhou.app.state.node.engine) as db:
+        consent = db.exec(select(Consent).where(Consent.kind == "share_alliance")).one()
+        consent.recipients = [world.fuzhou.url]
+        db.add(consent)
+        db.commit()
+    held = take_credential(desktop, world)
+    [credential] = held["credentials"]
+    assert json.loads(P.b64url_decode(credential.split(".")[1]))["aud"] == [world.fuzhou.url]
+    made = world.request()
+    desktop.open(world, request=made["request"])
+    assert "not one of them. Nothing was sent" in desktop.problem()
+    assert desktop.page.locator("#problem").get_attribute("data-code") == "recipient_not_named"
+    assert desktop.page.locator("#request").is_hidden()
+    assert world.outcome(made) == "pending"
+    desktop.page.locator("#lang").click()  # the same refusal, in Chinese
+    assert "没有选择该请求方" in desktop.problem()
+    desktop.clean()
 
 
 def test_a_request_before_any_credential_says_take_one_first(

@@ -10,7 +10,7 @@ import {
   JoseError, base64Decode, decodeJws, encryptEcdhEs, jsonOf, utf8, verifyJwsSignature,
 } from "./jose.js";
 import { verifyChain, x509Hash } from "./x509.js";
-import { disclosablePaths, parseSdJwt, present } from "./sdjwt.js";
+import { disclosablePaths, namesRecipient, parseSdJwt, present } from "./sdjwt.js";
 import { call, form, FORM, WalletError } from "./http.js";
 import { VCT } from "./oid4vci.js";
 
@@ -216,8 +216,14 @@ async function post(request, params) {
 }
 
 /** Present `credential` disclosing exactly `disclose`, the KB-JWT's aud the full client
- * identifier (section B.3.6), and post it. The response endpoint's answer. */
+ * identifier (section B.3.6), and post it. The response endpoint's answer. Throws
+ * recipient_not_named, sending nothing, when the credential's aud leaves the verifier's
+ * member id out. */
 export async function answerRequest(request, credential, disclose, holder) {
+  // a verifier her consent doesn't name would refuse it after seeing it: never sent
+  if (!namesRecipient(parseSdJwt(credential).payload, request.verifier)) {
+    throw new WalletError("recipient_not_named", "answer");
+  }
   const presentation = await present(credential, disclose, {
     holderKey: holder.privateKey, aud: request.claims.client_id, nonce: request.claims.nonce,
     now: Math.floor(Date.now() / 1000),

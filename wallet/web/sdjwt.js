@@ -62,6 +62,16 @@ export async function disclosablePaths(parsed) {
   return paths;
 }
 
+/** Whether the credential whose issuer JWT says `payload` may go to `verifier` (a member
+ * id): its issuer-signed aud names it, or it has none (every member). Every verifier
+ * refuses one whose aud leaves it out (RFC 7519 section 4.1.3), after seeing it: the
+ * wallet asks first, as protocol.check_recipient does for the Python wallet. */
+export function namesRecipient(payload, verifier) {
+  if (!payload || !("aud" in payload)) return true;
+  const names = typeof payload.aud === "string" ? [payload.aud] : payload.aud;
+  return Array.isArray(names) && names.includes(verifier);
+}
+
 /** The presentation of `credential` disclosing only `disclose` (paths), with a KB-JWT
  * for `aud` and `nonce` signed by the holder's non-extractable key. */
 export async function present(credential, disclose, { holderKey, aud, nonce, now }) {

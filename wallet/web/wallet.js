@@ -11,7 +11,7 @@ import {
   REQUEST_SCHEMES, allianceAnchors, readRequest, availableClaims, chooseDisclosures,
   answerRequest, declineRequest,
 } from "./oid4vp.js";
-import { parseSdJwt, disclosablePaths } from "./sdjwt.js";
+import { parseSdJwt, disclosablePaths, namesRecipient } from "./sdjwt.js";
 import { WalletError } from "./http.js";
 import { sha256b64url } from "./jose.js";
 
@@ -172,10 +172,17 @@ async function trust(held) {
   return { anchors, names };
 }
 
+// The first credential held that can answer: not expired, made for this verifier (its
+// recipients name it: docs/SECURITY.md section 17), holding what is asked.
 async function usable(request, held) {
+  let unnamed = false;
   for (const entry of held) {
     const { payload } = parseSdJwt(entry.credential);
     if (typeof payload.exp === "number" && payload.exp < nowSeconds()) continue;
+    if (!namesRecipient(payload, request.verifier)) {
+      unnamed = true;
+      continue;
+    }
     const available = await availableClaims(entry.credential);
     try {
       const disclose = chooseDisclosures(request, available);
@@ -184,7 +191,7 @@ async function usable(request, held) {
       // this one can't answer: the next
     }
   }
-  throw new WalletError("cannot_answer", "choose");
+  throw new WalletError(unnamed ? "recipient_not_named" : "cannot_answer", "choose");
 }
 
 function renderRequest() {
