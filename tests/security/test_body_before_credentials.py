@@ -32,6 +32,10 @@ PUBLIC_BODIES = {
     # and the transaction's ids in the path are the credentials, each single use)
     "POST /oid4vp/requests/{request_id}",
     "POST /oid4vp/responses/{transaction_id}",
+    # the identity provider's form post to the resident page (its credential is the ID
+    # token in the body), and a checkpoint to the alliance host's witness (signed inside)
+    "POST /me/login",
+    "POST /v1/alliance/witness/checkpoints",
 }
 
 

@@ -33,6 +33,14 @@ PUBLIC = {
     # member's signature, the record is public evidence; 404 on any other node
     "POST /v1/alliance/witness/checkpoints",
     "GET /v1/alliance/witness/checkpoints",
+    # the alliance dashboard's two reads (docs/PAGES.md): what the host has published and
+    # whether members answer /readyz; 404 on any other node
+    "GET /v1/alliance/overview",
+    "GET /v1/alliance/readiness",
+    # the resident page's login (docs/PAGES.md): to the identity provider and back; the
+    # ID token posted back is checked like any resident's token
+    "GET /me/login",
+    "POST /me/login",
     "POST /dev-idp/token",
     # OpenID4VCI 1.0: the metadata, a credential offer (its id is the secret), the token
     # endpoint (a pre-authorized code is), the nonce endpoint
