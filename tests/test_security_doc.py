@@ -101,7 +101,7 @@ def test_every_known_gap_mentioned_is_in_the_table_and_the_other_way_round() -> 
     body = text()
     mentioned = {letter.upper() for letter in GAP_MENTION.findall(body)}
     listed = set(GAP_ROW.findall(body))
-    assert mentioned
+    assert "\n## Known gaps\n" in body  # kept, to say what is open (none since issue 17)
     assert mentioned == listed
 
 
