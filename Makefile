@@ -11,7 +11,7 @@ LOCK   := requirements.lock
 NODEWALLET := tests/interop/nodewallet
 NODESTAMP  := $(NODEWALLET)/node_modules/.installed
 
-.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg test-a-year-ahead pg-start pg-stop bench screenshots clean lock
+.PHONY: demo test lint typecheck unit unit-sqlite test-node-pg test-a-year-ahead pg-start pg-stop bench screenshots scan clean lock
 
 # Every package comes from requirements.lock, pinned with its hashes (a fresh clone next
 # month installs what this one did); then the project itself, editable, without deps.
@@ -92,6 +92,11 @@ bench: $(STAMP)
 # alliance walked in Chromium (scripts/chromium finds or installs it, and a Chinese font).
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py --out docs/img
+
+# An external scanner against a running node (docs/SECURITY.md, "An external scanner"):
+# schemathesis's coverage, fuzzing and stateful phases, audience by audience (~3 minutes).
+scan: $(STAMP)
+	$(BIN)/python scripts/scan.py
 
 clean:
 	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache build *.egg-info \
