@@ -157,7 +157,10 @@ class RescoreOut(BaseModel):
     residents: int
     records: int
     rescored_again: int
-    snapshot: Literal["created", "kept"]
+    snapshot: Literal["created", "kept", "none"] = Field(
+        description="the month's distribution snapshot: created now, kept from an earlier "
+        "rescore, or none (no resident has a score yet)"
+    )
     seconds: float
     phases: dict[str, float] = Field(description="seconds per phase of the job")
 

@@ -379,7 +379,9 @@ class RescoreSummary:
     residents: int
     records: int  # records loaded that could count (repairs included)
     rescored_again: int  # residents with records pushed during the job, rescored after it
-    snapshot: str  # "created", or "kept": the month had its snapshot already
+    # "created"; "kept": the month had its snapshot already; "none": no resident had a
+    # score, so none was taken (an empty histogram would hold the month's place)
+    snapshot: str
     seconds: float
     phases: dict[str, float]  # seconds: load, score, write_scores, rescore_again, snapshot
 
@@ -789,6 +791,8 @@ def _store_snapshot(
     with Session(state.engine) as session:
         if session.get(DistributionSnapshot, month) is not None:
             return "kept"
+    if not resident_ids:  # nothing to summarise: the first rescore with scores takes it
+        return "none"
     values = scores.tolist()
     for start in range(0, len(resident_ids), WRITE_CHUNK):
         rows = [
