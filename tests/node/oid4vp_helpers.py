@@ -4,13 +4,22 @@ certificate of the tests' root key) and leaves for the members' keys."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from sqlmodel import Session
 
 import protocol as P
 from alliance.state import DEFAULT_POLICY
+from node.app import create_app, initialize_node
+from node.services import clients
 from node.services.registry import RegistryFollower
 from tests.conftest import ALLIANCE, NOW, ec_key
-from tests.node.test_verifications import THRESHOLDS, XIAMEN, Alliance
+from tests.node.servers import RunningNode, WorldClock, free_port
+from tests.node.test_verifications import THRESHOLDS, XIAMEN, Alliance, _settings
 
 DAY = 86400
 # The alliance root key of these tests, and so the CA: P-256, as `ccx alliance init`
@@ -71,3 +80,66 @@ def certified_token(
         "verifier_ca": base64.b64encode(ca).decode(),
     }  # fmt: skip
     return P.sign_registry(claims, root_key=CA_ROOT, now=NOW)
+
+
+@dataclass
+class TwoCities:
+    """Fuzhou (a resident's home) and Xiamen (a service point's city) on loopback."""
+
+    fuzhou: RunningNode
+    xiamen: RunningNode
+    clock: WorldClock
+    desk_token: str  # Xiamen's service point "library-desk"
+    desk: dict[str, str]  # its Authorization header
+
+
+@contextmanager
+def two_cities(
+    folder: Path,
+    *,
+    scopes: tuple[str, ...] = ("library_deposit_free",),
+    fuzhou: Mapping[str, Any] | None = None,
+    xiamen: Mapping[str, Any] | None = None,
+) -> Iterator[TwoCities]:
+    """Both nodes following one registry that carries the alliance CA and a leaf for every
+    key of both, on one clock starting at NOW; Xiamen has a service point allowed to
+    verify ``scopes``; ``fuzhou``/``xiamen`` update each node's settings."""
+    fz_port, xm_port = free_port(), free_port()
+    fz = _settings(folder / "fz", fz_port, "fuzhou").model_copy(update=dict(fuzhou or {}))
+    xm = _settings(folder / "xm", xm_port, "xiamen").model_copy(update=dict(xiamen or {}))
+    clock = WorldClock(NOW)
+    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
+    token = certified_token(
+        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
+         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
+        certify=(xm.node_id, fz.node_id),
+    )  # fmt: skip
+    apps = []
+    for settings in (fz, xm):
+        app = create_app(settings, now=clock)
+        app.state.node.follower = follower(token)
+        apps.append(app)
+    with Session(apps[1].state.node.engine) as db:
+        _, secret = clients.create_client(
+            db, client_id="library-desk", department="culture",
+            scopes=[f"verify:{kind}" for kind in scopes], actor="admin", now=NOW,
+        )  # fmt: skip
+    with RunningNode(apps[0], fz_port) as fz_node, RunningNode(apps[1], xm_port) as xm_node:
+        yield TwoCities(fz_node, xm_node, clock, secret, {"Authorization": f"Bearer {secret}"})
+
+
+def cli_wallet(home: RunningNode, folder: Path, resident: str = "fz-resident") -> dict[str, str]:
+    """The environment of a `ccx wallet` holding ``resident``'s credential from ``home``
+    (she has a score of 780 and both consents, sharing with every member)."""
+    from typer.testing import CliRunner
+
+    from tests.cli_results import ok
+    from tests.node.test_verifications import seed_resident_app
+    from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
+
+    seed_resident_app(home, resident, 780, ("alliance",), now=NOW)
+    env = {WALLET_ENV: str(folder / "w.json"), PASSPHRASE_ENV: "a wallet passphrase!",
+           NOW_ENV: str(NOW)}  # fmt: skip
+    ok(CliRunner().invoke(wallet_app, ["keygen"], env=env))
+    ok(CliRunner().invoke(wallet_app, ["authorize", home.url, "--dev-login", resident], env=env))
+    return env

@@ -26,11 +26,11 @@ from node.app import create_app, initialize_node
 from node.services import clients
 from tests.cli_results import ok
 from tests.conftest import NOW
-from tests.node.oid4vp_helpers import ca_der, certified_token, follower
+from tests.node.oid4vp_helpers import ca_der, cli_wallet, two_cities
 from tests.node.servers import RunningNode, WorldClock, free_port
-from tests.node.test_verifications import _settings, seed_resident_app
+from tests.node.test_verifications import _settings
 from wallet._oid4vp import read_request
-from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
+from wallet.cli import wallet_app
 
 SCENARIO = "library_deposit_free"
 OTHER = "bike_deposit_free"
@@ -46,35 +46,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    fz_port, xm_port = free_port(), free_port()
-    fz = _settings(tmp_path / "fz", fz_port, "fuzhou")
-    xm = _settings(tmp_path / "xm", xm_port, "xiamen")
-    clock = WorldClock(NOW)
-    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
-    token = certified_token(
-        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
-         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
-        certify=(xm.node_id, fz.node_id),
-    )  # fmt: skip
-    apps = []
-    for settings in (fz, xm):
-        app = create_app(settings, now=clock)
-        app.state.node.follower = follower(token)
-        apps.append(app)
-    with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
-        with Session(apps[1].state.node.engine) as db:
-            _, secret = clients.create_client(
-                db, client_id="library-desk", department="culture",
-                scopes=[f"verify:{SCENARIO}", f"verify:{OTHER}"], actor="admin", now=NOW,
-            )  # fmt: skip
-        seed_resident_app(fuzhou, "fz-resident", 780, ("alliance",), now=NOW)
-        env = {WALLET_ENV: str(tmp_path / "w.json"), PASSPHRASE_ENV: "a wallet passphrase!",
-               NOW_ENV: str(NOW)}  # fmt: skip
-        runner = CliRunner()
-        ok(runner.invoke(wallet_app, ["keygen"], env=env))
-        ok(runner.invoke(wallet_app, ["authorize", fuzhou.url, "--dev-login", "fz-resident"],
-                         env=env))  # fmt: skip
-        yield World(fuzhou, xiamen, secret, env)
+    with two_cities(tmp_path, scopes=(SCENARIO, OTHER)) as cities:
+        env = cli_wallet(cities.fuzhou, tmp_path)
+        yield World(cities.fuzhou, cities.xiamen, cities.desk_token, env)
 
 
 class Kiosk:

@@ -19,13 +19,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlmodel import Session
 
-from node.app import create_app, initialize_node
-from node.services import clients
 from node.services.records import push_records
 from tests.conftest import NOW
-from tests.node.oid4vp_helpers import certified_token, follower
-from tests.node.servers import RunningNode, WorldClock, free_port
-from tests.node.test_verifications import _settings
+from tests.node.oid4vp_helpers import two_cities
+from tests.node.servers import RunningNode, WorldClock
 from tests.pages.camera import camera_args, qr_video
 from tests.pages.conftest import DESKTOP, PHONE, chromium_path
 
@@ -69,36 +66,16 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    fz_port, xm_port = free_port(), free_port()
-    fz = _settings(tmp_path / "fz", fz_port, "fuzhou").model_copy(
-        update={"status_list_ttl": STATUS_TTL}
-    )
-    xm = _settings(tmp_path / "xm", xm_port, "xiamen").model_copy(
-        update={"status_cache_min_ttl": STATUS_TTL}
-    )
-    clock = WorldClock(NOW)
-    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
-    token = certified_token(
-        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
-         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
-        certify=(xm.node_id, fz.node_id),
-    )  # fmt: skip
-    apps = []
-    for settings in (fz, xm):
-        app = create_app(settings, now=clock)
-        app.state.node.follower = follower(token)
-        apps.append(app)
-    with Session(apps[0].state.node.engine) as db:  # what her city's departments sent
-        for department, rows in RECORDS.items():
-            rows = [{**row, "resident_id": RESIDENT} for row in rows]
-            pushed = push_records(db, apps[0].state.node, department, rows, now=NOW - 3600)
-            assert pushed.counts["stored"] == len(rows)
-        db.commit()
-    with Session(apps[1].state.node.engine) as db:
-        _, secret = clients.create_client(db, client_id="library-desk", department="culture",
-                                          scopes=[f"verify:{SCENARIO}"], actor="admin", now=NOW)  # fmt: skip
-    with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
-        yield World(fuzhou, xiamen, clock, secret)
+    with two_cities(tmp_path, fuzhou={"status_list_ttl": STATUS_TTL},
+                    xiamen={"status_cache_min_ttl": STATUS_TTL}) as cities:  # fmt: skip
+        home = cities.fuzhou.app.state.node
+        with Session(home.engine) as db:  # what her city's departments sent
+            for department, rows in RECORDS.items():
+                rows = [{**row, "resident_id": RESIDENT} for row in rows]
+                pushed = push_records(db, home, department, rows, now=NOW - 3600)
+                assert pushed.counts["stored"] == len(rows)
+            db.commit()
+        yield World(cities.fuzhou, cities.xiamen, cities.clock, cities.desk_token)
 
 
 def shown_request(kiosk: Page, before: str = "") -> str:

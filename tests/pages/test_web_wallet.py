@@ -26,14 +26,12 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from sqlmodel import Session, select
 
 import protocol as P
-from node.app import create_app, initialize_node
 from node.models import Consent
-from node.services import clients
 from node.web import WALLET_CONNECT, WALLET_PAGES, page_headers
 from tests.conftest import NOW, ec_key
-from tests.node.oid4vp_helpers import certified_token, follower
-from tests.node.servers import RunningNode, WorldClock, free_port
-from tests.node.test_verifications import _settings, seed_resident_app
+from tests.node.oid4vp_helpers import two_cities
+from tests.node.servers import RunningNode, free_port
+from tests.node.test_verifications import seed_resident_app
 from tests.pages.camera import camera_args, qr_video
 from tests.pages.conftest import DESKTOP, PHONE, chromium_path
 
@@ -105,21 +103,6 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    fz_port, xm_port = free_port(), free_port()
-    fz = _settings(tmp_path / "fz", fz_port, "fuzhou")
-    xm = _settings(tmp_path / "xm", xm_port, "xiamen")
-    clock = WorldClock(NOW)
-    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
-    token = certified_token(
-        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
-         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
-        certify=(xm.node_id, fz.node_id),
-    )  # fmt: skip
-    apps = []
-    for settings in (fz, xm):
-        app = create_app(settings, now=clock)
-        app.state.node.follower = follower(token)
-        apps.append(app)
     placed: dict[str, bytes] = {}
 
     class Pages(_Pages):
@@ -131,15 +114,10 @@ def world(tmp_path: Path) -> Iterator[World]:
     serving = threading.Thread(target=static.serve_forever, daemon=True)
     serving.start()
     try:
-        with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
-            with Session(apps[1].state.node.engine) as db:
-                _, secret = clients.create_client(
-                    db, client_id="library-desk", department="culture",
-                    scopes=[f"verify:{SCENARIO}"], actor="admin", now=NOW,
-                )  # fmt: skip
-            seed_resident_app(fuzhou, RESIDENT, 780, ("alliance",), now=NOW)
+        with two_cities(tmp_path) as cities:
+            seed_resident_app(cities.fuzhou, RESIDENT, 780, ("alliance",), now=NOW)
             wallet = f"http://127.0.0.1:{static.server_address[1]}/"
-            yield World(fuzhou, xiamen, wallet, {"Authorization": f"Bearer {secret}"}, placed)
+            yield World(cities.fuzhou, cities.xiamen, wallet, cities.desk, placed)
     finally:
         static.shutdown()
         static.server_close()

@@ -13,17 +13,12 @@ from typing import Any
 import httpx
 import pytest
 import segno
-from sqlmodel import Session
 from typer.testing import CliRunner
 
-from node.app import create_app, initialize_node
-from node.services import clients
 from tests.cli_results import assert_one_line_error, ok
-from tests.conftest import NOW
-from tests.node.oid4vp_helpers import certified_token, follower
-from tests.node.servers import RunningNode, WorldClock, free_port
-from tests.node.test_verifications import _settings, seed_resident_app
-from wallet.cli import NOW_ENV, PASSPHRASE_ENV, WALLET_ENV, wallet_app
+from tests.node.oid4vp_helpers import cli_wallet, two_cities
+from tests.node.servers import RunningNode
+from wallet.cli import wallet_app
 
 SCENARIO = "library_deposit_free"
 
@@ -53,35 +48,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    fz_port, xm_port = free_port(), free_port()
-    fz = _settings(tmp_path / "fz", fz_port, "fuzhou")
-    xm = _settings(tmp_path / "xm", xm_port, "xiamen")
-    clock = WorldClock(NOW)
-    fz_ring, xm_ring = initialize_node(fz, now=NOW), initialize_node(xm, now=NOW)
-    token = certified_token(
-        [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
-         (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
-        certify=(xm.node_id, fz.node_id),
-    )  # fmt: skip
-    apps = []
-    for settings in (fz, xm):
-        app = create_app(settings, now=clock)
-        app.state.node.follower = follower(token)
-        apps.append(app)
-    with RunningNode(apps[0], fz_port) as fuzhou, RunningNode(apps[1], xm_port) as xiamen:
-        with Session(apps[1].state.node.engine) as db:
-            _, secret = clients.create_client(
-                db, client_id="library-desk", department="culture",
-                scopes=[f"verify:{SCENARIO}"], actor="admin", now=NOW,
-            )  # fmt: skip
-        seed_resident_app(fuzhou, "fz-resident", 780, ("alliance",), now=NOW)
-        env = {WALLET_ENV: str(tmp_path / "w.json"), PASSPHRASE_ENV: "a wallet passphrase!",
-               NOW_ENV: str(NOW)}  # fmt: skip
-        runner = CliRunner()
-        ok(runner.invoke(wallet_app, ["keygen"], env=env))
-        ok(runner.invoke(wallet_app, ["authorize", fuzhou.url, "--dev-login", "fz-resident"],
-                         env=env))  # fmt: skip
-        yield World(fuzhou, xiamen, {"Authorization": f"Bearer {secret}"}, env)
+    with two_cities(tmp_path) as cities:
+        env = cli_wallet(cities.fuzhou, tmp_path)
+        yield World(cities.fuzhou, cities.xiamen, cities.desk, env)
 
 
 def test_the_wallet_answers_a_request_link_and_the_desk_sees_granted(world: World) -> None:
