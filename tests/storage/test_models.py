@@ -19,6 +19,7 @@ from node.models import (
     DistributionSnapshot,
     Nonce,
     Objection,
+    RateBucket,
     Record,
     Resident,
     Score,
@@ -72,7 +73,11 @@ def client(**overrides: Any) -> Client:
 SAMPLES: dict[str, Callable[[], SQLModel]] = {
     "Resident": lambda: Resident(id="res-1", created_at=T),
     "Record": lambda: record(
-        points=-12.5, repairs="r-0", status="objected", note="逾期还款 · late repayment"
+        points=-12.5,
+        repairs="r-0",
+        status="objected",
+        note="逾期还款 · late repayment",
+        client_id="tax-feed",
     ),
     "Score": lambda: Score(
         resident_id="res-1",
@@ -101,7 +106,10 @@ SAMPLES: dict[str, Callable[[], SQLModel]] = {
     "Nonce": lambda: Nonce(
         value="n" * 64, purpose="pop", subject="res-1", expires_at=T, used_at=T + 1
     ),
-    "Client": lambda: client(scopes=["records:write", "records:read"], revoked_at=T + 9),
+    "Client": lambda: client(
+        scopes=["records:write", "records:read"], revoked_at=T + 9, expires_at=T + 86400
+    ),
+    "RateBucket": lambda: RateBucket(key="b" * 64, tokens=2.75, updated_at=T),
     "Objection": lambda: Objection(
         resident_id="res-1",
         record_pk=1,
