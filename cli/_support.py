@@ -7,17 +7,20 @@ import calendar
 import datetime as dt
 import functools
 import re
+import sys
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-import protocol as P
-from keys import KeyringError, WrongPassphrase
-from mappings import MappingError
+if TYPE_CHECKING:
+    from mappings import MappingError
+
+# protocol, keys and mappings (numpy) are imported where an error is told apart, not
+# here: every command imports this module, and `ccx --help` starts in 0.3 s (issue 20).
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -53,16 +56,27 @@ def mapping_message(exc: MappingError) -> str:
 
 def as_input_error(exc: Exception, field: str) -> InputError:
     """The one place that turns library errors into the line the user sees."""
+    # A library's error is looked for only once the library is loaded: one never imported
+    # cannot have raised it, and importing it to find out would cost `mappings` its numpy.
     if isinstance(exc, InputError):
         return exc
-    if isinstance(exc, MappingError):
-        return InputError(exc.code, exc.field, mapping_message(exc))
-    if isinstance(exc, P.ProtocolError):
-        return InputError(exc.code, field, exc.message)
-    if isinstance(exc, WrongPassphrase):
-        return InputError("wrong_passphrase", field, str(exc))
-    if isinstance(exc, KeyringError):
-        return InputError("keyring_error", field, str(exc))
+    if "mappings" in sys.modules:
+        from mappings import MappingError
+
+        if isinstance(exc, MappingError):
+            return InputError(exc.code, exc.field, mapping_message(exc))
+    if "protocol" in sys.modules:
+        import protocol as P
+
+        if isinstance(exc, P.ProtocolError):
+            return InputError(exc.code, field, exc.message)
+    if "keys" in sys.modules:
+        from keys import KeyringError, WrongPassphrase
+
+        if isinstance(exc, WrongPassphrase):
+            return InputError("wrong_passphrase", field, str(exc))
+        if isinstance(exc, KeyringError):
+            return InputError("keyring_error", field, str(exc))
     raise exc
 
 
@@ -77,10 +91,30 @@ def reports_errors(command: Callable[P_, R]) -> Callable[P_, R]:
     def run(*args: P_.args, **kwargs: P_.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (InputError, MappingError, P.ProtocolError, KeyringError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, _user_errors()):
+                raise
             fail(as_input_error(exc, "input"))
 
     return run
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Ours, and those of the pure libraries loaded (as in ``as_input_error``)."""
+    kinds: list[type[Exception]] = [InputError]
+    if "mappings" in sys.modules:
+        from mappings import MappingError
+
+        kinds.append(MappingError)
+    if "protocol" in sys.modules:
+        import protocol as P
+
+        kinds.append(P.ProtocolError)
+    if "keys" in sys.modules:
+        from keys import KeyringError
+
+        kinds.append(KeyringError)
+    return tuple(kinds)
 
 
 def fail(error: InputError) -> NoReturn:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session
 
-import protocol as P
 from cli import InputError, NowOption, as_input_error, fail, now_from, parse_time, read_bytes
-from keys import KeyringError
-from node.db import make_engine
-from node.services import audit, witness
-from node.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the rest is imported by the command that uses it: `ccx` starts at once
+    import protocol as P
+    from node.settings import Settings
 
 __all__ = ["EXIT_BROKEN_CHAIN", "audit_app", "node_app", "scheduler"]
 
@@ -58,6 +56,8 @@ def _settings(city: str | None, data_dir: Path | None, node_id: str | None) -> S
         for k, v in {"city": city, "data_dir": data_dir, "node_id": node_id}.items()
         if v is not None
     }
+    from node.settings import load_settings
+
     return load_settings(**overrides)
 
 
@@ -73,6 +73,7 @@ def init(
 ) -> None:
     """Create the data folder, the database schema and the signing keyring (encrypted with
     CCX_KEYRING_PASSPHRASE). Safe to run again: existing keys are kept."""
+    from keys import KeyringError
     from node.app import initialize_node
 
     settings = _settings(city, data_dir, node_id)
@@ -98,6 +99,9 @@ def serve(
 ) -> None:
     """Serve the node's HTTP API with uvicorn (settings from CCX_* variables and .env)."""
     import uvicorn
+
+    from keys import KeyringError
+    from node.settings import Settings
 
     settings = Settings()
     if not settings.keyring_path.exists():  # say so in one line, not in a traceback
@@ -142,6 +146,7 @@ def rotate_keys(
 
     from sqlmodel import Session
 
+    from keys import KeyringError
     from node.db import make_engine
     from node.errors import NodeError
     from node.services.keys import require_next_key_in_registry, rotate_signing_key
@@ -197,6 +202,10 @@ def withdraw_records(
     residents concerned are rescored; audited (records.withdrawn). Other clients'
     records are untouched; running it again withdraws nothing more. As POST
     /v1/admin/clients/{id}/withdraw-records, on the node's database directly."""
+    from sqlmodel import Session
+
+    from keys import KeyringError
+    from node.db import make_engine
     from node.errors import NodeError
     from node.scoring import ModelError, load_model
     from node.services.records import withdraw_client_records
@@ -269,6 +278,12 @@ def verify(
     witness): the log must hold the witnessed hash at each witnessed entry. Exits 0 for
     an intact, unforked history, 1 naming the first broken entry or the fork. Reads
     only; changes nothing."""
+    from sqlmodel import Session
+
+    from node.db import make_engine
+    from node.services import audit, witness
+    from node.settings import load_settings
+
     overrides = {
         k: v
         for k, v in {
@@ -326,6 +341,8 @@ def _witness_record(settings: Settings, saved: Path | None) -> list[P.WitnessedC
 
     import httpx
 
+    from node.services import witness
+
     field = "--checkpoints" if saved is not None else "--witness-url"
     try:
         if saved is not None:
@@ -352,9 +369,10 @@ def _witness_record(settings: Settings, saved: Path | None) -> list[P.WitnessedC
 def scheduler() -> None:
     """Run the node's scheduled jobs (monthly rescoring, nonce purge) in this process, for
     deployments whose web workers run with CCX_SCHEDULER=false."""
-    from node.db import migrate
+    from node.db import make_engine, migrate
     from node.jobs import build_scheduler, checkpoint_audit_head
     from node.scoring import load_model
+    from node.settings import Settings
     from node.state import Metrics, NodeState, load_keyring
 
     settings = Settings()
