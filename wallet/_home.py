@@ -29,25 +29,60 @@ def _node_error(response: httpx.Response, url: str) -> InputError:
         code = f"http_{response.status_code}"
         message = f"{url} answered {response.status_code} {response.reason_phrase}"
         details = None
-    if isinstance(details, dict) and isinstance(details.get("missing"), list):
-        message += f" (missing: {', '.join(map(str, details['missing']))})"
+    missing = details.get("missing") if isinstance(details, dict) else None
+    # the node's message may name them already (issue 20: the list said twice)
+    if isinstance(missing, list) and not all(str(kind) in message for kind in missing):
+        message += f" (missing: {', '.join(map(str, missing))})"
     return InputError(code, "--node", message)
+
+
+def _base(client: httpx.Client) -> str:
+    """The node's base URL as the user gave it, without a trailing slash."""
+    return str(client.base_url).rstrip("/")
+
+
+def _url(client: httpx.Client, path: str) -> str:
+    """The URL ``client`` sends ``path`` to (issue 20: not ``...:8009dev-idp/token``)."""
+    return f"{_base(client)}/{path.lstrip('/')}"
+
+
+def _is_a_node(client: httpx.Client) -> bool:
+    """Whether a ccx node answers at the client's base URL (its ``/healthz``)."""
+    try:
+        answer = client.get("/healthz")
+        return answer.status_code == 200 and answer.json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _no_node_here(client: httpx.Client) -> InputError:
+    base = _base(client)
+    hint = "a node's URL is its base, without /v1"
+    if base.endswith("/v1"):
+        hint += f": --node {base.removesuffix('/v1')}"
+    return InputError(
+        "not_a_node",
+        "--node",
+        f"no ccx node answers at {base} (no /healthz): is the path right? {hint}",
+    )
 
 
 def _call(client: httpx.Client, path: str, body: Any = None, token: str | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    url = f"{client.base_url}{path.lstrip('/')}"
+    url = _url(client, path)
     try:
         response = client.post(path, json=body, headers=headers)
     except httpx.TransportError as exc:
         raise InputError(
             "node_unreachable", "--node", f"cannot reach {url}: {exc or type(exc).__name__}"
         ) from exc
+    if response.status_code == 404 and not _is_a_node(client):
+        raise _no_node_here(client)
     if response.status_code == 404 and path.startswith("/dev-idp"):
         raise InputError(
             "no_dev_idp",
             "--dev-subject",
-            f"{client.base_url} has no development identity provider (CCX_DEV_IDP is off); "
+            f"{_base(client)} has no development identity provider (CCX_DEV_IDP is off); "
             "log in with --token",
         )
     if not response.is_success:

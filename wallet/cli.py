@@ -75,6 +75,17 @@ def _wallet_path(path: Path | None) -> Path:
     return Path(os.environ.get(WALLET_ENV) or DEFAULT_WALLET).expanduser()
 
 
+def _open_wallet(path: Path | None) -> tuple[Path, Wallet]:
+    """The wallet file and what it holds; one named by --wallet must exist (issue 20:
+    a mistyped path is not an empty wallet). keygen makes it."""
+    if path is not None and not path.expanduser().exists():
+        raise InputError(
+            "wallet_not_found", "--wallet", f"no such file: {path} (`ccx wallet keygen` makes one)"
+        )
+    found = _wallet_path(path)
+    return found, load_wallet(found)
+
+
 def _passphrase(*, confirm: bool) -> bytes:
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
@@ -146,8 +157,7 @@ def _make_presentation(
         raise InputError(
             "missing_option", "--disclose", "name at least one claim, e.g. score_at_least.650"
         )
-    path = _wallet_path(wallet_path)
-    wallet = load_wallet(path)
+    path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     moment = _now(now)
     held = _choose(wallet, attestation, moment)
@@ -319,8 +329,7 @@ def fetch(
     """
     if (token is None) == (dev_subject is None):
         raise InputError("missing_option", "--token", "give --token or --dev-subject (one of them)")
-    path = _wallet_path(wallet_path)
-    wallet = load_wallet(path)
+    path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
     moment = _now(now)
@@ -368,8 +377,7 @@ def accept_offer_command(
     fetches it, gets an access token bound to a fresh DPoP key, proves the holder key
     and stores the attestation it receives.
     """
-    path = _wallet_path(wallet_path)
-    wallet = load_wallet(path)
+    path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
     moment = _now(now)
@@ -421,8 +429,7 @@ def authorize_command(
     identity provider and allow the wallet. It then proves the holder key and stores
     the attestation. The node needs both of your consents and a score.
     """
-    path = _wallet_path(wallet_path)
-    wallet = load_wallet(path)
+    path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
     moment = _now(now)
@@ -520,8 +527,7 @@ def answer_command(
     if (request is None) == (qr_image is None):
         raise InputError("missing_option", "REQUEST", "give the request link or --qr IMAGE (one)")
     text = request if request is not None else _read_qr(qr_image)  # type: ignore[arg-type]
-    path = _wallet_path(wallet_path)
-    wallet = load_wallet(path)
+    path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     moment = _now(now)
     held = _choose(wallet, attestation, moment)
@@ -577,8 +583,10 @@ def _held(credential: str, sealed: dict[str, Any], *, node: Any, now: int) -> He
 @reports_errors
 def list_attestations(wallet_path: WalletOption = None, now: NowOption = None) -> None:
     """Show the attestations held: number, issuer, band, expiry, and whether expired."""
-    path = _wallet_path(wallet_path)
-    wallet = load_wallet(path)
+    path, wallet = _open_wallet(wallet_path)
+    if not path.exists():
+        typer.echo(f"no wallet yet at {path}: ccx wallet keygen", err=True)
+        return
     if not wallet.attestations:
         typer.echo(f"no attestations in {path}", err=True)
         return
@@ -722,3 +730,196 @@ def _write_out(path: Path, data: bytes) -> None:
         write_atomically(path, data)
     except OSError as exc:
         raise InputError("file_error", "--out", f"cannot write {path}: {exc.strerror}") from exc
+
+
+# --- development login and consents (issue 20) ----------------------------------------------
+
+NodeOption = Annotated[
+    str,
+    typer.Option(
+        "--node",
+        metavar="URL",
+        help="Your home node's base URL, e.g. http://127.0.0.1:8002.",
+        show_default=False,
+    ),
+]
+ResidentTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        metavar="TOKEN",
+        envvar="CCX_WALLET_TOKEN",
+        help="A bearer token from your city's identity provider, or `ccx wallet login` "
+        "(or $CCX_WALLET_TOKEN).",
+        show_default=False,
+        show_envvar=False,
+    ),
+]
+DevSubjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dev-subject",
+        metavar="RESIDENT_ID",
+        help="Development only: log in as this resident through the node's development "
+        "identity provider (CCX_DEV_IDP=true) instead of giving --token.",
+        show_default=False,
+    ),
+]
+
+
+def _dev_token(http: httpx.Client, subject: str) -> str:
+    from cli import call_node
+
+    try:
+        answer = call_node(http, "POST", "dev-idp/token", json={"subject": subject})
+    except InputError as exc:
+        if exc.code == "http_404":  # the node answers, without the provider
+            raise InputError(
+                "no_dev_idp",
+                "--dev-subject",
+                f"{http.base_url} has no development identity provider (CCX_DEV_IDP is off); "
+                "log in with --token",
+            ) from exc
+        raise
+    return str(answer["access_token"])
+
+
+def _as_resident(
+    node: str, token: str | None, dev_subject: str | None, method: str, path: str, **request: Any
+) -> Any:
+    from cli import call_node, node_client
+
+    if (token is None) == (dev_subject is None):
+        raise InputError("missing_option", "--token", "give --token or --dev-subject (one of them)")
+    with node_client(node) as http:
+        bearer = token if token is not None else _dev_token(http, str(dev_subject))
+        return call_node(http, method, path, token=bearer, **request)
+
+
+@wallet_app.command("login")
+@reports_errors
+def login_command(
+    node: NodeOption,
+    subject: Annotated[
+        str,
+        typer.Option("--subject", metavar="RESIDENT_ID", help="The resident to log in as."),
+    ],
+) -> None:
+    """Development only: log in as a resident at the node's development identity
+    provider (CCX_DEV_IDP=true) and print the bearer token (valid 15 minutes), e.g.
+    export CCX_WALLET_TOKEN=$(ccx wallet login --node URL --subject resident-1).
+    Nothing is stored."""
+    from cli import node_client
+
+    with node_client(node) as http:
+        typer.echo(_dev_token(http, subject))
+
+
+consent_app = typer.Typer(
+    help="Your consents on your home node: list, grant, withdraw (withdrawing revokes "
+    "your attestations at once).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+wallet_app.add_typer(consent_app, name="consent")
+
+
+def _consent_line(consent: dict[str, Any]) -> list[str]:
+    withdrawn = consent.get("withdrawn_at")
+    return [
+        str(consent["kind"]),
+        "active" if withdrawn is None else f"withdrawn {format_time(int(withdrawn))}",
+        format_time(int(consent["granted_at"])),
+        " ".join(consent.get("recipients") or []) or "-",
+        str(consent.get("purpose") or "-"),
+    ]
+
+
+@consent_app.command("list")
+@reports_errors
+def consent_list(
+    node: NodeOption, token: ResidentTokenOption = None, dev_subject: DevSubjectOption = None
+) -> None:
+    """Your consents, withdrawn ones included. As GET /v1/me/consents."""
+    found = _as_resident(node, token, dev_subject, "GET", "v1/me/consents")["consents"]
+    if not found:
+        typer.echo("no consents", err=True)
+        return
+    rows = [["kind", "state", "granted", "recipients", "purpose"]]
+    rows += [_consent_line(consent) for consent in found]
+    for line in columns(rows, left=(0, 1, 2, 3, 4)):
+        typer.echo(line)
+
+
+@consent_app.command("grant")
+@reports_errors
+def consent_grant(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            metavar="KIND",
+            help="open_score (to see your score) or share_alliance (to share your standing).",
+            show_default=False,
+        ),
+    ],
+    node: NodeOption,
+    recipients: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            metavar="MEMBER",
+            help="share_alliance: a member node id that may receive your standing, or "
+            "'alliance' for every member; repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    purpose: Annotated[
+        str | None,
+        typer.Option(
+            "--purpose",
+            metavar="TEXT",
+            help="share_alliance: why you share it.",
+            show_default=False,
+        ),
+    ] = None,
+    token: ResidentTokenOption = None,
+    dev_subject: DevSubjectOption = None,
+) -> None:
+    """Grant a consent. As POST /v1/me/consents."""
+    body: dict[str, Any] = {"kind": kind}
+    if kind == "share_alliance":
+        if not recipients:
+            raise InputError(
+                "missing_option", "--recipient", "name who may receive it, or 'alliance' for all"
+            )
+        if not purpose:
+            raise InputError("missing_option", "--purpose", "say why you share it")
+        body.update(recipients=recipients, purpose=purpose)
+    elif kind != "open_score":
+        raise InputError("invalid_kind", "KIND", f"{kind!r}; use open_score or share_alliance")
+    elif recipients or purpose:
+        raise InputError(
+            "conflicting_options", "--recipient", "open_score takes no recipients or purpose"
+        )
+    granted = _as_resident(node, token, dev_subject, "POST", "v1/me/consents", json=body)
+    line = _consent_line(granted)
+    typer.echo(f"granted {line[0]}" + (f" to {line[3]}" if granted.get("recipients") else ""))
+
+
+@consent_app.command("withdraw")
+@reports_errors
+def consent_withdraw(
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="KIND", help="open_score or share_alliance.", show_default=False),
+    ],
+    node: NodeOption,
+    token: ResidentTokenOption = None,
+    dev_subject: DevSubjectOption = None,
+) -> None:
+    """Withdraw a consent: every attestation you hold is revoked at once. As DELETE
+    /v1/me/consents/{kind}."""
+    if kind not in ("open_score", "share_alliance"):
+        raise InputError("invalid_kind", "KIND", f"{kind!r}; use open_score or share_alliance")
+    done = _as_resident(node, token, dev_subject, "DELETE", f"v1/me/consents/{kind}")
+    typer.echo(f"withdrew {kind}; {done['revoked_attestations']} attestation(s) revoked")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 from prometheus_client import Counter
-from sqlalchemy import Connection, Table, bindparam, event, select
+from sqlalchemy import Connection, Table, bindparam, event, exists, or_, select
 from sqlmodel import Session, col
 from sqlmodel import select as sqlmodel_select
 
@@ -38,7 +38,7 @@ import protocol as P
 from keys import ManagedKey
 from node.city_mapping import CityMapping
 from node.errors import NodeError
-from node.models import Attestation, Consent, Score
+from node.models import Attestation, Consent, Resident, Score
 from node.services import audit
 from node.services._locking import hold_lock
 from node.services.mapping_tables import city_mapping
@@ -119,6 +119,16 @@ _GRANTED_CONSENTS = select(_CONSENTS.c.kind, _CONSENTS.c.id, _CONSENTS.c.recipie
     _CONSENTS.c.withdrawn_at.is_(None),
     _CONSENTS.c.granted_at <= bindparam("now"),
 )
+_RESIDENTS = cast(Table, Resident.__table__)  # type: ignore[attr-defined]
+# Whether this node knows her at all: records (her resident row), a score, or a consent,
+# even withdrawn. Not at all: she has most likely come to another city's node (issue 20).
+_KNOWS = select(
+    or_(
+        exists().where(_RESIDENTS.c.id == bindparam("resident")),
+        exists().where(_SCORES.c.resident_id == bindparam("resident")),
+        exists().where(_CONSENTS.c.resident_id == bindparam("resident")),
+    )
+)
 _SCORE_OF = select(_SCORES.c.score, _SCORES.c.computed_at).where(
     _SCORES.c.resident_id == bindparam("resident")
 )
@@ -176,13 +186,23 @@ def attestation_audience(recipients: Any, alliance: str) -> list[str] | None:
 
 def require_consents(connection: Connection, resident_id: str, now: int, alliance: str) -> _Sharing:
     """Her consents in force at ``now`` allow an attestation: both kinds, and recipients
-    named (NodeError 403 ``consent_required`` with ``details.missing`` otherwise); the
+    named (NodeError 403 ``consent_required`` with ``details.missing`` otherwise, its
+    message asking whether this is her home node when it knows nothing of her); the
     share consent's id and the ``aud`` it gives."""
     granted = {
         row.kind: row
         for row in connection.execute(_GRANTED_CONSENTS, {"resident": resident_id, "now": now})
     }
     missing = [kind for kind in REQUIRED_CONSENTS if kind not in granted]
+    if not granted and not connection.execute(_KNOWS, {"resident": resident_id}).scalar():
+        raise NodeError(
+            "consent_required",
+            f"this node knows no score and no consent for {resident_id}: is it her home "
+            "node? An attestation comes from the node of the city whose departments hold "
+            f"her records (missing: {', '.join(missing)})",
+            status=403,
+            details={"missing": missing},
+        )
     if missing:
         raise NodeError(
             "consent_required",
