@@ -18,6 +18,8 @@ import typer
 from typer.core import TyperGroup
 
 from node.cli import audit_app, node_app, scheduler
+from node.kiosk_cli import kiosk_app
+from node.records_cli import records_app
 from simulator.cli import demo, simulate_command
 
 __all__ = ["LAZY_GROUPS", "app"]
@@ -108,7 +110,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(kiosk_app, name="kiosk")
 app.add_typer(node_app, name="node")
+app.add_typer(records_app, name="records")
 app.command("simulate")(simulate_command)
 app.command("demo")(demo)
 app.command("scheduler")(scheduler)

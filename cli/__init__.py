@@ -5,6 +5,7 @@ people. It imports only the pure libraries (protocol, keys, mappings), so every 
 may use it; the ``ccx`` command itself is put together in ``ccx/``."""
 
 from cli._files import pretty_json, write_atomically
+from cli._http import NODE_TIMEOUT, call_node, node_client
 from cli._support import (
     EXIT_BAD_INPUT,
     InputError,
@@ -22,13 +23,16 @@ from cli._support import (
 
 __all__ = [
     "EXIT_BAD_INPUT",
+    "NODE_TIMEOUT",
     "InputError",
     "NowOption",
     "as_input_error",
+    "call_node",
     "columns",
     "fail",
     "format_time",
     "mapping_message",
+    "node_client",
     "now_from",
     "parse_time",
     "pretty_json",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -241,6 +241,230 @@ def withdraw_records(
         f"{done.since}; {done.residents} residents rescored, "
         f"{done.objections_closed} open objections upheld"
     )
+
+
+# --- ccx node admin-token, ccx node client (issue 20) ------------------------------------
+
+ADMIN_HASH_VARIABLE = "CCX_ADMIN_TOKEN_HASH"
+
+
+@node_app.command("admin-token")
+def admin_token(
+    env_file: Annotated[
+        Path,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="The .env file the node reads, in the folder it is started from.",
+        ),
+    ] = Path(".env"),
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace the admin token's hash the file already holds."),
+    ] = False,
+) -> None:
+    """Make the admin bearer token: print it once on stdout and write its SHA-256 as
+    CCX_ADMIN_TOKEN_HASH into the node's .env file (mode 0600), which `ccx node serve`
+    reads from the folder it starts in. The node keeps only the hash: keep the token
+    (e.g. in CCX_ADMIN_TOKEN, as `ccx node client` reads it). Restart the node to use it.
+    Refuses to replace a hash without --force."""
+    import hashlib
+    import os
+    import secrets
+
+    from cli import write_atomically
+
+    try:
+        lines = read_bytes(env_file, "--env-file").decode("utf-8").splitlines()
+    except InputError as exc:
+        if exc.code != "file_not_found":
+            fail(exc)
+        lines = []
+    except UnicodeDecodeError:
+        fail(InputError("file_error", "--env-file", f"{env_file} is not UTF-8 text"))
+
+    def sets_hash(line: str) -> bool:
+        return line.strip().removeprefix("export ").lstrip().startswith(f"{ADMIN_HASH_VARIABLE}=")
+
+    if any(sets_hash(line) for line in lines) and not force:
+        fail(
+            InputError(
+                "admin_token_exists",
+                "--env-file",
+                f"{env_file} already sets {ADMIN_HASH_VARIABLE}; pass --force to replace it "
+                "(the old token stops working once the node restarts)",
+            )
+        )
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode("ascii")).hexdigest()
+    kept = [line for line in lines if not sets_hash(line)]
+    text = "\n".join([*kept, f"{ADMIN_HASH_VARIABLE}={digest}"]) + "\n"
+    try:
+        write_atomically(env_file, text.encode("utf-8"), mode=0o600)
+        os.chmod(env_file, 0o600)  # an older file's mode, too: it names the admin's hash
+    except OSError as exc:
+        fail(InputError("file_error", "--env-file", f"cannot write {env_file}: {exc.strerror}"))
+    typer.echo(token)
+    typer.echo(
+        f"the admin token, shown this once: keep it (e.g. export CCX_ADMIN_TOKEN=...); "
+        f"its hash is in {env_file}; restart the node to use it",
+        err=True,
+    )
+    if os.environ.get(ADMIN_HASH_VARIABLE):
+        typer.echo(
+            f"warning: {ADMIN_HASH_VARIABLE} is set in this environment, and the node takes "
+            f"it over {env_file}: unset it before starting the node",
+            err=True,
+        )
+
+
+client_app = typer.Typer(
+    help="Client credentials on a node (departments that push, service points that "
+    "verify), over its HTTP API with the admin token.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+node_app.add_typer(client_app, name="client")
+
+NodeUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--node",
+        metavar="URL",
+        envvar="CCX_NODE_URL",
+        help="The node's base URL, e.g. http://127.0.0.1:8001 (or $CCX_NODE_URL).",
+        show_envvar=False,
+    ),
+]
+AdminTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-token",
+        metavar="TOKEN",
+        envvar="CCX_ADMIN_TOKEN",
+        help="The admin bearer token from `ccx node admin-token` (or $CCX_ADMIN_TOKEN).",
+        show_default=False,
+        show_envvar=False,
+    ),
+]
+
+
+def _admin_call(node: str, token: str | None, method: str, path: str, **request: Any) -> Any:
+    from cli import call_node, node_client
+
+    if not token:
+        raise InputError(
+            "missing_option",
+            "--admin-token",
+            "give the admin token (--admin-token or $CCX_ADMIN_TOKEN; `ccx node admin-token` "
+            "makes one)",
+        )
+    with node_client(node) as http:
+        return call_node(http, method, path, token=token, auth_field="--admin-token", **request)
+
+
+def _client_line(client: dict[str, Any]) -> list[str]:
+    from cli import format_time
+
+    expires = client.get("expires_at")
+    revoked = client.get("revoked_at")
+    return [
+        str(client["id"]),
+        str(client["department"]),
+        " ".join(client["scopes"]),
+        format_time(int(expires)) if expires is not None else "-",
+        format_time(int(revoked)) if revoked is not None else "-",
+    ]
+
+
+@client_app.command("add")
+def add_client(
+    client_id: Annotated[
+        str, typer.Option("--id", metavar="ID", help="Names the client for good, e.g. tax-bureau.")
+    ],
+    department: Annotated[
+        str,
+        typer.Option("--department", metavar="D", help="Whose records it pushes, e.g. tax."),
+    ],
+    scopes: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            metavar="SCOPE",
+            help="records:push, records:repair, verify:<scenario>; repeat for more.",
+        ),
+    ],
+    node: NodeUrlOption,
+    expires_in: Annotated[
+        int | None,
+        typer.Option(
+            "--expires-in",
+            metavar="SECONDS",
+            help="Seconds until the credentials expire (default and most: two years).",
+            show_default=False,
+        ),
+    ] = None,
+    admin: AdminTokenOption = None,
+) -> None:
+    """Create client credentials; print the client's bearer token once on stdout (the
+    node keeps only its hash). As POST /v1/admin/clients."""
+    body: dict[str, Any] = {"id": client_id, "department": department, "scopes": scopes}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    try:
+        made = _admin_call(node, admin, "POST", "v1/admin/clients", json=body)
+    except InputError as exc:
+        fail(exc)
+    typer.echo(made["token"])
+    line = _client_line(made)
+    typer.echo(
+        f"client {line[0]} of {line[1]} ({line[2]}), expires {line[3]}: its token, shown "
+        "this once, is above; give it to the client (CCX_CLIENT_TOKEN)",
+        err=True,
+    )
+
+
+@client_app.command("list")
+def list_clients(
+    node: NodeUrlOption,
+    revoked: Annotated[
+        bool, typer.Option("--revoked", help="List revoked and expired credentials too.")
+    ] = False,
+    admin: AdminTokenOption = None,
+) -> None:
+    """The client credentials in force: id, department, scopes, expiry (never a token).
+    As GET /v1/admin/clients."""
+    from cli import columns
+
+    try:
+        answer = _admin_call(
+            node, admin, "GET", "v1/admin/clients", params={"revoked": str(revoked).lower()}
+        )
+    except InputError as exc:
+        fail(exc)
+    found = answer["clients"]
+    if not found:
+        typer.echo("no client credentials", err=True)
+        return
+    rows = [["id", "department", "scopes", "expires", "revoked"]]
+    rows += [_client_line(client) for client in found]
+    for line in columns(rows, left=(0, 1, 2, 3, 4)):
+        typer.echo(line)
+
+
+@client_app.command("revoke")
+def revoke_client(
+    client_id: Annotated[str, typer.Argument(metavar="ID", help="The client's id.")],
+    node: NodeUrlOption,
+    admin: AdminTokenOption = None,
+) -> None:
+    """Revoke client credentials at once (their records stay: `ccx node withdraw-records`
+    takes back a leaked client's). As DELETE /v1/admin/clients/{id}."""
+    try:
+        done = _admin_call(node, admin, "DELETE", f"v1/admin/clients/{client_id}")
+    except InputError as exc:
+        fail(exc)
+    typer.echo(f"revoked client {done['id']} of {done['department']}")
 
 
 # --- ccx audit -------------------------------------------------------------------------

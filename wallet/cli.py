@@ -773,7 +773,7 @@ def _dev_token(http: httpx.Client, subject: str) -> str:
     try:
         answer = call_node(http, "POST", "dev-idp/token", json={"subject": subject})
     except InputError as exc:
-        if exc.code == "http_404":  # the node answers, without the provider
+        if exc.code == "not_found":  # a node answers, without the provider
             raise InputError(
                 "no_dev_idp",
                 "--dev-subject",
