@@ -56,9 +56,33 @@ def _settings(city: str | None, data_dir: Path | None, node_id: str | None) -> S
         for k, v in {"city": city, "data_dir": data_dir, "node_id": node_id}.items()
         if v is not None
     }
+    return _load_settings(**overrides)
+
+
+# Settings whose value an error line must not repeat (it may be a secret, or hold one).
+_SECRET_SETTINGS = ("passphrase", "token", "secret", "password", "database_url")
+
+
+def _load_settings(**overrides: Any) -> Settings:
+    """The node's settings (CCX_* variables, .env, CCX_CONFIG, then ``overrides``); one
+    that does not validate is the operator's to fix: one line naming its variable, not
+    pydantic's traceback (issue 20: a bad CCX_REGISTRY_URL printed 46 lines)."""
+    from pydantic import ValidationError
+
     from node.settings import load_settings
 
-    return load_settings(**overrides)
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if name and "input" in first and not any(w in name for w in _SECRET_SETTINGS):
+            message += f", not {first['input']!r}"
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more)"
+        fail(InputError("invalid_setting", f"CCX_{name.upper()}" if name else "settings", message))
 
 
 @node_app.command("init")
@@ -101,9 +125,8 @@ def serve(
     import uvicorn
 
     from keys import KeyringError
-    from node.settings import Settings
 
-    settings = Settings()
+    settings = _load_settings()
     if not settings.keyring_path.exists():  # say so in one line, not in a traceback
         fail(_no_keyring(settings))
     from node.server import uvicorn_options
@@ -506,7 +529,6 @@ def verify(
 
     from node.db import make_engine
     from node.services import audit, witness
-    from node.settings import load_settings
 
     overrides = {
         k: v
@@ -516,7 +538,7 @@ def verify(
         }.items()
         if v
     }  # fmt: skip
-    settings = load_settings(**overrides)
+    settings = _load_settings(**overrides)
     record = _witness_record(settings, checkpoints)
     engine = make_engine(settings.effective_database_url)
     try:
@@ -596,10 +618,9 @@ def scheduler() -> None:
     from node.db import make_engine, migrate
     from node.jobs import build_scheduler, checkpoint_audit_head
     from node.scoring import load_model
-    from node.settings import Settings
     from node.state import Metrics, NodeState, load_keyring
 
-    settings = Settings()
+    settings = _load_settings()
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
     state = NodeState(

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 import protocol as P
 from cli import write_atomically
-from keys import Keyring
+from keys import Keyring, WrongPassphrase
 from node.city_mapping import CityMapping
 from node.dev_idp import DevIdentityProvider
 from node.errors import NodeError
@@ -34,7 +34,7 @@ from node.services.rate_limit import RateLimiter
 from node.services.registry import RegistryFollower
 from node.services.status_cache import StatusListCache
 from node.services.writer import GroupWriter
-from node.settings import Settings
+from node.settings import DEVELOPMENT_PASSPHRASE, Settings
 
 __all__ = [
     "ClientIdentity",
@@ -248,13 +248,28 @@ class NodeState:
 
 
 def load_keyring(settings: Settings) -> Keyring:
-    """The node's keyring from its encrypted file (``ccx node init`` writes it)."""
+    """The node's keyring from its encrypted file (``ccx node init`` writes it). Raises
+    ``WrongPassphrase`` naming CCX_KEYRING_PASSPHRASE, unset or set to another passphrase,
+    when it does not decrypt the file; ``KeyringError`` (as ``Settings.keyring_secret``)."""
     path = settings.keyring_path
     if not path.exists():
         raise FileNotFoundError(
             f"no keyring at {path}: run `ccx node init --city {settings.city}` first"
         )
-    return Keyring.load(path.read_bytes(), settings.keyring_secret())
+    secret = settings.keyring_secret()
+    try:
+        return Keyring.load(path.read_bytes(), secret)
+    except WrongPassphrase as exc:  # issue 20: say which passphrase was tried
+        if "keyring_passphrase" not in settings.model_fields_set:
+            tried = "is unset, and the built-in development passphrase does not decrypt it"
+        elif secret == DEVELOPMENT_PASSPHRASE.encode("utf-8"):
+            tried = "is the built-in development passphrase, which does not decrypt it"
+        else:
+            tried = "is set, but not to the passphrase it was made with"
+        raise WrongPassphrase(
+            f"the keyring at {path} does not open: CCX_KEYRING_PASSPHRASE {tried}; "
+            "export the passphrase `ccx node init` made it with"
+        ) from exc
 
 
 def save_keyring(settings: Settings, ring: Keyring) -> None:
