@@ -287,12 +287,25 @@ def client_with(scope: str) -> Any:
 async def admin(request: Request) -> str:
     """``"admin"`` for the admin token (``CCX_ADMIN_TOKEN_HASH``), the only admin: no
     client is one, whatever its scopes (issue 17: a client would outlive a change of the
-    token). Raises NodeError 403 ``forbidden`` for anything else."""
+    token). Raises NodeError 403 ``forbidden`` for anything else, saying whether the
+    node has an admin token at all (issue 20: an unconfigured node gave no hint)."""
     token_hash = hash_token(_bearer(request))
     expected = _state(request).settings.admin_token_hash
-    if expected and hmac.compare_digest(token_hash, expected):
+    if not expected:
+        raise NodeError(
+            "forbidden",
+            "this node has no admin token configured: set CCX_ADMIN_TOKEN_HASH "
+            "(`ccx node admin-token` writes it) and restart the node",
+            status=403,
+        )
+    if hmac.compare_digest(token_hash, expected):
         return "admin"
-    raise NodeError("forbidden", "admin credentials are required", status=403)
+    raise NodeError(
+        "forbidden",
+        "admin credentials are required: this bearer token is not the admin token "
+        "whose hash is CCX_ADMIN_TOKEN_HASH",
+        status=403,
+    )
 
 
 AdminDep = Annotated[str, Depends(admin)]

@@ -8,6 +8,7 @@ the TOML city config file named by ``CCX_CONFIG``, defaults.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,11 @@ class Settings(BaseSettings):
     scheduler: bool = Field(
         True, description="run jobs in this process (development); production runs `ccx scheduler`"
     )
-    admin_token_hash: str | None = Field(None, description="SHA-256 hex of the admin bearer token")
+    admin_token_hash: str | None = Field(
+        None,
+        description="SHA-256 hex of the admin bearer token (`ccx node admin-token` makes the "
+        "token and writes this); unset: the admin API refuses every token",
+    )
     metrics_token_hash: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
@@ -222,6 +227,19 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("admin_token_hash")
+    @classmethod
+    def _sha256_hex(cls, value: str | None) -> str | None:
+        # issue 20: the raw token put here was accepted, then refused on every admin call
+        if value is None or not value.strip():  # CCX_ADMIN_TOKEN_HASH= : no admin token
+            return None
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+            raise ValueError(
+                "must be the SHA-256 of the admin token in hex (64 characters 0-9a-f), not "
+                "the token itself: `ccx node admin-token` makes both"
+            )
+        return value.strip().lower()
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
