@@ -201,5 +201,6 @@ def _outcome_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"  [{result['code']}] {result.get('message') or ''}".rstrip())
     if result.get("issuer"):
         city = f" ({result['issuer_city']})" if result.get("issuer_city") else ""
-        lines.append(f"  issuer {result['issuer']}{city}, band {result.get('band')}")
+        band = f", band {result['band']}" if result.get("band") else ""
+        lines.append(f"  issuer {result['issuer']}{city}{band}")
     return lines
