@@ -92,6 +92,8 @@ def _refusal(response: httpx.Response, url: str, field: str) -> InputError:
         message = f"{url} answered {response.status_code} {response.reason_phrase}"
         return InputError(f"http_{response.status_code}", field, message)
     details = error.get("details")
-    if isinstance(details, dict) and isinstance(details.get("missing"), list):
-        message += f" (missing: {', '.join(map(str, details['missing']))})"
+    missing = details.get("missing") if isinstance(details, dict) else None
+    # the node's message may name them already (issue 20: the consent list said twice)
+    if isinstance(missing, list) and not all(str(kind) in message for kind in missing):
+        message += f" (missing: {', '.join(map(str, missing))})"
     return InputError(code, field, message)
