@@ -27,6 +27,7 @@ from node.errors import install_error_handlers
 from node.jobs import build_scheduler, checkpoint_audit_head
 from node.middleware import BodyLimit, Observe, RateLimit
 from node.openapi_links import with_links
+from node.openapi_security import with_security_schemes
 from node.routers import (
     admin,
     alliance,
@@ -198,7 +199,7 @@ def create_app(
     if settings.dev_idp:
         app.include_router(dev_idp.router)
     mount_pages(app, alliance_host=settings.alliance_dir is not None)  # after every route
-    app.openapi = with_links(app.openapi)  # type: ignore[method-assign]
+    app.openapi = with_links(with_security_schemes(app.openapi))  # type: ignore[method-assign]
     if settings.rate_limits:  # innermost: its 429s are counted and get CORS headers
         app.add_middleware(RateLimit, state=state)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

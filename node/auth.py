@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from node.errors import NodeError
 from node.guards import before_body
 from node.models import Client
+from node.openapi_security import requires
 from node.state import ClientIdentity, NodeState
 
 __all__ = [
@@ -165,6 +166,7 @@ def _check_times(exp: float, iat: float, now: int) -> None:
 
 # async: one signature check is cheaper than the hop to the thread pool a sync
 # dependency costs.
+@requires("resident")
 @before_body
 async def resident_id(request: Request) -> str:
     """The resident's subject, from a JWT the configured identity provider signed."""
@@ -191,6 +193,7 @@ def _expired(identity: ClientIdentity, now: int) -> bool:
     return identity.expires_at is not None and now >= identity.expires_at
 
 
+@requires("client")
 @before_body
 async def calling_client(request: Request) -> ClientIdentity:
     """The calling client, from its hashed token. A known client is remembered for
@@ -273,6 +276,7 @@ ClientDep = Annotated[ClientIdentity, Depends(calling_client)]
 def client_with(scope: str) -> Any:
     """A dependency: the calling client, which must hold ``scope``."""
 
+    @requires("client")
     @before_body
     async def require(request: Request) -> ClientIdentity:
         client = await calling_client(request)
@@ -283,6 +287,7 @@ def client_with(scope: str) -> Any:
     return Depends(require)
 
 
+@requires("admin")
 @before_body
 async def admin(request: Request) -> str:
     """``"admin"`` for the admin token (``CCX_ADMIN_TOKEN_HASH``), the only admin: no
@@ -311,6 +316,7 @@ async def admin(request: Request) -> str:
 AdminDep = Annotated[str, Depends(admin)]
 
 
+@requires("metrics")
 @before_body
 async def metrics_reader(request: Request) -> None:
     """The scraper of ``/metrics``: a bearer token whose SHA-256 is

@@ -24,6 +24,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from node.errors import NodeError
+from node.openapi_security import operation_security
 
 __all__ = ["BATCH_BODY", "SMALL_BODY_BYTES", "GuardedRoute", "before_body", "read_body"]
 
@@ -67,7 +68,13 @@ def _guards(dependant: Dependant) -> Iterator[Callable[[Request], Awaitable[Any]
 
 
 class GuardedRoute(APIRoute):
-    """A route that checks its guards, then reads its body within its limit, then runs."""
+    """A route that checks its guards, then reads its body within its limit, then runs.
+    Its OpenAPI operation names the security schemes its guards check."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        security = operation_security(_guards(self.dependant))
+        self.openapi_extra = {**(self.openapi_extra or {}), "security": security}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -14,6 +14,7 @@ from node.auth import ClientIdentity, calling_client
 from node.deps import NowDep, StateDep
 from node.errors import error_responses
 from node.guards import GuardedRoute, before_body
+from node.openapi_security import requires
 from node.routers import BODY_ERRORS, CLIENT_ERRORS
 from node.scenarios import SCENARIO_PATTERN, Requirement
 from node.services import verifying
@@ -28,6 +29,7 @@ router = APIRouter(
 )
 
 
+@requires("client")
 @before_body  # the rate is checked before the body is read, and a token taken once
 async def _rate_limited(request: Request) -> ClientIdentity:
     # async: an in-memory token bucket is cheaper than the hop to the thread pool
