@@ -28,9 +28,9 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy})))
 """
 
 
-def _heavy_modules_loaded(*args: str) -> list[str]:
+def _heavy_modules_loaded(*args: str, extra: tuple[str, ...] = ()) -> list[str]:
     """The heavy packages a fresh `ccx ARGS` process has imported when it is done."""
-    probe = _PROBE.replace("{heavy}", repr(set(HEAVY)))
+    probe = _PROBE.replace("{heavy}", repr({*HEAVY, *extra}))
     done = subprocess.run(  # noqa: S603 (this interpreter, our own probe)
         [sys.executable, "-c", probe, json.dumps(list(args))],
         capture_output=True,
@@ -58,6 +58,11 @@ def test_importing_the_ccx_command_loads_no_heavy_package() -> None:
 )
 def test_help_loads_no_heavy_package(command: list[str]) -> None:
     assert _heavy_modules_loaded(*command) == []
+
+
+def test_the_wallets_help_loads_no_http_client() -> None:
+    """A kiosk's or a resident's `ccx wallet` loads httpx when it talks to a node."""
+    assert _heavy_modules_loaded("wallet", "list", "--help", extra=("httpx",)) == []
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_GROUPS))

@@ -2,27 +2,14 @@
 and keeps her attestations, fetching them from her home node, presenting them
 (``protocol.present``), as text or a QR code (`ccx wallet`, wallet/cli.py). Usable as a
 library by a kiosk or an app without the node installed: it imports the pure libraries
-and ``cli`` only, never ``node``."""
+and ``cli`` only, never ``node``. What talks to a node or a verifier is imported when
+first asked for (PEP 562): `ccx wallet ... --help` does not load httpx (issue 20)."""
 
-from wallet._home import NODE_TIMEOUT, fetch_attestation
-from wallet._oid4vci import (
-    OFFER_SCHEME,
-    LoopbackRedirect,
-    Offer,
-    accept_offer,
-    authorize,
-    dev_login,
-    parse_offer,
-)
-from wallet._oid4vp import (
-    Asked,
-    alliance_anchors,
-    answer_request,
-    available_claims,
-    check_named,
-    read_request,
-    response_form,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -36,6 +23,27 @@ from wallet._wallet import (
     seal_key,
     unseal_key,
 )
+
+if TYPE_CHECKING:  # the network's side, imported when first asked for
+    from wallet._home import NODE_TIMEOUT, fetch_attestation
+    from wallet._oid4vci import (
+        OFFER_SCHEME,
+        LoopbackRedirect,
+        Offer,
+        accept_offer,
+        authorize,
+        dev_login,
+        parse_offer,
+    )
+    from wallet._oid4vp import (
+        Asked,
+        alliance_anchors,
+        answer_request,
+        available_claims,
+        check_named,
+        read_request,
+        response_form,
+    )
 
 __all__ = [
     "DEFAULT_WALLET",
@@ -66,3 +74,31 @@ __all__ = [
     "seal_key",
     "unseal_key",
 ]
+
+_MODULE_OF = {
+    "NODE_TIMEOUT": "wallet._home",
+    "fetch_attestation": "wallet._home",
+    "OFFER_SCHEME": "wallet._oid4vci",
+    "LoopbackRedirect": "wallet._oid4vci",
+    "Offer": "wallet._oid4vci",
+    "accept_offer": "wallet._oid4vci",
+    "authorize": "wallet._oid4vci",
+    "dev_login": "wallet._oid4vci",
+    "parse_offer": "wallet._oid4vci",
+    "Asked": "wallet._oid4vp",
+    "alliance_anchors": "wallet._oid4vp",
+    "answer_request": "wallet._oid4vp",
+    "available_claims": "wallet._oid4vp",
+    "check_named": "wallet._oid4vp",
+    "read_request": "wallet._oid4vp",
+    "response_form": "wallet._oid4vp",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wallet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

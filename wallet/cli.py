@@ -16,17 +16,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
 import protocol as P
 from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors, write_atomically
 from keys import generate_key
-from wallet._home import fetch_attestation
-from wallet._oid4vci import LoopbackRedirect, accept_offer, authorize, dev_login
-from wallet._oid4vp import Asked, alliance_anchors, answer_request, check_named, read_request
 from wallet._wallet import (
     DEFAULT_WALLET,
     PASSPHRASE_ENV,
@@ -40,6 +36,11 @@ from wallet._wallet import (
     seal_key,
     unseal_key,
 )
+
+if TYPE_CHECKING:  # httpx and the network's side are imported by the commands that talk
+    import httpx
+
+    from wallet._oid4vp import Asked
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -164,6 +165,8 @@ def _make_presentation(
     # in the ccx dialect the verifier's node id is both the KB-JWT's aud and the member
     # id the attestation's recipients must name: never show it to a verifier that will
     # refuse it (docs/SECURITY.md section 17)
+    from wallet._oid4vp import check_named
+
     check_named(held.token, aud, field="--aud")
     key = _unseal(sealed)
     try:
@@ -333,6 +336,8 @@ def fetch(
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
     moment = _now(now)
+    from wallet._home import fetch_attestation
+
     answer = fetch_attestation(node, token, dev_subject, key, moment)
     try:
         attestation = answer["attestation"]
@@ -389,6 +394,8 @@ def accept_offer_command(
         )
         return str(answer).strip()
 
+    from wallet._oid4vci import accept_offer
+
     credential = accept_offer(offer, holder_key=key, now=moment, tx_code=tx_code, ask_tx_code=ask)
     held = _held(credential, sealed, node=issuer_claims(credential).get("iss", ""), now=moment)
     save_wallet(path, Wallet(key=wallet.key, attestations=[*wallet.attestations, held]))
@@ -429,6 +436,10 @@ def authorize_command(
     identity provider and allow the wallet. It then proves the holder key and stores
     the attestation. The node needs both of your consents and a score.
     """
+    import httpx
+
+    from wallet._oid4vci import LoopbackRedirect, authorize, dev_login
+
     path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
@@ -524,6 +535,10 @@ def answer_command(
     registry your home node follows) or under a --trust-anchor. The answer is encrypted
     to the verifier when it asks for that (direct_post.jwt).
     """
+    import httpx
+
+    from wallet._oid4vp import alliance_anchors, answer_request, read_request
+
     if (request is None) == (qr_image is None):
         raise InputError("missing_option", "REQUEST", "give the request link or --qr IMAGE (one)")
     text = request if request is not None else _read_qr(qr_image)  # type: ignore[arg-type]
