@@ -6,22 +6,29 @@ alliance` to admit members, attach mapping tables and publish the signed registr
 (alliance/demo_cities.py). It never imports ``node``: an alliance host is a node that
 serves what this package wrote."""
 
-from alliance.state import (
-    DEFAULT_POLICY,
-    REQUIRED_SCENARIOS,
-    STATE_FORMAT,
-    AllianceError,
-    AllianceState,
-    PublishedVersion,
-    attach_table,
-    check_http_url,
-    parse_jwks,
-    parse_local_scale,
-    parse_policy,
-    parse_scale,
-    registry_claims,
-    retained_tables,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when first asked for (PEP 562): `ccx alliance --help` needs
+    # none of it, and alliance.state loads mappings and numpy (issue 20)
+    from alliance.state import (
+        DEFAULT_POLICY,
+        REQUIRED_SCENARIOS,
+        STATE_FORMAT,
+        AllianceError,
+        AllianceState,
+        PublishedVersion,
+        attach_table,
+        check_http_url,
+        parse_jwks,
+        parse_local_scale,
+        parse_policy,
+        parse_scale,
+        registry_claims,
+        retained_tables,
+    )
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -39,3 +46,11 @@ __all__ = [
     "registry_claims",
     "retained_tables",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'alliance' has no attribute {name!r}")
+    value = getattr(importlib.import_module("alliance.state"), name)
+    globals()[name] = value
+    return value

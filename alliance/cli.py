@@ -15,26 +15,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-import protocol as P
-from alliance.certificates import certify
 from alliance.mapping_cli import PASSPHRASE_ENV
-from alliance.state import (
-    AllianceError,
-    AllianceState,
-    PublishedVersion,
-    attach_table,
-    check_http_url,
-    parse_jwks,
-    parse_local_scale,
-    parse_policy,
-    parse_scale,
-    registry_claims,
-)
 from cli import (
     NowOption,
     as_input_error,
@@ -46,8 +31,10 @@ from cli import (
     reports_errors,
     write_atomically,
 )
-from keys import Keyring, KeyringError, generate_key
-from mappings import AllianceScale, MappingError, MappingTable
+
+if TYPE_CHECKING:  # the rest is imported by the command that uses it: `ccx` starts at once
+    import protocol as P
+    from alliance.state import AllianceState
 
 __all__ = ["DEFAULT_LIFETIME", "alliance_app"]
 
@@ -76,6 +63,9 @@ alliance_app = typer.Typer(
 
 
 def _parse_json(data: bytes, what: str, field: str) -> Any:
+    import protocol as P
+    from alliance.state import AllianceError
+
     try:
         return P.strict_json_loads(data, what=what)
     except P.ProtocolError as exc:
@@ -88,6 +78,8 @@ def _read_json(path: Path, field: str) -> Any:
 
 
 def _read_text(path: Path, field: str) -> str:
+    from alliance.state import AllianceError
+
     try:
         return read_bytes(path, field).decode("ascii").strip()
     except UnicodeDecodeError as exc:
@@ -95,6 +87,8 @@ def _read_text(path: Path, field: str) -> str:
 
 
 def _write(path: Path, data: bytes, field: str = "--dir", *, private: bool = False) -> None:
+    from alliance.state import AllianceError
+
     try:
         write_atomically(path, data, mode=0o600 if private else 0o666)
     except OSError as exc:
@@ -102,6 +96,8 @@ def _write(path: Path, data: bytes, field: str = "--dir", *, private: bool = Fal
 
 
 def _mkdir(path: Path) -> None:
+    from alliance.state import AllianceError
+
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -109,6 +105,8 @@ def _mkdir(path: Path) -> None:
 
 
 def _load_state(folder: Path) -> AllianceState:
+    from alliance.state import AllianceError, AllianceState
+
     path = folder / STATE_FILE
     if not path.exists():
         raise AllianceError(
@@ -122,6 +120,9 @@ def _save_state(folder: Path, state: AllianceState) -> None:
 
 
 def _root_public_key(folder: Path, state: AllianceState) -> P.PublicKey:
+    import protocol as P
+    from alliance.state import AllianceError
+
     path = folder / ROOT_JWK
     jwk = _read_json(path, "--dir")
     try:
@@ -147,6 +148,9 @@ def _passphrase(*, confirm: bool = False) -> bytes:
 
 
 def _root_signing_key(folder: Path, state: AllianceState) -> P.PrivateKey:
+    from alliance.state import AllianceError
+    from keys import Keyring, KeyringError
+
     path = folder / ROOT_KEYRING
     data = read_bytes(path, "--dir")
     try:
@@ -170,6 +174,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def _parse_duration(text: str, field: str) -> int:
     """``90``, ``90s``, ``30m``, ``12h``, ``7d`` or ``2w`` as seconds (> 0)."""
+    from alliance.state import AllianceError
+
     match = re.fullmatch(r"(\d+)([smhdw]?)", text.strip())
     if match is None or int(match[1]) == 0:
         raise AllianceError(
@@ -180,6 +186,10 @@ def _parse_duration(text: str, field: str) -> int:
 
 def _load_jwks(source: str, field: str = "--jwks") -> dict[str, Any]:
     """A JWKS from a file, or fetched from an http(s) URL (a node's /.well-known/jwks.json)."""
+    import httpx
+
+    from alliance.state import AllianceError, check_http_url, parse_jwks
+
     if source.startswith(("http://", "https://")):
         check_http_url(source, field)
         try:
@@ -264,6 +274,10 @@ def init(
     $CCX_KEYRING_PASSPHRASE (else a hidden prompt); keep it offline. root.jwk is the
     public key every node pins. Refuses to overwrite an existing alliance.
     """
+    from alliance.state import AllianceError, AllianceState, check_http_url
+    from keys import Keyring, KeyringError, generate_key
+    from mappings import AllianceScale
+
     check_http_url(alliance_id, "--id")
     if alg not in ("ES256", "EdDSA"):
         raise AllianceError("invalid_value", "--alg", "must be ES256 or EdDSA")
@@ -315,6 +329,8 @@ def admit(
     folder: DirOption = DEFAULT_DIR,
 ) -> None:
     """Admit a member node with its issuing keys (active in the next published version)."""
+    from alliance.state import parse_local_scale
+
     state = _load_state(folder)
     scale = (
         parse_local_scale(_read_json(local_scale, "--local-scale"), "--local-scale")
@@ -401,6 +417,9 @@ def scale(
     folder: DirOption = DEFAULT_DIR,
 ) -> None:
     """Set the alliance scale: the reference distribution, bands and thresholds."""
+    from alliance.state import parse_scale
+    from mappings import AllianceScale
+
     state = _load_state(folder)
     chosen = parse_scale(_read_json(file, "--file"), "--file") if file else AllianceScale()
     _save_state(folder, state.with_scale(chosen, drop_tables=drop_tables))
@@ -433,6 +452,10 @@ def table(
     Verified with the root key, for this alliance and its current scale; a newer
     version for a city is added, and older ones stay while attestations made with them may be alive. A copy goes to tables/ in the folder.
     """
+    import protocol as P
+    from alliance.state import AllianceError, attach_table
+    from mappings import MappingError, MappingTable
+
     state = _load_state(folder)
     key = _root_public_key(folder, state)
     token = _read_text(file, "--file")
@@ -471,6 +494,8 @@ def policy(
 ) -> None:
     """Set the policy: scenarios every member honours for visitors, their minimum
     alliance scores, the oldest attestation accepted and how stale a status list may be."""
+    from alliance.state import parse_policy
+
     state = _load_state(folder)
     checked = parse_policy(_read_json(file, "--file"), state.alliance_scale, "--file")
     _save_state(folder, state.with_policy(checked))
@@ -507,6 +532,10 @@ def publish(
     written against root.jwk and the previous version, and records it in alliance.json.
     The passphrase comes from $CCX_KEYRING_PASSPHRASE, else a hidden prompt.
     """
+    import protocol as P
+    from alliance.certificates import certify
+    from alliance.state import AllianceError, PublishedVersion, registry_claims
+
     moment = now_from(now)
     state = _load_state(folder)
     root_public = _root_public_key(folder, state)

@@ -18,12 +18,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
-import protocol as P
 from cli import (
     EXIT_BAD_INPUT,
     InputError,
@@ -38,16 +36,12 @@ from cli import (
     reports_errors,
     write_atomically,
 )
-from keys import Keyring, KeyringError
-from mappings import (
-    AllianceScale,
-    DistributionSummary,
-    MappingError,
-    MappingTable,
-    Smoothing,
-    build_table,
-    compose,
-)
+
+if TYPE_CHECKING:  # the rest is imported by the command that uses it: `ccx` starts at once
+    import numpy as np
+
+    import protocol as P
+    from mappings import AllianceScale, DistributionSummary, MappingTable, Smoothing
 
 __all__ = ["EXIT_BAD_INPUT", "PASSPHRASE_ENV", "InputError", "mapping_app"]
 
@@ -74,6 +68,9 @@ mapping_app = typer.Typer(
 @contextmanager
 def _reading(path: Path, field: str) -> Iterator[None]:
     """Name the file in errors raised while its content is checked."""
+    import protocol as P
+    from mappings import MappingError
+
     try:
         yield
     except (MappingError, P.ProtocolError) as exc:
@@ -89,6 +86,8 @@ def _read_json(path: Path, field: str) -> Any:
 
 
 def _parse_json(data: bytes, path: Path, field: str) -> Any:
+    import protocol as P
+
     try:
         return P.strict_json_loads(data, what=str(path))
     except P.ProtocolError as exc:
@@ -105,12 +104,16 @@ def _write(path: Path, data: bytes, field: str = "--out") -> None:
 
 
 def _load_summary(path: Path) -> DistributionSummary:
+    from mappings import DistributionSummary
+
     data = _read_json(path, "SUMMARY")
     with _reading(path, "SUMMARY"):
         return DistributionSummary.from_json(data)
 
 
 def _load_scale(path: Path | None) -> AllianceScale:
+    from mappings import AllianceScale
+
     if path is None:
         return AllianceScale()
     data = _read_json(path, "--scale")
@@ -121,6 +124,8 @@ def _load_scale(path: Path | None) -> AllianceScale:
 
 
 def _load_signing_key(path: Path) -> Any:
+    from keys import Keyring, KeyringError
+
     data = read_bytes(path, "--keyring")
     passphrase = os.environ.get(PASSPHRASE_ENV)
     if passphrase is None:
@@ -136,6 +141,8 @@ def _load_signing_key(path: Path) -> Any:
 
 
 def _load_public_key(path: Path) -> P.PublicKey:
+    import protocol as P
+
     jwk = _read_json(path, "--alliance-key")
     if isinstance(jwk, dict) and isinstance(jwk.get("keys"), list):
         if len(jwk["keys"]) != 1:
@@ -188,6 +195,8 @@ def _trust(scale_path: Path | None, key_path: Path | None, alliance: str | None)
 
 def _token_claims(token: str) -> dict[str, Any]:
     """The payload of a mapping-table token, without checking its signature."""
+    import protocol as P
+
     parts = token.split(".")
     if len(parts) != 3:
         raise P.MalformedToken("a mapping table token has three parts separated by '.'")
@@ -202,6 +211,8 @@ def _token_claims(token: str) -> dict[str, Any]:
 
 def _load_table(path: Path, field: str, trust: Trust) -> LoadedTable:
     """A table from a claims file (JSON) or a signed token, verified when a key is given."""
+    from mappings import MappingTable
+
     data = read_bytes(path, field)
     try:
         text = data.decode("utf-8").strip()
@@ -258,6 +269,8 @@ def _parse_date(text: str, field: str) -> int:
 
 def _parse_smoothing(text: str) -> Smoothing:
     """``none``, ``bump``, ``loglinear:K`` or ``loglinear:aic``."""
+    from mappings import MappingError
+
     if text == "none":
         return None
     if text == "bump":
@@ -273,6 +286,8 @@ def _parse_smoothing(text: str) -> Smoothing:
 
 
 def _parse_standard_errors(text: str | None, smoothing: Smoothing) -> str | None:
+    from mappings import MappingError
+
     if text is None:
         return "lord" if smoothing is None else "bootstrap"
     if text in ("lord", "bootstrap"):
@@ -293,6 +308,8 @@ def _describe_smoothing(smoothing: Any) -> str:
 
 def _parse_score(text: str, table: MappingTable) -> Any:
     """A score as typed: a grade label on an ordinal scale, else a number."""
+    from mappings import MappingError
+
     if table.local_scale.labels is not None:
         return text
     try:
@@ -322,6 +339,10 @@ def make_table(
 ) -> MappingTable:
     """``mappings.build_table`` with the bootstrap's generator made from ``seed``, so that
     the same summary and options always give the same table (and the same hash)."""
+    import numpy as np
+
+    from mappings import build_table
+
     return build_table(
         summary,
         scale,
@@ -616,12 +637,18 @@ def show(
 
 def _band_names(scale: AllianceScale) -> np.ndarray[Any, np.dtype[np.object_]]:
     # One band_of per alliance score, then a look-up per resident score.
+    import numpy as np
+
     return np.array([scale.band_of(s) for s in range(scale.min, scale.max + 1)], dtype=object)
 
 
 def _apply_csv(
     path: Path, table: MappingTable, to: MappingTable | None, scale: AllianceScale
 ) -> None:
+    import numpy as np
+
+    from mappings import MappingError, compose
+
     bands = _band_names(scale)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     header = ["score", "alliance_score", "band"]
@@ -675,6 +702,8 @@ def _apply_csv(
 def _score_array(cells: list[str], table: MappingTable) -> Any:
     """Scores as one array for the vectorised apply: integers where they all are (the
     table's fast look-up), else floats; grades stay strings. Raises ValueError."""
+    import numpy as np
+
     if table.local_scale.labels is not None:
         return np.array(cells)
     values = np.array(cells, dtype=np.float64)
@@ -685,6 +714,8 @@ def _score_array(cells: list[str], table: MappingTable) -> Any:
 
 def _raise_for_first_bad_row(chunk: list[tuple[int, str]], table: MappingTable) -> None:
     """Find the line a vectorised call refused, so the error can name it."""
+    from mappings import MappingError
+
     for line, cell in chunk:
         try:
             table.local_scale.index_of(_parse_score(cell, table))
@@ -693,6 +724,8 @@ def _raise_for_first_bad_row(chunk: list[tuple[int, str]], table: MappingTable) 
 
 
 def _is_score(cell: str, table: MappingTable) -> bool:
+    from mappings import MappingError
+
     try:
         table.local_scale.index_of(_parse_score(cell, table))
     except MappingError:
@@ -745,6 +778,8 @@ def apply(
     With --to, also the equivalent score in a second city (through the alliance scale).
     Example: ccx mapping apply xiamen.table.json 650 731 --to fuzhou.table.json
     """
+    from mappings import compose
+
     if not scores and csv_path is None:
         raise InputError("missing_argument", "SCORE", "give scores, or a CSV file with --csv")
     if scores and csv_path is not None:
@@ -843,6 +878,7 @@ def demo_tables(
         demo_summaries,
     )
     from alliance.plot import render_curves
+    from mappings import AllianceScale
 
     scale = AllianceScale()
     files: dict[str, bytes] = {}

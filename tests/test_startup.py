@@ -53,6 +53,9 @@ def test_importing_the_ccx_command_loads_no_heavy_package() -> None:
         ["audit", "verify", "--help"],
         ["scheduler", "--help"],
         ["simulate", "--help"],
+        ["alliance", "show", "--help"],
+        ["mapping", "build", "--help"],
+        ["wallet", "keygen", "--help"],
     ],
     ids=" ".join,
 )
