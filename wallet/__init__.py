@@ -2,29 +2,17 @@
 and keeps her attestations, fetching them from her home node, presenting them
 (``protocol.present``), as text or a QR code (`ccx wallet`, wallet/cli.py). Usable as a
 library by a kiosk or an app without the node installed: it imports the pure libraries
-and ``cli`` only, never ``node``. What talks to a node or a verifier is imported when
-first asked for (PEP 562): `ccx wallet ... --help` does not load httpx (issue 20)."""
+and ``cli`` only, never ``node``. Each name is imported from its module when first
+asked for (PEP 562): `ccx wallet ... --help` loads no cryptography or httpx (issue 20)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from wallet._wallet import (
-    DEFAULT_WALLET,
-    PASSPHRASE_ENV,
-    WALLET_ENV,
-    HeldAttestation,
-    Wallet,
-    disclosed_claims,
-    issuer_claims,
-    load_wallet,
-    save_wallet,
-    seal_key,
-    unseal_key,
-)
+from wallet._defaults import DEFAULT_WALLET, PASSPHRASE_ENV, WALLET_ENV
 
-if TYPE_CHECKING:  # the network's side, imported when first asked for
+if TYPE_CHECKING:  # the rest is imported when first asked for
     from wallet._home import NODE_TIMEOUT, fetch_attestation
     from wallet._oid4vci import (
         OFFER_SCHEME,
@@ -43,6 +31,16 @@ if TYPE_CHECKING:  # the network's side, imported when first asked for
         check_named,
         read_request,
         response_form,
+    )
+    from wallet._wallet import (
+        HeldAttestation,
+        Wallet,
+        disclosed_claims,
+        issuer_claims,
+        load_wallet,
+        save_wallet,
+        seal_key,
+        unseal_key,
     )
 
 __all__ = [
@@ -92,6 +90,14 @@ _MODULE_OF = {
     "check_named": "wallet._oid4vp",
     "read_request": "wallet._oid4vp",
     "response_form": "wallet._oid4vp",
+    "HeldAttestation": "wallet._wallet",
+    "Wallet": "wallet._wallet",
+    "disclosed_claims": "wallet._wallet",
+    "issuer_claims": "wallet._wallet",
+    "load_wallet": "wallet._wallet",
+    "save_wallet": "wallet._wallet",
+    "seal_key": "wallet._wallet",
+    "unseal_key": "wallet._wallet",
 }
 
 

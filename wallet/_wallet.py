@@ -19,6 +19,7 @@ import protocol as P
 from cli import InputError, write_atomically
 from keys import KeyringError
 from keys._keyring import _SCRYPT_N, MIN_PASSPHRASE, _stretch
+from wallet._defaults import DEFAULT_WALLET, PASSPHRASE_ENV, WALLET_ENV
 
 __all__ = [
     "DEFAULT_WALLET",
@@ -34,9 +35,6 @@ __all__ = [
     "unseal_key",
 ]
 
-WALLET_ENV = "CCX_WALLET"
-PASSPHRASE_ENV = "CCX_WALLET_PASSPHRASE"  # noqa: S105 (the variable's name, not a secret)
-DEFAULT_WALLET = Path("~/.ccx/wallet.json")
 _FORMAT = "ccx-wallet/1"
 
 

@@ -20,27 +20,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-import protocol as P
 from cli import EXIT_BAD_INPUT, InputError, columns, format_time, reports_errors, write_atomically
-from keys import generate_key
-from wallet._wallet import (
-    DEFAULT_WALLET,
-    PASSPHRASE_ENV,
-    WALLET_ENV,
-    HeldAttestation,
-    Wallet,
-    disclosed_claims,
-    issuer_claims,
-    load_wallet,
-    save_wallet,
-    seal_key,
-    unseal_key,
-)
+from wallet._defaults import DEFAULT_WALLET, PASSPHRASE_ENV, WALLET_ENV
 
-if TYPE_CHECKING:  # httpx and the network's side are imported by the commands that talk
+if TYPE_CHECKING:  # the rest is imported by the command that uses it: `ccx` starts at once
     import httpx
 
+    import protocol as P
     from wallet._oid4vp import Asked
+    from wallet._wallet import HeldAttestation, Wallet
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -79,6 +67,8 @@ def _wallet_path(path: Path | None) -> Path:
 def _open_wallet(path: Path | None) -> tuple[Path, Wallet]:
     """The wallet file and what it holds; one named by --wallet must exist (issue 20:
     a mistyped path is not an empty wallet). keygen makes it."""
+    from wallet._wallet import load_wallet
+
     if path is not None and not path.expanduser().exists():
         raise InputError(
             "wallet_not_found", "--wallet", f"no such file: {path} (`ccx wallet keygen` makes one)"
@@ -105,6 +95,8 @@ def _require_key(wallet: Wallet, path: Path) -> dict[str, Any]:
 
 
 def _unseal(sealed: dict[str, Any]) -> P.PrivateKey:
+    from wallet._wallet import unseal_key
+
     return unseal_key(sealed, _passphrase(confirm=False))
 
 
@@ -150,6 +142,8 @@ def _make_presentation(
     disclose: list[str] | None,
     now: int | None,
 ) -> str:
+    import protocol as P
+
     if aud is None:
         raise InputError("missing_option", "--aud", "is required: the verifier's node id")
     if nonce is None:
@@ -270,6 +264,9 @@ def keygen(
     The private key is stored encrypted with a passphrase (at least 12 bytes), read
     from $CCX_WALLET_PASSPHRASE or asked for. Refuses to replace a key without --force.
     """
+    from keys import generate_key
+    from wallet._wallet import Wallet, load_wallet, save_wallet, seal_key
+
     if alg not in ("ES256", "EdDSA"):
         raise InputError("unsupported_alg", "--alg", f"{alg!r}; use ES256 or EdDSA")
     path = _wallet_path(wallet_path)
@@ -330,6 +327,8 @@ def fetch(
     attestation it issues. The node needs both of your consents (open_score,
     share_alliance) and a score.
     """
+    from wallet._wallet import Wallet, save_wallet
+
     if (token is None) == (dev_subject is None):
         raise InputError("missing_option", "--token", "give --token or --dev-subject (one of them)")
     path, wallet = _open_wallet(wallet_path)
@@ -382,6 +381,8 @@ def accept_offer_command(
     fetches it, gets an access token bound to a fresh DPoP key, proves the holder key
     and stores the attestation it receives.
     """
+    from wallet._wallet import Wallet, issuer_claims, save_wallet
+
     path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
     key = _unseal(sealed)
@@ -439,6 +440,7 @@ def authorize_command(
     import httpx
 
     from wallet._oid4vci import LoopbackRedirect, authorize, dev_login
+    from wallet._wallet import Wallet, save_wallet
 
     path, wallet = _open_wallet(wallet_path)
     sealed = _require_key(wallet, path)
@@ -577,6 +579,9 @@ def _certificate(path: Path) -> bytes:
 
 def _held(credential: str, sealed: dict[str, Any], *, node: Any, now: int) -> HeldAttestation:
     """The credential as the wallet keeps it, once it is sure the key is its own."""
+    import protocol as P
+    from wallet._wallet import HeldAttestation, disclosed_claims, issuer_claims
+
     claims = issuer_claims(credential)
     bound = claims.get("cnf", {}).get("jwk") if isinstance(claims.get("cnf"), dict) else None
     if not isinstance(bound, dict) or P.jwk_thumbprint(bound) != sealed["thumbprint"]:
