@@ -4,13 +4,17 @@ then refused on every call; a node with no admin token refused with no hint)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from node.auth import hash_token
+from node.cli import node_app
 from node.settings import Settings
+from tests.cli_results import assert_one_line_error
 from tests.node.pushing import ADMIN, admin_settings
 
 HASH = hash_token("admin-token")
@@ -28,6 +32,19 @@ def test_a_value_that_is_not_a_sha256_hex_is_refused_naming_the_setting(value: s
     assert error["loc"] == ("admin_token_hash",)
     assert "SHA-256" in error["msg"]
     assert "ccx node admin-token" in error["msg"]
+
+
+def test_serve_refuses_the_raw_token_in_one_line_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    env = {"CCX_DATA_DIR": str(tmp_path / "node"), "CCX_CONFIG": None}
+    result = CliRunner().invoke(
+        node_app, ["serve"], env={**env, "CCX_ADMIN_TOKEN_HASH": "my-admin-token"}
+    )
+    assert_one_line_error(result, "invalid_setting", "CCX_ADMIN_TOKEN_HASH")
+    assert "ccx node admin-token" in result.stderr
+    assert "my-admin-token" not in result.output  # the token is a secret: never repeated
 
 
 def test_a_sha256_hex_is_taken_in_either_case_and_kept_in_lower_case() -> None:
