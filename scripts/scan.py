@@ -30,8 +30,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from simulator.world import City
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCLUDED_CHECKS = "ignored_auth,positive_data_acceptance"
@@ -47,10 +51,10 @@ AUDIENCES = {
 }
 
 
-def credentials(city: object, kiosk_token: str, resident: str) -> dict[str, str | None]:
+def credentials(city: City, kiosk_token: str, resident: str) -> dict[str, str | None]:
     """A bearer token for each audience, made through the node's own API."""
-    url = city.node.url  # type: ignore[attr-defined]
-    admin = city.node.admin_token  # type: ignore[attr-defined]
+    url = city.node.url
+    admin = city.node.admin_token
     made = httpx.post(f"{url}/v1/admin/clients", headers={"Authorization": f"Bearer {admin}"},
                       json={"id": "scanner-department", "department": "tax",
                             "scopes": ["records:push"]}, timeout=10)  # fmt: skip

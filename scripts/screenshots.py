@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,7 +116,7 @@ def walk(browser: Any, simulation: Any, served: list[Any], out: Path, size: str)
         shoot(kiosk, out, f"kiosk-request-{size}")
         link = kiosk.locator("#request-link").text_content() or ""
 
-        wallet.goto(f"{fuzhou.url}/wallet/?request={quote(link)}")
+        wallet.goto(f"{fuzhou.url}/wallet/?request={quote(link, safe='')}")
         wallet.locator("#request").wait_for(state="visible", timeout=30_000)
         shoot(wallet, out, f"wallet-request-{size}")
         wallet.locator("#agree").click()
@@ -138,12 +139,6 @@ def resident_story(page: Any, home: Any, out: Path, size: str) -> None:
     page.locator("#offer img.qr").wait_for()
     page.locator("#offer").scroll_into_view_if_needed()
     shoot(page, out, f"resident-offer-{size}")
-
-
-def quote(value: str) -> str:
-    from urllib.parse import quote as url_quote
-
-    return url_quote(value, safe="")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,6 @@ from simulator.world import City, World
 __all__ = ["Served", "print_pages", "serve", "start_pages"]
 
 KIOSK_CLIENT = "kiosk"
-SCENARIOS_ENDPOINT = "/v1/admin/clients"
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def start_pages(world: World) -> list[Served]:
         for city in world.cities.values():
             scopes = sorted({*world.result.scenarios})
             answer = http.post(
-                f"{city.node.url}{SCENARIOS_ENDPOINT}",
+                f"{city.node.url}/v1/admin/clients",
                 json={"id": f"{KIOSK_CLIENT}-{secrets.token_hex(3)}", "department": "services",
                       "scopes": [f"verify:{kind}" for kind in scopes]},
                 headers={"Authorization": f"Bearer {city.node.admin_token}"},

@@ -550,6 +550,20 @@ def _holder_changes(
 _ACTIONS = {"revoked": "revoked", "suspended": "suspended", "valid": "resumed"}
 
 
+def _unrevoked(
+    session: Session, resident_id: str, attestation_id: int, *, final: str = ""
+) -> Attestation:
+    """Her attestation ``attestation_id``, under her lock, refused 409 ``already_revoked``
+    if revoked (``final`` is added to that message)."""
+    hold_lock(session, f"attestations:{resident_id}")
+    row = _her_attestation(session, resident_id, attestation_id)
+    if row.status == "revoked":
+        raise NodeError(
+            "already_revoked", f"attestation {attestation_id} is revoked already{final}", status=409
+        )
+    return row
+
+
 def revoke_attestation(
     session: Session, state: NodeState, resident_id: str, attestation_id: int, *, now: int
 ) -> Attestation:
@@ -559,12 +573,7 @@ def revoke_attestation(
     Raises ``NodeError`` 404 ``attestation_not_found`` unless it is hers (another's is
     not told apart from none), 409 ``already_revoked`` the second time.
     """
-    hold_lock(session, f"attestations:{resident_id}")
-    row = _her_attestation(session, resident_id, attestation_id)
-    if row.status == "revoked":
-        raise NodeError(
-            "already_revoked", f"attestation {attestation_id} is revoked already", status=409
-        )
+    row = _unrevoked(session, resident_id, attestation_id)
     _holder_changes(
         session, state, resident_id, [row], "revoked", now=now,
         details={"reason": "holder_revoked"},
@@ -582,12 +591,7 @@ def suspend_attestation(
     Raises ``NodeError`` 404 ``attestation_not_found`` unless it is hers, 409
     ``already_revoked`` for a revoked one, 409 ``already_suspended`` the second time.
     """
-    hold_lock(session, f"attestations:{resident_id}")
-    row = _her_attestation(session, resident_id, attestation_id)
-    if row.status == "revoked":
-        raise NodeError(
-            "already_revoked", f"attestation {attestation_id} is revoked already", status=409
-        )
+    row = _unrevoked(session, resident_id, attestation_id)
     if row.status == "suspended":
         raise NodeError(
             "already_suspended", f"attestation {attestation_id} is suspended already", status=409
@@ -610,15 +614,10 @@ def resume_attestation(
     Raises ``NodeError`` 404 ``attestation_not_found`` unless it is hers, 409
     ``already_revoked`` for a revoked one, 409 ``not_suspended`` for a valid one.
     """
-    hold_lock(session, f"attestations:{resident_id}")
-    row = _her_attestation(session, resident_id, attestation_id)
-    if row.status == "revoked":
-        raise NodeError(
-            "already_revoked",
-            f"attestation {attestation_id} is revoked, and a revocation is final: "
-            "ask for a new attestation",
-            status=409,
-        )
+    row = _unrevoked(
+        session, resident_id, attestation_id,
+        final=", and a revocation is final: ask for a new attestation",
+    )  # fmt: skip
     if row.status != "suspended":
         raise NodeError(
             "not_suspended", f"attestation {attestation_id} is not suspended", status=409
