@@ -31,6 +31,14 @@ from ._checkpoint import (
     verify_checkpoint,
     verify_witnessed,
 )
+from ._domestic import (
+    DOMESTIC_DISCLOSABLE_CLAIMS,
+    DOMESTIC_VCT,
+    DomesticServiceClaims,
+    VerifiedDomesticPresentation,
+    issue_domestic_attestation,
+    verify_domestic_presentation,
+)
 from ._dpop import DPOP_TYP, DpopProof, access_token_hash, verify_dpop_proof
 from ._errors import *  # noqa: F403  (the error tree is part of the public surface)
 from ._errors import __all__ as _error_names
@@ -98,6 +106,8 @@ __all__ = [
     "CLIENT_ID_PREFIX",
     "CREDENTIAL_QUERY_ID",
     "DISCLOSABLE_CLAIMS",
+    "DOMESTIC_DISCLOSABLE_CLAIMS",
+    "DOMESTIC_VCT",
     "DPOP_TYP",
     "KB_JWT_TYP",
     "MAPPING_TABLE_TYP",
@@ -118,6 +128,7 @@ __all__ = [
     "AttestationClaims",
     "CertifiedKey",
     "Checkpoint",
+    "DomesticServiceClaims",
     "DpopProof",
     "IssuerKeyResolver",
     "KeyProof",
@@ -129,6 +140,7 @@ __all__ = [
     "SaltSource",
     "StatusList",
     "StatusReference",
+    "VerifiedDomesticPresentation",
     "VerifiedPresentation",
     "VerifiedSignatures",
     "VerifiedRequest",
@@ -154,6 +166,7 @@ __all__ = [
     "encode_status_list",
     "encrypt_ecdh_es",
     "issue_attestation",
+    "issue_domestic_attestation",
     "jwk_thumbprint",
     "leaf_certificate",
     "mapping_table_hash",
@@ -171,6 +184,7 @@ __all__ = [
     "strict_json_loads",
     "tiered_dcql_query",
     "verify_checkpoint",
+    "verify_domestic_presentation",
     "verify_dpop_proof",
     "verify_key_proof",
     "verify_mapping_table",
