@@ -11,6 +11,7 @@ tests/test_startup.py holds equal to each group's own."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,8 @@ class _Commands(TyperGroup):
         for name in sorted([*groups, *LAZY_GROUPS]):
             commands[name] = self.commands[name]
         self.commands = commands
+        for command in commands.values():
+            _reflow(command)
         self._listing = False
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -99,8 +102,31 @@ class _Commands(TyperGroup):
             holder = typer.Typer()  # built as app.add_typer would build it
             holder.add_typer(LAZY_GROUPS[cmd_name][0](), name=cmd_name)
             command = typer.main.get_group(holder).commands[cmd_name]
+            _reflow(command)
             self.commands[cmd_name] = command
         return command
+
+
+def _reflow(command: Any) -> None:
+    """Join the lines of each prose paragraph of a command's help (and its subcommands'),
+    as the docstrings wrap them at the source's width: typer's rich help keeps a single
+    line break where it stands and wraps again at the terminal's width, so a paragraph
+    came out ragged. A paragraph with a list, an indented line or click's \\b marker is
+    kept as written."""
+    if command.help:
+        paragraphs = inspect.cleandoc(command.help).split("\n\n")
+        command.help = "\n\n".join(
+            paragraph if _as_written(paragraph) else " ".join(paragraph.split("\n"))
+            for paragraph in paragraphs
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _reflow(sub)
+
+
+def _as_written(paragraph: str) -> bool:
+    return paragraph.startswith("\b") or any(
+        line.startswith((" ", "-", "*", "$")) for line in paragraph.split("\n")
+    )
 
 
 app = typer.Typer(

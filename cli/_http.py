@@ -5,6 +5,7 @@ httpx is imported when a command first calls a node, not when ``ccx`` starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cli._support import InputError
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NODE_TIMEOUT", "call_node", "node_client"]
 
+BUSY_WAIT_MAX = 60.0  # the longest wait for a busy node (429, 503) between two tries
 NODE_TIMEOUT = 30.0  # seconds for one request (a batch of records is rescored at once)
 
 
@@ -37,23 +39,38 @@ def call_node(
     token: str | None = None,
     auth_field: str = "--token",
     field: str = "--node",
+    retry_busy: int = 0,
+    on_busy: Callable[[str, float], None] | None = None,
     **request: Any,
 ) -> Any:
     """``method path`` on the node (``path`` relative to its base URL, no leading slash),
     with ``token`` as the bearer; the answer's JSON. Raises InputError: ``node_unreachable``,
     the node's own code (a 401 or 403 under ``auth_field``, else under ``field``),
     ``not_a_node`` for a 404 where no node answers (a URL with /v1), ``http_<status>``
-    for another answer that is not the node's, ``invalid_response``."""
+    for another answer that is not the node's, ``invalid_response``.
+
+    ``retry_busy``: how many times to send the request again after a 429 or 503 (only for
+    a request that is safe to repeat), each after the node's Retry-After (1 s without one,
+    at most BUSY_WAIT_MAX); ``on_busy(reason, seconds)`` hears of each wait."""
+    import time
+
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     url = f"{client.base_url}{path}"
-    try:
-        response = client.request(method, path, headers=headers, **request)
-    except httpx.TransportError as exc:
-        raise InputError(
-            "node_unreachable", field, f"cannot reach {url}: {exc or type(exc).__name__}"
-        ) from exc
+    for attempt in range(retry_busy + 1):
+        try:
+            response = client.request(method, path, headers=headers, **request)
+        except httpx.TransportError as exc:
+            raise InputError(
+                "node_unreachable", field, f"cannot reach {url}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.status_code not in (429, 503) or attempt == retry_busy:
+            break
+        wait = _retry_after(response.headers.get("Retry-After"))
+        if on_busy is not None:
+            on_busy(f"{response.status_code} {_refusal(response, url, field).code}", wait)
+        time.sleep(wait)
     if not response.is_success:
         refusal = _refusal(
             response, url, auth_field if response.status_code in (401, 403) else field
@@ -71,6 +88,16 @@ def call_node(
         return response.json()
     except ValueError as exc:
         raise InputError("invalid_response", field, f"{url} did not answer JSON") from exc
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds to wait from a Retry-After header (delta-seconds; an HTTP date or nothing:
+    one second), within 0..BUSY_WAIT_MAX."""
+    try:
+        seconds = float(value) if value is not None else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), BUSY_WAIT_MAX) if seconds == seconds else 1.0
 
 
 def _is_a_node(client: httpx.Client) -> bool:

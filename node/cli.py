@@ -341,6 +341,80 @@ def admin_token(
         )
 
 
+EXIT_NOT_READY = 1  # `ready`: the node answered, not ready (2: it never answered)
+
+
+@node_app.command("ready")
+def ready(
+    node: Annotated[
+        str,
+        typer.Option(
+            "--node",
+            metavar="URL",
+            envvar="CCX_NODE_URL",
+            help="The node's base URL, e.g. http://127.0.0.1:8001 (or $CCX_NODE_URL).",
+            show_envvar=False,
+        ),
+    ],
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            min=0,
+            help="Ask again every half second until ready, for at most this long (a node "
+            "still starting does not answer yet; a follower waits for its registry).",
+        ),
+    ] = 0,
+) -> None:
+    """Whether a node is ready to serve: its database answers, its keys are loaded and,
+    on a node that follows an alliance registry, a version is in effect. Prints "ready"
+    with the registry version, or why not; exits 0 when ready, 1 when it answered not
+    ready, 2 when it never answered. As GET /readyz; in a script, after `ccx node serve
+    ... &`, `ccx node ready --node URL --wait 30` waits for it."""
+    import time
+
+    import httpx
+
+    from cli import node_client
+
+    deadline = time.monotonic() + wait
+    with node_client(node) as http:
+        while True:
+            answer, body, error = None, None, None
+            try:
+                answer = http.get("readyz")
+                body = answer.json() if answer.status_code in (200, 503) else None
+                body = body if isinstance(body, dict) else None
+            except httpx.TransportError as exc:
+                error = exc
+            except ValueError:  # not JSON: not a node's readiness
+                pass
+            if body is not None and body.get("status") == "ready":
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    base = str(http.base_url).rstrip("/")
+    if answer is None:
+        fail(InputError("node_unreachable", "--node", f"cannot reach {base}/readyz: {error}"))
+    if body is None:
+        fail(InputError("not_a_node", "--node",
+                        f"{base}/readyz answered {answer.status_code}, not a ccx node's readiness: "
+                        "a node's URL is its base, without /v1"))  # fmt: skip
+    registry = body.get("registry") or {}
+    version = f", registry version {registry['version']}" if registry.get("version") else ""
+    if body.get("status") == "ready":
+        typer.echo(f"ready{version}")
+        return
+    failed = ", ".join(
+        sorted(name for name, good in (body.get("checks") or {}).items() if not good)
+    )
+    reason = registry.get("reason") or registry.get("last_error") or ""
+    typer.echo(f"not ready: {failed or 'unknown'}" + (f" ({reason})" if reason else ""))
+    raise typer.Exit(EXIT_NOT_READY)
+
+
 client_app = typer.Typer(
     help="Client credentials on a node (departments that push, service points that "
     "verify), over its HTTP API with the admin token.",

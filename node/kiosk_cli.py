@@ -10,6 +10,8 @@ client of the node's verifier (node/routers/oid4vp.py), never of its database.""
 from __future__ import annotations
 
 import io
+import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ __all__ = ["EXIT_PENDING", "kiosk_app"]
 
 EXIT_PENDING = 1  # `decision`: still pending when --wait ran out (2: it could not ask)
 POLL_SECONDS = 1.0
+OUTPUT_FORMATS = ("text", "json", "env")
 
 kiosk_app = typer.Typer(
     help="A service point: ask a visitor's wallet for her credit standing (OpenID4VP) and "
@@ -107,6 +110,15 @@ def request(
     terminal: Annotated[
         bool, typer.Option("--terminal", help="Also draw the QR code in the terminal.")
     ] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="text|json|env",
+            help="text: for a person; json: the node's answer; env: CCX_TRANSACTION and "
+            'CCX_REQUEST_LINK as shell assignments, for eval "$(ccx kiosk request ...)".',
+        ),
+    ] = "text",
 ) -> None:
     """Make a presentation request for a visitor's wallet (OpenID4VP 1.0).
 
@@ -114,7 +126,15 @@ def request(
     as a QR code (--qr, --terminal) or open it on the visitor's phone; then read the
     decision with `ccx kiosk decision TRANSACTION_ID --wait 120`. As POST
     /v1/presentation-requests.
+
+    In a script: eval "$(ccx kiosk request --scenario S --format env)" sets
+    CCX_TRANSACTION (which `ccx kiosk decision` reads when given no id) and
+    CCX_REQUEST_LINK (for `ccx wallet answer "$CCX_REQUEST_LINK"`).
     """
+    if output not in OUTPUT_FORMATS:
+        raise InputError(
+            "unsupported_format", "--format", f"{output!r}: use one of {', '.join(OUTPUT_FORMATS)}"
+        )
     kind = None
     if qr_path is not None:
         kind = qr_path.suffix.lower().lstrip(".")
@@ -123,8 +143,15 @@ def request(
                 "unsupported_format", "--qr", f"{qr_path.name}: use a .png or .svg file"
             )
     made = _call(node, token, "POST", "v1/presentation-requests", json={"scenario": scenario})
-    typer.echo(f"transaction {made['transaction_id']}")
-    typer.echo(made["request"])
+    if output == "json":
+        typer.echo(json.dumps(made, ensure_ascii=False, indent=2))
+    elif output == "env":
+        typer.echo(f"CCX_TRANSACTION={shlex.quote(str(made['transaction_id']))}")
+        typer.echo(f"CCX_REQUEST_LINK={shlex.quote(str(made['request']))}")
+        typer.echo("export CCX_TRANSACTION CCX_REQUEST_LINK")
+    else:
+        typer.echo(f"transaction {made['transaction_id']}")
+        typer.echo(made["request"])
     typer.echo(
         f"{made['name_en']}: asks for {', '.join(made['disclose'])}; expires in "
         f"{int(made['expires_at']) - int(made['issued_at'])} s",
@@ -152,13 +179,17 @@ def request(
 @kiosk_app.command("decision")
 @reports_errors
 def decision(
-    transaction_id: Annotated[
-        str,
-        typer.Argument(
-            metavar="TRANSACTION_ID", help="From `ccx kiosk request`.", show_default=False
-        ),
-    ],
     node: NodeOption,
+    transaction_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[TRANSACTION_ID]",
+            envvar="CCX_TRANSACTION",
+            help="From `ccx kiosk request` (or $CCX_TRANSACTION, as its --format env sets).",
+            show_default=False,
+            show_envvar=False,
+        ),
+    ] = None,
     token: TokenOption = None,
     wait: Annotated[
         float,
@@ -174,6 +205,12 @@ def decision(
     refused or declined (the code), expired, or pending. Exits 0 once decided or
     expired, 1 when still pending. As GET /v1/presentation-requests/{transaction_id}."""
     token = _required(token)
+    if not transaction_id:
+        raise InputError(
+            "missing_argument",
+            "TRANSACTION_ID",
+            "give the transaction id `ccx kiosk request` printed (or $CCX_TRANSACTION)",
+        )
     deadline = time.monotonic() + wait
     with node_client(node) as http:
         while True:

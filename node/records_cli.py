@@ -29,6 +29,7 @@ __all__ = ["DEFAULT_BATCH_BYTES", "DEFAULT_BATCH_ROWS", "EXIT_REFUSED_ROWS", "re
 # envelope; a node configured lower says so (413 or too_many_rows): pass --batch-size.
 DEFAULT_BATCH_ROWS = 1000
 DEFAULT_BATCH_BYTES = 1024 * 1024
+BUSY_RETRIES = 5  # a batch answered 429/503 is sent again, after Retry-After, this often
 EXIT_REFUSED_ROWS = 1  # the push ran, and the node refused some rows (2: it could not run)
 
 records_app = typer.Typer(
@@ -185,6 +186,8 @@ def push(
     again is safe, so rerun it after an interruption) or refused (index from 0 among the
     data rows, record id, code, message). Prints the counts; exits 0 when no row was
     refused, 1 when some were (the others are stored), 2 when the push could not run.
+    A batch the node answers 429 (rate limited) or 503 (busy) is sent again after the
+    wait the node asks for (Retry-After), up to five times.
     """
     if not token:
         raise InputError(
@@ -220,8 +223,15 @@ _FILE_CODES = {"invalid_csv", "invalid_encoding", "unsupported_file_type"}
 
 
 def _upload(http: Any, token: str, files: dict[str, Any]) -> Any:
-    try:
-        return call_node(http, "POST", "v1/records/upload", token=token, files=files)
+    def busy(reason: str, seconds: float) -> None:
+        typer.echo(f"the node is busy ({reason}): sending the batch again in {seconds:g} s",
+                   err=True)  # fmt: skip
+
+    try:  # a batch is safe to send again: a row the node holds already is a duplicate
+        return call_node(
+            http, "POST", "v1/records/upload", token=token, files=files,
+            retry_busy=BUSY_RETRIES, on_busy=busy,
+        )  # fmt: skip
     except InputError as exc:
         if exc.code in _FILE_CODES:
             raise InputError(exc.code, "FILE", exc.message) from exc

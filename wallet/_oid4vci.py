@@ -142,8 +142,20 @@ def _dpop(key: P.PrivateKey, url: str, access_token: str | None, now: int) -> st
     return sign_jws({"typ": P.DPOP_TYP, "jwk": P.public_jwk(key)}, json.dumps(claims).encode(), key)
 
 
-def _issuer_metadata(http: httpx.Client, issuer: str) -> dict[str, Any]:
-    metadata = _get(http, _well_known(issuer, "openid-credential-issuer"), "issuer metadata")
+def _issuer_metadata(http: httpx.Client, issuer: str, field: str = FIELD) -> dict[str, Any]:
+    url = _well_known(issuer, "openid-credential-issuer")
+    try:
+        metadata = _get(http, url, "issuer metadata")
+    except InputError as exc:  # issue 20: a node's URL with /v1 names no issuer
+        if exc.code not in ("not_found", "http_404"):
+            raise
+        hint = "a ccx node's issuer identifier is its base URL, without /v1"
+        if issuer.rstrip("/").endswith("/v1"):
+            hint += f": {issuer.rstrip('/').removesuffix('/v1')}"
+        raise InputError(
+            "not_an_issuer", field, f"no credential issuer answers at {issuer} ({url} is not "
+            f"found): {hint}",
+        ) from exc  # fmt: skip
     if not isinstance(metadata, dict) or metadata.get("credential_issuer") != issuer:
         raise InputError(  # section 12.2.4
             "invalid_metadata", FIELD, "the issuer's metadata names another credential_issuer"
@@ -276,7 +288,7 @@ def authorize(
     The answer's ``state`` and ``iss`` (RFC 9207) are checked against what was sent.
     Raises ``cli.InputError``."""
     with _issuer(client) as http:
-        metadata = _issuer_metadata(http, issuer)
+        metadata = _issuer_metadata(http, issuer, "ISSUER")
         configuration_id = _configuration(
             list(metadata.get("credential_configurations_supported", {})), metadata
         )

@@ -352,6 +352,51 @@ def test_kiosk_errors_are_one_line(world: TwoCities) -> None:
     assert_one_line_error(unreachable, "node_unreachable", "--node")
 
 
+def test_kiosk_request_for_a_script_json_or_shell_assignments(world: TwoCities) -> None:
+    import shlex
+
+    xm = world.xiamen.url
+    desk = {"CCX_CLIENT_TOKEN": world.desk_token}
+    args = ("kiosk", "request", "--node", xm, "--scenario", "library_deposit_free")
+    made = json.loads(ok(ccx(*args, "--format", "json", env=desk)).stdout)
+    assert made["request"].startswith("openid4vp://") and made["transaction_id"]
+
+    lines = ok(ccx(*args, "--format", "env", env=desk)).stdout.splitlines()
+    assert lines[-1] == "export CCX_TRANSACTION CCX_REQUEST_LINK"
+    assigned = dict(shlex.split(line)[0].split("=", 1) for line in lines[:-1])
+    assert sorted(assigned) == ["CCX_REQUEST_LINK", "CCX_TRANSACTION"]
+    assert assigned["CCX_REQUEST_LINK"].startswith("openid4vp://")
+    assert assigned["CCX_TRANSACTION"] != made["transaction_id"]  # a request of its own
+    # `decision` with no id reads CCX_TRANSACTION, as the shell's eval leaves it
+    pending = ccx("kiosk", "decision", "--node", xm,
+                  env={**desk, "CCX_TRANSACTION": assigned["CCX_TRANSACTION"]})  # fmt: skip
+    assert pending.exit_code == 1, pending.output
+    assert pending.stdout.startswith("pending: library_deposit_free")
+
+    assert_one_line_error(ccx(*args, "--format", "yaml", env=desk), "unsupported_format", "--format")
+    assert_one_line_error(
+        ccx("kiosk", "decision", "--node", xm, env={**desk, "CCX_TRANSACTION": ""}),
+        "missing_argument",
+        "TRANSACTION_ID",
+    )
+
+
+def test_node_ready_says_ready_with_the_registry_version_or_names_the_fault(
+    world: TwoCities,
+) -> None:
+    assert ok(ccx("node", "ready", "--node", world.xiamen.url)).stdout.strip() == (
+        "ready, registry version 1"
+    )
+    assert_one_line_error(
+        ccx("node", "ready", "--node", f"http://127.0.0.1:{free_port()}"),
+        "node_unreachable",
+        "--node",
+    )
+    assert_one_line_error(
+        ccx("node", "ready", "--node", world.xiamen.url + "/v1"), "not_a_node", "--node"
+    )
+
+
 # --- --help ---------------------------------------------------------------------------------
 
 COMMANDS = [
@@ -359,7 +404,7 @@ COMMANDS = [
     ("node", "client", "revoke"), ("records", "push"), ("wallet", "login"),
     ("wallet", "consent", "list"), ("wallet", "consent", "grant"),
     ("wallet", "consent", "withdraw"), ("kiosk", "scenarios"), ("kiosk", "request"),
-    ("kiosk", "decision"),
+    ("kiosk", "decision"), ("node", "ready"),
 ]  # fmt: skip
 
 
@@ -367,3 +412,39 @@ COMMANDS = [
 def test_every_new_command_has_help(command: tuple[str, ...]) -> None:
     result = ok(ccx(*command, "--help"))
     assert f"Usage: ccx {' '.join(command)}" in result.stdout
+
+
+# --- a busy node: records push sends a batch again after Retry-After ------------------------
+
+
+def test_records_push_waits_out_a_rate_limit_and_sends_the_batch_again(tmp_path: Path) -> None:
+    """Fuzhou lets a client make one request a second (burst 1): three batches in a row
+    meet a 429 with Retry-After; the push waits and sends each again, and every row is
+    stored once. The world's clock is the test's: a thread moves it a second on each time
+    the command waits (as the real one would pass), so nothing reads the wall clock."""
+    import threading
+
+    limited = {"admin_token_hash": hash_token(ADMIN_TOKEN), "rate_limits": True,
+               "client_rate": 1.0, "client_burst": 1}  # fmt: skip
+    with two_cities(tmp_path / "cities", fuzhou=limited) as world:
+        token = ok(ccx("node", "client", "add", "--node", world.fuzhou.url, "--id", "busy-desk",
+                       "--department", "civil", "--scope", "records:push",
+                       "--admin-token", ADMIN_TOKEN)).stdout.strip()  # fmt: skip
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(0.2):
+                world.clock.advance(1)
+
+        ticking = threading.Thread(target=tick, daemon=True)
+        ticking.start()
+        try:
+            csv_file = _records_csv(tmp_path / "r.csv", "fz-busy", 3)
+            result = ccx("records", "push", str(csv_file), "--node", world.fuzhou.url,
+                         "--batch-size", "1", "--token", token)  # fmt: skip
+        finally:
+            done.set()
+            ticking.join()
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "3 rows: 3 stored, 0 duplicate, 0 refused"
+    assert "the node is busy (429 rate_limited): sending the batch again in " in result.stderr

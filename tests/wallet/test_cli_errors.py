@@ -147,3 +147,17 @@ def test_a_node_that_does_not_know_her_asks_whether_it_is_her_home(
     assert_one_line_error(result, "consent_required", "--node")
     assert "knows no score and no consent for somebody-else" in result.stderr
     assert "is it her home node?" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "/no/such/path"])
+def test_authorize_at_a_wrong_path_says_no_issuer_answers_there(
+    wallet: Path,  # noqa: F811
+    node: RunningNode,  # noqa: F811
+    suffix: str,
+) -> None:
+    ok(run(wallet, "keygen"))
+    result = run(wallet, "authorize", node.url + suffix, "--dev-login", RESIDENT)
+    assert_one_line_error(result, "not_an_issuer", "ISSUER")
+    assert f"no credential issuer answers at {node.url}{suffix} " in result.stderr
+    if suffix == "/v1":
+        assert f"without /v1: {node.url}\n" in result.stderr  # the identifier to use instead
