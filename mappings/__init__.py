@@ -5,6 +5,7 @@ See docs/MAPPINGS.md for which method to use and what the standard errors mean.
 """
 
 from ._errors import MappingError
+from ._fairness import GOAL_TOLERANCE, ThresholdShare, threshold_shares
 from ._linking import (
     Smoothing,
     bootstrap_standard_errors,
@@ -20,6 +21,7 @@ from ._scale import AllianceScale, Band, LocalScale, normal_reference
 from ._table import METHODS, DistributionSummary, MappingTable, build_table, compose
 
 __all__ = [
+    "GOAL_TOLERANCE",
     "METHODS",
     "AllianceScale",
     "Band",
@@ -28,6 +30,7 @@ __all__ = [
     "MappingError",
     "MappingTable",
     "Smoothing",
+    "ThresholdShare",
     "bootstrap_standard_errors",
     "build_table",
     "choose_loglinear_degree",
@@ -39,4 +42,5 @@ __all__ = [
     "lord_standard_errors",
     "normal_reference",
     "percentile_ranks",
+    "threshold_shares",
 ]
