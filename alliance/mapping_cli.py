@@ -577,6 +577,18 @@ def show(
             show_default=False,
         ),
     ],
+    summary_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            metavar="SUMMARY.json",
+            help="The city's distribution summary (the one the table was built from, or a "
+            "later month's): also show, for each published threshold, the share of its "
+            "residents whose alliance score reaches it beside the reference's share, the "
+            "least error any table could reach there, and whether the goal is met.",
+            show_default=False,
+        ),
+    ] = None,
     alliance_key: AllianceKeyOption = None,
     alliance: AllianceOption = None,
     scale_path: ScaleOption = None,
@@ -584,10 +596,12 @@ def show(
     """Show a mapping table: what it was built from, its validity and a summary of its knots.
 
     A signed table is verified when --alliance-key and --alliance are given, and marked
-    UNVERIFIED otherwise.
+    UNVERIFIED otherwise. With --summary, also its fairness per threshold
+    (docs/MAPPINGS.md section 13).
     """
     trust = _trust(scale_path, alliance_key, alliance)
     loaded = _load_table(table_path, "TABLE", trust)
+    summary = _load_summary(summary_path) if summary_path is not None else None
     table = loaded.table
     scale = trust.scale
     which = "the scale given" if trust.scale_given else "the default alliance scale"
@@ -630,6 +644,50 @@ def show(
         )
     for line in columns(rows, left=(3,)):
         typer.echo(line)
+    if summary is not None:
+        assert summary_path is not None
+        _require_scale(loaded, trust)
+        typer.echo("")
+        for line in _threshold_lines(summary, table, scale, summary_path):
+            typer.echo(line)
+
+
+def _threshold_lines(
+    summary: DistributionSummary, table: MappingTable, scale: AllianceScale, path: Path
+) -> list[str]:
+    """The table's fairness per threshold for the residents of ``summary``."""
+    from mappings import GOAL_TOLERANCE, threshold_shares
+
+    with _reading(path, "--summary"):
+        shares = threshold_shares(summary, table, scale)
+    rows = [
+        ["threshold", "city", "reference", "difference", "least error", "point (share)", "goal"]
+    ]
+    for share in shares:
+        point = (
+            share.straddling_point
+            if isinstance(share.straddling_point, str)
+            else _local_label(table, share.straddling_point)
+        )
+        rows.append(
+            [
+                str(share.threshold),
+                f"{share.city_share:.1%}",
+                f"{share.reference_share:.1%}",
+                f"{100 * share.error:+.2f} pp",
+                f"{100 * share.least_error:.2f} pp",
+                f"{point} ({share.straddling_share:.1%})",
+                share.verdict,
+            ]
+        )
+    met = sum(share.meets_goal for share in shares)
+    return [
+        f"Fairness per threshold: the {summary.population:,} residents of {path} "
+        f"(snapshot {summary.snapshot})",
+        *columns(rows, left=(5, 6)),
+        f"  goal met at {met} of {len(shares)} thresholds (within {100 * GOAL_TOLERANCE:g} pp "
+        "of the reference, or at the least error where the scale is coarser)",
+    ]
 
 
 # --- applying ------------------------------------------------------------------------------

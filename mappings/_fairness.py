@@ -94,11 +94,14 @@ def threshold_shares(
     distribution's share and the least error any monotone table could reach there.
 
     Pure and exact: the histogram's counts, not a sample of residents. Raises
-    MappingError when the table was built for another scale (field ``scale_sha256``) or
-    the summary's local scale is not the table's (field ``local_scale``).
+    MappingError when the table was built for another scale (field ``scale_sha256``), is
+    another city's (field ``city``), or the summary's local scale is not the table's
+    (field ``local_scale``).
     """
     if table.scale_sha256 != scale.sha256:
         raise MappingError("scale_sha256", "the table was built for another alliance scale")
+    if summary.city != table.city:
+        raise MappingError("city", f"the summary is {summary.city}'s, the table {table.city}'s")
     local = summary.local_scale
     if local != table.local_scale:
         raise MappingError(

@@ -196,6 +196,14 @@ def test_a_table_for_another_alliance_scale_is_refused() -> None:
     assert caught.value.field == "scale_sha256"
 
 
+def test_another_city_s_summary_is_refused() -> None:
+    other = DistributionSummary("longyan", THREE, np.array([1.0, 2, 1]), "2026-11-01", "m1")
+    with pytest.raises(MappingError) as caught:
+        threshold_shares(other, by_hand(THREE, [400, 600, 800]), SCALE)
+    assert caught.value.field == "city"
+    assert str(caught.value) == "city: the summary is longyan's, the table sanming's"
+
+
 def test_a_summary_on_another_local_scale_is_refused() -> None:
     table = by_hand(THREE, [400, 600, 800])
     with pytest.raises(MappingError) as caught:
