@@ -38,6 +38,17 @@ def _mapping_app() -> typer.Typer:
     return mapping_app
 
 
+def _model_app() -> typer.Typer:
+    from node.model_cli import model_app
+    from simulator.outcomes import demo_outcomes_command
+
+    # the demo's outcomes are the simulator's (its cities' residents): put together here,
+    # as node/ can't import simulator/
+    if not any(c.name == "demo-outcomes" for c in model_app.registered_commands):
+        model_app.command("demo-outcomes")(demo_outcomes_command)
+    return model_app
+
+
 def _wallet_app() -> typer.Typer:
     from wallet.cli import wallet_app
 
@@ -57,6 +68,12 @@ LAZY_GROUPS: dict[str, tuple[Callable[[], typer.Typer], str]] = {
         "Mapping tables: link a city's local score to the alliance scale (0..1000). Build a "
         "table from a city's distribution summary, inspect it, apply it to scores, compare "
         "cities on a plot, and regenerate the demo alliance's tables.",
+    ),
+    "model": (
+        _model_app,
+        "Scoring models: fit a scorecard from a table of past outcomes, and report how "
+        "well a model tells defaulters apart (AUC, KS, Gini) and how its predicted default "
+        "rates match the observed ones. See docs/MODELS.md.",
     ),
     "wallet": (
         _wallet_app,

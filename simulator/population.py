@@ -297,6 +297,14 @@ class Population:
         """Every resident's score at ``now`` under ``model`` (in ``resident_ids`` order):
         what the node must compute once all batches are pushed. Raises ``ValueError`` if
         the model lacks one of the population's kinds."""
+        return model.score_batch(len(self.resident_ids), *self.record_arrays(model), self.now)
+
+    def record_arrays(
+        self, model: ScoringModel
+    ) -> tuple[IntArray, IntArray, IntArray, FloatArray, IntArray]:
+        """The record arrays :meth:`ScoringModel.score_batch` takes for this population
+        (``resident_idx, kind_idx, occurred_at, points, expires_at``). Raises
+        ``ValueError`` if the model lacks one of the population's kinds."""
         missing = [k for k in self.kinds if k not in model.kinds]
         if missing:
             raise ValueError(f"the model {model.version} has no kind {missing[0]!r}")
@@ -316,21 +324,21 @@ class Population:
         expires_at[repair] = expires_at[repaired]
         order = {name: i for i, name in enumerate(model.kind_order)}
         model_kind = np.array([order[k] for k in self.kinds], dtype=np.int64)[kind]
-        return model.score_batch(
-            len(self.resident_ids),
-            self.resident_idx,
-            model_kind,
-            self.occurred_at,
-            points,
-            expires_at,
-            self.now,
-        )
+        return self.resident_idx, model_kind, self.occurred_at, points, expires_at
 
 
-def generate(city: CityProfile, residents: int, *, seed: int, now: int) -> Population:
+def generate(
+    city: CityProfile,
+    residents: int,
+    *,
+    seed: int,
+    now: int,
+    model: ScoringModel | None = None,
+) -> Population:
     """``residents`` residents of ``city`` and their records up to ``now`` (epoch
     seconds), the same for the same arguments. Records occurred within
-    :data:`HISTORY_DAYS` before ``now``, so some no longer count.
+    :data:`HISTORY_DAYS` before ``now``, so some no longer count. ``model``: the
+    city's record kinds, if not its model file's (a scorecard's base, before the fit).
 
     Raises ``ValueError`` if ``residents`` or ``seed`` is negative, ``now`` lies less
     than the history after the epoch, or the profile names a kind the city's model
@@ -340,7 +348,8 @@ def generate(city: CityProfile, residents: int, *, seed: int, now: int) -> Popul
         raise ValueError("residents and seed must be >= 0")
     if now < HISTORY_DAYS * DAY:
         raise ValueError(f"now must lie at least {HISTORY_DAYS} days after the epoch")
-    model = load_model(city.model)
+    if model is None:
+        model = load_model(city.model)
     kinds = (*city.rates, REPAIR_KIND)
     for kind in kinds:
         if kind not in model.kinds:
