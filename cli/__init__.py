@@ -5,7 +5,7 @@ people. It imports only the pure libraries (protocol, keys, mappings), so every 
 may use it; the ``ccx`` command itself is put together in ``ccx/``."""
 
 from cli._files import pretty_json, write_atomically
-from cli._http import NODE_TIMEOUT, call_node, node_client
+from cli._http import NODE_TIMEOUT, call_node, node_client, pause
 from cli._support import (
     EXIT_BAD_INPUT,
     InputError,
@@ -35,6 +35,7 @@ __all__ = [
     "node_client",
     "now_from",
     "parse_time",
+    "pause",
     "pretty_json",
     "read_bytes",
     "reports_errors",

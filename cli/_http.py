@@ -13,7 +13,7 @@ from cli._support import InputError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["NODE_TIMEOUT", "call_node", "node_client"]
+__all__ = ["NODE_TIMEOUT", "call_node", "node_client", "pause"]
 
 BUSY_WAIT_MAX = 60.0  # the longest wait for a busy node (429, 503) between two tries
 NODE_TIMEOUT = 30.0  # seconds for one request (a batch of records is rescored at once)
@@ -52,8 +52,6 @@ def call_node(
     ``retry_busy``: how many times to send the request again after a 429 or 503 (only for
     a request that is safe to repeat), each after the node's Retry-After (1 s without one,
     at most BUSY_WAIT_MAX); ``on_busy(reason, seconds)`` hears of each wait."""
-    import time
-
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
@@ -70,7 +68,7 @@ def call_node(
         wait = _retry_after(response.headers.get("Retry-After"))
         if on_busy is not None:
             on_busy(f"{response.status_code} {_refusal(response, url, field).code}", wait)
-        time.sleep(wait)
+        pause(wait)
     if not response.is_success:
         refusal = _refusal(
             response, url, auth_field if response.status_code in (401, 403) else field
@@ -88,6 +86,16 @@ def call_node(
         return response.json()
     except ValueError as exc:
         raise InputError("invalid_response", field, f"{url} did not answer JSON") from exc
+
+
+def pause(seconds: float) -> None:
+    """Wait ``seconds`` between two calls to a node. A timed wait on an event rather than
+    time.sleep: the story's test (tests/test_two_cities.py) runs these commands under
+    libfaketime 0.9.10, whose clock_nanosleep refuses the absolute monotonic deadline
+    CPython's time.sleep asks for (EINVAL), while timed waits on a lock work."""
+    import threading
+
+    threading.Event().wait(max(0.0, seconds))
 
 
 def _retry_after(value: str | None) -> float:

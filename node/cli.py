@@ -366,6 +366,14 @@ def ready(
             "still starting does not answer yet; a follower waits for its registry).",
         ),
     ] = 0,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Only whether it answers at all (GET /healthz): a follower answers before "
+            "its first registry makes it ready.",
+        ),
+    ] = False,
 ) -> None:
     """Whether a node is ready to serve: its database answers, its keys are loaded and,
     on a node that follows an alliance registry, a version is in effect. Prints "ready"
@@ -376,16 +384,18 @@ def ready(
 
     import httpx
 
-    from cli import node_client
+    from cli import node_client, pause
 
     deadline = time.monotonic() + wait
     with node_client(node) as http:
         while True:
             answer, body, error = None, None, None
             try:
-                answer = http.get("readyz")
+                answer = http.get("healthz" if live else "readyz")
                 body = answer.json() if answer.status_code in (200, 503) else None
                 body = body if isinstance(body, dict) else None
+                if live and body is not None:
+                    body = {"status": "ready" if body.get("status") == "ok" else "not_ready"}
             except httpx.TransportError as exc:
                 error = exc
             except ValueError:  # not JSON: not a node's readiness
@@ -394,18 +404,18 @@ def ready(
                 break
             if time.monotonic() >= deadline:
                 break
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            pause(min(0.5, deadline - time.monotonic()))
     base = str(http.base_url).rstrip("/")
     if answer is None:
         fail(InputError("node_unreachable", "--node", f"cannot reach {base}/readyz: {error}"))
     if body is None:
         fail(InputError("not_a_node", "--node",
-                        f"{base}/readyz answered {answer.status_code}, not a ccx node's readiness: "
+                        f"{base}/{'healthz' if live else 'readyz'} answered {answer.status_code}, not a ccx node's readiness: "
                         "a node's URL is its base, without /v1"))  # fmt: skip
     registry = body.get("registry") or {}
     version = f", registry version {registry['version']}" if registry.get("version") else ""
     if body.get("status") == "ready":
-        typer.echo(f"ready{version}")
+        typer.echo("live" if live else f"ready{version}")
         return
     failed = ", ".join(
         sorted(name for name, good in (body.get("checks") or {}).items() if not good)

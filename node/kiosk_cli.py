@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import InputError, call_node, node_client, reports_errors, write_atomically
+from cli import InputError, call_node, node_client, pause, reports_errors, write_atomically
 
 __all__ = ["EXIT_PENDING", "kiosk_app"]
 
@@ -219,7 +219,7 @@ def decision(
             )
             if result.get("outcome") != "pending" or time.monotonic() >= deadline:
                 break
-            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            pause(min(POLL_SECONDS, deadline - time.monotonic()))
     for line in _outcome_lines(result):
         typer.echo(line)
     if result.get("outcome") == "pending":
