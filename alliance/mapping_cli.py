@@ -661,7 +661,7 @@ def _threshold_lines(
     with _reading(path, "--summary"):
         shares = threshold_shares(summary, table, scale)
     rows = [
-        ["threshold", "city", "reference", "difference", "least error", "point (share)", "goal"]
+        ["threshold", "city", "reference", "difference", "least error", "straddling point", "goal"]
     ]
     for share in shares:
         point = (

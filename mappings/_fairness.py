@@ -70,6 +70,11 @@ class ThresholdShare:
         return abs(self.error) <= self.tolerance + _SLACK
 
     @property
+    def within_one_point(self) -> bool:
+        """Whether ``|error|`` is within :data:`GOAL_TOLERANCE`, whatever the floor."""
+        return abs(self.error) <= GOAL_TOLERANCE + _SLACK
+
+    @property
     def at_floor(self) -> bool:
         """Whether the table reaches the least error (no monotone table does better)."""
         return abs(self.error) <= self.least_error + _SLACK
@@ -81,7 +86,7 @@ class ThresholdShare:
         above 1 pp, reached) or ``MISSED by 1.07 pp`` (beyond the tolerance)."""
         if not self.meets_goal:
             return f"MISSED by {100 * (abs(self.error) - self.tolerance):.2f} pp"
-        if abs(self.error) <= GOAL_TOLERANCE + _SLACK:
+        if self.within_one_point:
             return f"met: within {100 * GOAL_TOLERANCE:g} pp"
         return "met: at the floor"
 

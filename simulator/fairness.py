@@ -1,4 +1,16 @@
-"""Do visitors get what locals get? Grant rates by home-city percentile, and the fairness gap.
+"""Is each city treated as the reference would treat it? Fairness per threshold (issue 18),
+and grant rates of visitors and locals by home-city percentile.
+
+Fairness per threshold is the run's headline: for each city and each published
+threshold, the share of the city's residents whose alliance score reaches it beside the
+reference distribution's share, and the least error any monotone table could reach
+there (``mappings.threshold_shares``; docs/MAPPINGS.md section 13). It is computed from
+each city's distribution summary and the table published for it, so it is exact for
+the month the summary describes and needs no visits.
+
+The rest of this module compares the visits themselves: grant rates by percentile and
+the largest visitor-local difference in one cell (issue 6's "fairness gap"), which the
+report keeps beside its plots.
 
 The fairness gap (issue 6) is "the largest difference, over cities and scenarios, between
 the grant rate of visitors and of locals at the same percentile". Made exact here:
@@ -22,15 +34,25 @@ bucket) order, so the same visits always give the same answer.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple, TypeVar
 
-from simulator.observations import Visit
+from mappings import (
+    GOAL_TOLERANCE,
+    AllianceScale,
+    DistributionSummary,
+    MappingError,
+    MappingTable,
+    ThresholdShare,
+    threshold_shares,
+)
+from simulator.observations import CityInfo, Visit
 
 __all__ = [
     "DEFAULT_BUCKETS",
     "DEFAULT_MIN_SAMPLES",
+    "CityThresholds",
     "FairnessCell",
     "FairnessGap",
     "GrantRate",
@@ -39,6 +61,8 @@ __all__ = [
     "RateKey",
     "bucket_label",
     "bucket_of",
+    "city_thresholds",
+    "describe_thresholds",
     "fairness_cells",
     "fairness_gap",
     "grant_rates",
@@ -275,3 +299,64 @@ def pooled_fairness_gap(
     gap can still say. Its ``where`` names the city as ``"all cities"``."""
     pooled = [replace(v, city=ALL_CITIES, home=ALL_CITIES if v.local else v.home) for v in visits]
     return fairness_gap(pooled, buckets=buckets, min_samples=min_samples)
+
+
+# --- fairness per threshold -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CityThresholds:
+    """One city's fairness per threshold, or why it could not be measured."""
+
+    city: str
+    shares: tuple[ThresholdShare, ...]  # one per published threshold; empty with a problem
+    problem: str | None = None  # "no mapping table", or why the table or summary is unusable
+
+
+def city_thresholds(cities: Iterable[CityInfo], scale: AllianceScale) -> list[CityThresholds]:
+    """Each city's :func:`mappings.threshold_shares` from its summary and published table.
+
+    A city without a table or summary, or whose table or summary does not read or fit
+    (another city's, another scale), gets its problem instead of shares: the report
+    shows the run's evidence rather than failing on it.
+    """
+    out = []
+    for city in cities:
+        if not city.table or not city.summary:
+            missing = "mapping table" if not city.table else "distribution summary"
+            out.append(CityThresholds(city.city, (), f"no {missing}"))
+            continue
+        try:
+            summary = DistributionSummary.from_json(city.summary)
+            if summary.city != city.city:  # a row must be the city it names
+                raise MappingError("city", f"the summary is {summary.city}'s, not {city.city}'s")
+            shares = threshold_shares(summary, MappingTable.from_claims(city.table), scale)
+        except MappingError as exc:
+            out.append(CityThresholds(city.city, (), f"cannot be measured: {exc}"))
+            continue
+        out.append(CityThresholds(city.city, shares))
+    return out
+
+
+def describe_thresholds(measured: Sequence[CityThresholds]) -> str:
+    """One line for a person: how many (city, threshold) pairs meet the goal, the misses,
+    and the largest difference with its floor. The report and the terminal summary both
+    print this line, so they agree."""
+    pairs = [(c.city, s) for c in measured for s in c.shares]
+    unmeasured = [c.city for c in measured if c.problem is not None]
+    skipped = f"; not measured: {', '.join(unmeasured)}" if unmeasured else ""
+    if not pairs:
+        return f"n/a: no city with a table and a summary{skipped}"
+    met = [share for _, share in pairs if share.meets_goal]
+    within = sum(share.within_one_point for share in met)
+    city, worst = max(pairs, key=lambda pair: abs(pair[1].error))  # the first of equals
+    missed = [f"{c} ≥ {s.threshold} ({s.verdict})" for c, s in pairs if not s.meets_goal]
+    return (
+        f"{'✓' if len(met) == len(pairs) else '✗'} goal met at {len(met)} of {len(pairs)} "
+        f"(city, threshold) pairs: {within} within {100 * GOAL_TOLERANCE:g} pp of the "
+        f"reference share, {len(met) - within} at the least error of a coarser scale"
+        + (f"; missed: {', '.join(missed)}" if missed else "")
+        + f"; largest difference {100 * worst.error:+.2f} pp at {city} ≥ {worst.threshold} "
+        f"(least error {100 * worst.least_error:.2f} pp: its point {worst.straddling_point} "
+        f"holds {worst.straddling_share:.1%} of the city){skipped}"
+    )

@@ -257,4 +257,7 @@ def test_the_verdict_says_which_goal_was_met_or_by_how_much_it_was_missed() -> N
     assert missed[1].verdict == "MISSED by 0.40 pp"
     scale = LocalScale("egret", 0, 1000)
     fine = summary_of(scale, np.rint(1e6 * np.exp(-0.5 * ((scale.values - 640) / 70) ** 2)))
-    assert {s.verdict for s in threshold_shares(fine, built(fine), SCALE)} == {"met: within 1 pp"}
+    shares = threshold_shares(fine, built(fine), SCALE)
+    assert {s.verdict for s in shares} == {"met: within 1 pp"}
+    assert all(s.within_one_point for s in shares)
+    assert not threshold_shares(summary_of(THREE, [1, 2, 1]), table, SCALE)[1].within_one_point

@@ -1,21 +1,28 @@
-"""The fairness gap on hand-built visits whose rates are known exactly."""
+"""Fairness per threshold of a run's cities (from their summaries and tables), and the
+grant rates and fairness gap on hand-built visits whose rates are known exactly."""
 
 from __future__ import annotations
 
 import pytest
 
+from mappings import AllianceScale, LocalScale
 from simulator.fairness import (
+    CityThresholds,
     FairnessGap,
     GrantRate,
     PooledRateKey,
     RateKey,
     bucket_of,
+    city_thresholds,
+    describe_thresholds,
     fairness_cells,
     fairness_gap,
     grant_rates,
     pooled_grant_rates,
 )
-from simulator.observations import Outcome, Visit
+from simulator.observations import CityInfo, Outcome, Visit
+
+SCALE = AllianceScale()
 
 
 def _visits(
@@ -252,3 +259,78 @@ def test_the_pooled_gap_compares_all_locals_with_all_visitors_in_coarser_buckets
     assert pooled.where == (ALL_CITIES, "bike", 0)
     assert pooled.gap == pytest.approx(0.75)
     assert (pooled.n_local, pooled.n_visitor, pooled.buckets) == (40, 40, 5)
+
+
+# --- fairness per threshold -----------------------------------------------------------------
+
+
+def _graded_city(city: str, counts: list[int], alliance: list[float]) -> CityInfo:
+    """A city on three grades whose table puts them at ``alliance`` (claims by hand)."""
+    scale = LocalScale.grades("three", ["low", "middle", "high"])
+    summary = {
+        "city": city,
+        "local_scale": scale.to_json(),
+        "counts": counts,
+        "snapshot": "2026-11-01",
+        "model_version": "m1",
+    }
+    table = {
+        "city": city,
+        "local_scale": scale.to_json(),
+        "knots": [[i, a, None] for i, a in enumerate(alliance)],
+        "version": 1,
+        "valid_from": 0,
+        "valid_to": 1,
+        "scale_sha256": SCALE.sha256,
+        "alliance_range": [0, 1000],
+    }
+    return CityInfo(city, "three", f"https://{city}.example", 4, 0, 0, summary, table)
+
+
+def test_each_city_is_measured_from_its_summary_and_table() -> None:
+    # 1 low, 2 middle, 1 high; middle at 600: 75% reach 600 against the reference's 50.2%,
+    # which is the nearest a table can come (the other choice, 25%, is further).
+    measured = city_thresholds([_graded_city("sanming", [1, 2, 1], [400, 600, 700])], SCALE)
+    assert [c.city for c in measured] == ["sanming"]
+    assert measured[0].problem is None
+    at_600 = measured[0].shares[1]
+    assert (at_600.threshold, at_600.city_share, at_600.straddling_point) == (600, 0.75, "middle")
+    assert at_600.meets_goal
+
+
+def test_a_city_without_a_table_or_summary_or_with_a_bad_one_says_why() -> None:
+    good = _graded_city("sanming", [1, 2, 1], [400, 600, 700])
+    no_table = CityInfo("longyan", "x", "https://l.example", 0, 0, 0, good.summary, {})
+    no_summary = CityInfo("putian", "x", "https://p.example", 0, 0, 0, {}, good.table)
+    other_city = CityInfo("ningde", "x", "https://n.example", 0, 0, 0, good.summary, good.table)
+    measured = city_thresholds([no_table, no_summary, other_city], SCALE)
+    assert [(c.city, c.shares) for c in measured] == [
+        ("longyan", ()), ("putian", ()), ("ningde", ()),
+    ]  # fmt: skip
+    assert [c.problem for c in measured] == [
+        "no mapping table",
+        "no distribution summary",
+        "cannot be measured: city: the summary is sanming's, not ningde's",
+    ]
+
+
+def test_describe_thresholds_counts_the_goal_and_names_the_misses() -> None:
+    fair = _graded_city("sanming", [1, 2, 1], [400, 600, 700])
+    unfair = _graded_city("longyan", [1, 2, 1], [400, 590, 700])  # middle short of 600
+    line = describe_thresholds(city_thresholds([fair, unfair], SCALE))
+    assert line.startswith(
+        "✗ goal met at 9 of 10 (city, threshold) pairs: 0 within 1 pp of the reference "
+        "share, 9 at the least error of a coarser scale; "
+    )
+    assert "missed: longyan ≥ 600 (MISSED by 0.40 pp)" in line
+    # the largest |difference|: 25.2 pp at longyan's 600 (25% against 50.2%)
+    assert "largest difference -25.20 pp at longyan ≥ 600 (least error 24.80 pp: its point " in line
+    assert line.endswith("middle holds 50.0% of the city)")
+
+
+def test_describe_thresholds_with_nothing_measured() -> None:
+    assert describe_thresholds([]) == "n/a: no city with a table and a summary"
+    unmeasured = [CityThresholds("longyan", (), "no mapping table")]
+    assert describe_thresholds(unmeasured) == (
+        "n/a: no city with a table and a summary; not measured: longyan"
+    )

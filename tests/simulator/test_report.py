@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mappings import AllianceScale
-from simulator.fairness import fairness_gap
+from simulator.fairness import city_thresholds, describe_thresholds, fairness_gap
 from simulator.observations import CityInfo, Fault, Invariant, Outcome, RunResult, Visit
 from simulator.report import summary_lines, write_report
 
@@ -143,6 +144,7 @@ def test_the_report_has_every_section_in_order(written: tuple[RunResult, Path, s
         "## Summary",
         "## Phases",
         "## Mapping curves",
+        "## Fairness per threshold",
         "## Grant rates by home-city percentile",
         "## Latency",
         "## Throughput",
@@ -153,7 +155,66 @@ def test_the_report_has_every_section_in_order(written: tuple[RunResult, Path, s
     assert "started 2027-01-15 08:00:00 UTC" in text
 
 
-def test_the_report_shows_the_fairness_gap_as_fairness_gap_describes_it(
+def test_the_summary_s_headline_is_the_fairness_per_threshold(
+    written: tuple[RunResult, Path, str],
+) -> None:
+    result, _, text = written
+    measured = city_thresholds(result.cities, AllianceScale())
+    headline = f"- **Fairness per threshold:** {describe_thresholds(measured)}"
+    assert headline in text
+    # the committed demo tables meet the goal everywhere; Zhangzhou's grades set the floor
+    assert "✓ goal met at 15 of 15 (city, threshold) pairs: 10 within 1 pp of the" in headline
+    assert "reference share, 5 at the least error of a coarser scale;" in headline
+    assert "largest difference -10.25 pp at zhangzhou ≥ 600 (least error 10.25 pp: its " in headline
+    assert headline.endswith("point A holds 38.2% of the city)")
+    assert "Fairness gap" not in text
+
+
+def test_the_per_threshold_table_has_a_row_per_city_and_threshold(
+    written: tuple[RunResult, Path, str],
+) -> None:
+    result, _, text = written
+    rows = [_cells(row) for row in _rows(text, "| city | threshold |")]
+    measured = city_thresholds(result.cities, AllianceScale())
+    expected = [(c.city, s) for c in measured for s in c.shares]
+    assert len(rows) == len(expected) == 15
+    for row, (city, share) in zip(rows, expected, strict=True):
+        assert row[:2] == [city, f"≥ {share.threshold}"]
+        assert row[2:6] == [
+            f"{share.city_share:.1%}",
+            f"{share.reference_share:.1%}",
+            f"{100 * share.error:+.2f} pp",
+            f"{100 * share.least_error:.2f} pp",
+        ]
+        assert row[7] == f"✓ {share.verdict}"
+    zhangzhou_600 = rows[11]
+    assert zhangzhou_600[:2] == ["zhangzhou", "≥ 600"]
+    assert zhangzhou_600[6:] == ["A (38.2%)", "✓ met: at the floor"]
+
+
+def test_a_table_that_misses_and_a_city_without_one_are_said(tmp_path: Path) -> None:
+    xiamen, fuzhou = _city("xiamen", 100), _city("fuzhou", 100)
+    generous = {
+        **xiamen.table,
+        "knots": [[x, min(a + 25, 1000), se] for x, a, se in xiamen.table["knots"]],
+    }
+    result = RunResult(
+        seed=3, started_at=0, scale=AllianceScale().to_json(), scenarios=[],
+        cities=[replace(xiamen, table=generous), replace(fuzhou, table={})],
+    )  # fmt: skip
+
+    text = write_report(result, tmp_path).read_text(encoding="utf-8")
+
+    headline = next(line for line in text.splitlines() if "**Fairness per threshold:**" in line)
+    assert "✗ goal met at 0 of 5 (city, threshold) pairs" in headline
+    assert "missed: xiamen ≥ 550 (MISSED by " in headline
+    assert headline.endswith("; not measured: fuzhou")
+    rows = [_cells(row) for row in _rows(text, "| city | threshold |")]
+    assert all(row[7].startswith("✗ MISSED by ") for row in rows[:5])
+    assert rows[5] == ["fuzhou", "–", "–", "–", "–", "–", "–", "no mapping table"]
+
+
+def test_the_grant_rates_keep_the_largest_visitor_local_difference(
     written: tuple[RunResult, Path, str],
 ) -> None:
     result, _, text = written
@@ -162,7 +223,7 @@ def test_the_report_shows_the_fairness_gap_as_fairness_gap_describes_it(
     assert gap.where is not None
     assert gap.local_rate is not None
     assert gap.visitor_rate is not None
-    assert f"- **Fairness gap:** {gap.describe()}" in text
+    assert f"**Largest visitor−local difference:** {gap.describe()}." in text
     top = _rows(text, "| verifying city |")
     assert 1 <= len(top) <= 5
     city, scenario, bucket = gap.where
@@ -235,7 +296,7 @@ def test_an_empty_run_still_writes_a_report_that_says_so(tmp_path: Path) -> None
     text = report.read_text(encoding="utf-8")
     assert "started 1970-01-01 00:00:00 UTC" in text
     assert "- **Visits:** 0" in text
-    assert "- **Fairness gap:** n/a: no cell to compare" in text
+    assert "- **Fairness per threshold:** n/a: no city with a table and a summary" in text
     for said in (
         "No phases were timed.",
         "No mapping tables to plot.",
@@ -290,7 +351,8 @@ def test_summary_lines_for_the_terminal(written: tuple[RunResult, Path, str]) ->
     assert 6 <= len(lines) <= 12
     assert lines[0] == "seed 6: 3 cities, 3,000 residents, 2,400 holders"
     assert lines[1].startswith("visits: 4,000 in 20.0 s (200.0/s): ")
-    assert f"fairness gap: {fairness_gap(result.visits).describe()}" in lines
+    measured = city_thresholds(result.cities, AllianceScale())
+    assert f"fairness per threshold: {describe_thresholds(measured)}" in lines
     assert "  ✗ revoked_never_granted: 2 granted after revocation | ids a, b" in lines
     assert "  ✓ every_visit_answered" in lines
     assert "faults: 1 of 2 handled as expected" in lines
@@ -303,10 +365,7 @@ def test_summary_lines_of_an_empty_run() -> None:
         "seed 0: 0 cities, 0 residents, 0 holders",
         "visits: 0 in 0.0 s (0.0/s): 0 granted, 0 denied, 0 refused, 0 unavailable",
         "wall time: 0.0 s for the whole run",
-        "fairness gap: n/a: no cell to compare (0 cells compared, 0 skipped "
-        "(< 30 decided visits in a group))",
-        "  too few visits for it; pooled over cities: n/a: no cell to compare (0 cells "
-        "compared, 0 skipped (< 20 decided visits in a group)), 5 buckets",
+        "fairness per threshold: n/a: no city with a table and a summary",
         "invariants: none checked",
         "faults: 0 of 0 handled as expected",
     ]
