@@ -198,20 +198,8 @@ def test_show_says_when_a_table_misses_the_goal(tmp_path: Path) -> None:
     # Quanzhou linked the way it was before issue 18, presmoothed: 600 is missed.
     out = tmp_path / "smoothed.json"
     summary = TABLES / "quanzhou.summary.json"
-    ok(
-        ccx(
-            "mapping",
-            "build",
-            summary,
-            *VALIDITY,
-            "--smoothing",
-            "loglinear:6",
-            "--se",
-            "none",
-            "--out",
-            out,
-        )
-    )
+    smoothing = ("--smoothing", "loglinear:6", "--se", "none")
+    ok(ccx("mapping", "build", summary, *VALIDITY, *smoothing, "--out", out))
     result = ccx("mapping", "show", out, "--summary", summary)
     rows = threshold_rows(result)
     assert rows[1][0] == "600"
