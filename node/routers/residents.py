@@ -216,9 +216,25 @@ class DimensionPublic(_Public):
     name: str
     label: str
     label_en: str
-    points: float = Field(description="the dimension's part of the score, after weight and cap")
+    points: float = Field(
+        description="the dimension's part of the score: after weight and cap (a hand-weighted "
+        "model), or the points of the bin its value falls in (a scorecard)"
+    )
     cap: dict[str, float] = Field(description="the bounds of the dimension's part: min, max")
     records: list[RecordBehindPublic]
+    value: float = Field(description="the sum of its counting records' points")
+
+
+class ReasonPublic(_Public):
+    code: str = Field(description="the reason code, stable for the model's characteristic")
+    dimension: str
+    label: str = Field(description="the dimension's name in Chinese")
+    label_en: str
+    points_below_max: float = Field(
+        description="how far the dimension's part lies below the most it can give"
+    )
+    text_zh: str = Field(description="the reason in plain words, in Chinese")
+    text_en: str = Field(description="the same in English")
 
 
 class AllianceStandingPublic(_Public):
@@ -239,6 +255,11 @@ class ScorePublic(_Public):
     alliance: AllianceStandingPublic | None = Field(
         description="what an attestation would say today, through the city's mapping table "
         "in force; null when none is"
+    )
+    model_kind: str = Field(description='the kind of scoring model: "weighted" or "scorecard"')
+    reasons: list[ReasonPublic] = Field(
+        description="a scorecard's reason codes (PIPL art. 24): the dimensions that lowered "
+        "her score most, the most first; empty for a hand-weighted model"
     )
 
 

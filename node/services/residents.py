@@ -93,6 +93,20 @@ class DimensionView:
     points: float
     cap: dict[str, float]
     records: list[RecordBehind]
+    value: float  # the sum of its counting records' points (a scorecard bins it)
+
+
+@dataclass(frozen=True)
+class ReasonView:
+    """A reason code of a scorecard (issue 18): a dimension that lowered her score."""
+
+    code: str
+    dimension: str
+    label: str
+    label_en: str
+    points_below_max: float
+    text_zh: str
+    text_en: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,8 @@ class ScoreView:
     dimensions: list[DimensionView]
     objected_records_counted: bool
     alliance: AllianceStanding | None
+    model_kind: str
+    reasons: list[ReasonView]
 
 
 @dataclass(frozen=True)
@@ -403,8 +419,21 @@ def _score_view(
                 _record_behind(state.model, by_key, by_key[entry["record"]], entry["points"])
                 for entry in breakdown.records.get(name, [])
             ],
+            value=breakdown.values.get(name, 0.0),
         )
         for name, dimension in state.model.dimensions.items()
+    ]
+    reasons = [
+        ReasonView(
+            code=reason.code,
+            dimension=reason.dimension,
+            label=state.model.dimensions[reason.dimension].label,
+            label_en=state.model.dimensions[reason.dimension].label_en or reason.dimension,
+            points_below_max=reason.points_below_max,
+            text_zh=reason.text_zh,
+            text_en=reason.text_en,
+        )
+        for reason in breakdown.reasons
     ]
     scale = state.model.scale
     return ScoreView(
@@ -415,6 +444,8 @@ def _score_view(
         dimensions=dimensions,
         objected_records_counted=any(r.objected for d in dimensions for r in d.records),
         alliance=standing,
+        model_kind=state.model.kind.name,
+        reasons=reasons,
     )
 
 

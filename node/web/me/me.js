@@ -44,6 +44,9 @@ const MESSAGES = {
     computedAt: "计算于 {date}，模型版本 {version}",
     objectedCounted: "有记录正在异议中：异议处理完之前，这些记录仍计入分数。",
     dimensionPoints: "{points} 分（范围 {min} 至 {max}）",
+    reasonsTitle: "使您的分数降低最多的因素",
+    reasonsIntro: "本市信用分由评分卡模型计算（依历史数据拟合）。以下各项低于其可得的最高分，按差距从大到小排列：",
+    reasonBelow: "低于该项最高 {points} 分",
     noRecords: "该维度没有计入的记录。",
     recordMeta: "{kind} · {department}/{record} · 发生于 {date}",
     countsUntil: "计入至 {date}",
@@ -148,6 +151,9 @@ const MESSAGES = {
     computedAt: "Computed on {date}, model version {version}",
     objectedCounted: "Some records are under objection: they still count until the objection is decided.",
     dimensionPoints: "{points} points (between {min} and {max})",
+    reasonsTitle: "What lowered your score most",
+    reasonsIntro: "The city scores with a scorecard (fitted from past outcomes). These parts lie below the most they can give, the furthest first:",
+    reasonBelow: "{points} points below the most this part can give",
     noRecords: "No record counts in this dimension.",
     recordMeta: "{kind} · {department}/{record} · on {date}",
     countsUntil: "counts until {date}",
@@ -459,9 +465,24 @@ function renderScore() {
     t("computedAt", { date: date(score.computed_at), version: score.model_version })));
   if (score.objected_records_counted) head.append(el("p", { className: "notice warn" }, t("objectedCounted")));
   box.append(head);
+  if (score.reasons && score.reasons.length) box.append(renderReasons(score.reasons));
   const dimensions = el("div", { className: "dimensions" });
   for (const dimension of score.dimensions) dimensions.append(renderDimension(dimension));
   box.append(dimensions);
+}
+
+// A scorecard's reason codes (PIPL art. 24): what lowered her score most, the most first.
+function renderReasons(reasons) {
+  const list = el("ol", { className: "reasons" });
+  for (const reason of reasons) {
+    const text = (lang() === "zh" ? reason.text_zh : reason.text_en)
+      || (lang() === "zh" ? reason.label : reason.label_en);
+    list.append(el("li", { id: `reason-${reason.code}` },
+      el("span", { className: "reason-code" }, reason.code), " ", el("span", {}, text), " ",
+      el("span", { className: "muted" }, t("reasonBelow", { points: number(reason.points_below_max) }))));
+  }
+  return el("section", { className: "card", id: "reasons" },
+    el("h3", {}, t("reasonsTitle")), el("p", { className: "muted" }, t("reasonsIntro")), list);
 }
 
 // A band's name in her language (an alliance may name bands this page does not know).

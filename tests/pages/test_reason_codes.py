@@ -1,0 +1,123 @@
+"""A scorecard's reason codes on her page (issue 18, PIPL art. 24): a node scoring with the
+learned Hangzhou scorecard names, in her language, the dimensions that lowered her score
+most, as its API says; a hand-weighted model's page shows none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from sqlmodel import Session
+
+from node.app import create_app, initialize_node
+from node.models import Consent
+from node.scoring import RecordInput, load_model
+from node.services.records import push_records
+from node.settings import Settings
+from node.state import NodeState
+from tests.conftest import NOW
+from tests.node.conftest import xiamen_settings
+from tests.node.servers import RunningNode, WorldClock, free_port
+from tests.pages.test_resident_page import (  # noqa: F401 (fixtures)
+    RESIDENT,
+    Watched,
+    World,
+    english,
+    log_in,
+    watched,
+    world,
+)
+
+DAY = 86400
+CARD = Path(__file__).parent.parent.parent / "simulator" / "cities" / "hangzhou.toml"
+MODEL = load_model(CARD)
+# a tax arrear and two pay-later defaults: her dishonesty and use of credit fall
+RECORDS = {
+    "tax": [{"record_id": "t-1", "kind": "tax_arrears", "occurred_at": NOW - 30 * DAY}],
+    "transport": [
+        {"record_id": f"pl-{i}", "kind": "pay_later_default", "occurred_at": NOW - i * DAY}
+        for i in (3, 9)
+    ],
+    "public-security": [
+        {"record_id": "id-1", "kind": "identity_verified", "occurred_at": NOW - 400 * DAY}
+    ],
+}
+
+
+@pytest.fixture
+def card_world(tmp_path: Path) -> Iterator[World]:
+    port = free_port()
+    settings: Settings = xiamen_settings(tmp_path / "node").model_copy(
+        update={"node_id": f"http://127.0.0.1:{port}", "scoring_model": CARD}
+    )
+    clock = WorldClock(NOW)
+    initialize_node(settings, now=clock.now)
+    app = create_app(settings, now=clock)
+    state: NodeState = app.state.node
+    with Session(state.engine) as db:
+        for department, rows in RECORDS.items():
+            rows = [{**row, "resident_id": RESIDENT} for row in rows]
+            result = push_records(db, state, department, rows, now=NOW - 3600)
+            assert result.counts == {"stored": len(rows), "duplicate": 0, "refused": 0}
+        db.add(Consent(resident_id=RESIDENT, kind="open_score", recipients=[], granted_at=NOW - 60))
+        db.commit()
+    with RunningNode(app, port) as running:
+        yield World(running, clock)
+
+
+def expected() -> tuple[float, list[tuple[str, float]]]:
+    inputs = [
+        RecordInput(f"{d}/{r['record_id']}", r["kind"], r["occurred_at"])
+        for d, rows in RECORDS.items()
+        for r in rows
+    ]
+    breakdown = MODEL.score(inputs, NOW)
+    return breakdown.score, [(r.code, r.points_below_max) for r in breakdown.reasons]
+
+
+def test_her_page_names_what_lowered_her_score_most(card_world: World, watched: Watched) -> None:  # noqa: F811
+    score, reasons = expected()
+    assert [code for code, _ in reasons][:2] == ["U1", "D1"]  # the records say so
+    body = card_world.api("GET", "/v1/me/score").json()
+    assert body["model_kind"] == "scorecard"
+    assert body["score"] == score
+    assert [(r["code"], r["points_below_max"]) for r in body["reasons"]] == reasons
+    usage = next(d for d in body["dimensions"] if d["name"] == "usage")
+    assert usage["value"] == -80
+    assert usage["cap"] == {
+        "min": min(MODEL.kind.characteristics["usage"].points),
+        "max": max(MODEL.kind.characteristics["usage"].points),
+    }
+
+    page = watched.page
+    log_in(card_world, page)
+    expect(page.locator("#score-value")).to_have_text(f"{score:g}")
+    items = page.locator("#reasons li")
+    expect(items).to_have_count(len(reasons))
+    characteristics = MODEL.kind.characteristics
+    for i, (code, _) in enumerate(reasons):
+        item = items.nth(i)
+        expect(item).to_have_attribute("id", f"reason-{code}")
+        dimension = next(c for c in characteristics.values() if c.reason_code == code)
+        expect(item).to_contain_text(dimension.reason_zh)
+    expect(page.locator("#reasons h3")).to_contain_text("降低")
+    assert watched.fits()
+    english(page)
+    expect(page.locator("#reasons h3")).to_have_text("What lowered your score most")
+    expect(items.first).to_contain_text(characteristics["usage"].reason_en)
+    expect(items.first).to_contain_text("points below the most this part can give")
+    assert watched.fits()
+    watched.clean()
+
+
+def test_a_hand_weighted_models_page_shows_no_reason_codes(world: World, watched: Watched) -> None:  # noqa: F811
+    body = world.api("GET", "/v1/me/score").json()
+    assert body["model_kind"] == "weighted"
+    assert body["reasons"] == []
+    page = watched.page
+    log_in(world, page)
+    expect(page.locator("#score-value")).to_be_visible()
+    expect(page.locator("#reasons")).to_have_count(0)
+    watched.clean()
