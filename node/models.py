@@ -136,6 +136,13 @@ class Attestation(SQLModel, table=True):
     issued_at: int = Field(sa_type=BigInteger)
     expires_at: int = Field(sa_type=BigInteger)
     status: str = Field(default="valid", max_length=16)  # valid | revoked | suspended
+    # credit_standing | domestic_service (issue 18, migration 0008): a withdrawn consent
+    # revokes its own type's attestations only, the band check the credit standing's
+    credential: str = Field(
+        default="credit_standing",
+        max_length=32,
+        sa_column_kwargs={"server_default": "credit_standing"},
+    )
 
 
 class Nonce(SQLModel, table=True):

@@ -124,6 +124,9 @@ class RecordKind:
     label_en: str = ""
     explain_zh: str = ""
     explain_en: str = ""
+    # False: records of the kind feed a credential only (issue 18, node/credentials.py:
+    # a service rating's stars), never the score; their points are 0 to it.
+    scored: bool = True
 
 
 @dataclass(frozen=True)
@@ -360,6 +363,7 @@ class ScoringModel:
                     _text(k, "label_en"),
                     _text(k, "explain_zh"),
                     _text(k, "explain_en"),
+                    bool(k.get("scored", True)),
                 )
                 for name, k in data["kinds"].items()
             }
@@ -457,6 +461,8 @@ class ScoringModel:
 
     def points_of(self, record: RecordInput) -> float:
         kind = self.kinds[record.kind]
+        if not kind.scored:
+            return 0.0
         if kind.repair:
             repaired = record.repairs
             if repaired is None:

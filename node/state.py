@@ -90,6 +90,9 @@ class Memory:
     # node.auth: a client id -> (client or None once revoked, good until)
     client_ids: dict[str, tuple[ClientIdentity | None, float]] = field(default_factory=dict)
     catalogue: ScenarioCatalogue | None = None  # node.services.verifying
+    # node.services.domestic: the model file's [credentials.domestic_service] rules, read
+    # once ((None,): the model has none)
+    credential_rules: tuple[Any, ...] | None = None
     local_mapping: CityMapping | None = None  # node.services.mapping_tables: unsigned table
     # node.services.mapping_tables: {(registry version, sha256): table}, failed fetches
     registry_tables: dict[tuple[int, str], CityMapping] = field(default_factory=dict)

@@ -97,7 +97,11 @@ class AttestationPublic(BaseModel):
 
     id: int
     holder_kid: str = Field(description="the JWK thumbprint of the wallet key it is bound to")
-    band: str
+    credential: str = Field(
+        "credit_standing",
+        description="credit_standing or domestic_service (docs/CREDENTIALS.md)",
+    )
+    band: str = Field(description="a credit standing's band; empty for a domestic-service one")
     alliance_score: int | None
     issued_at: int
     expires_at: int

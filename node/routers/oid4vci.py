@@ -8,10 +8,10 @@ bodies (a form, or strict JSON) so that every refusal is one of those codes.
 from __future__ import annotations
 
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Header, Path, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -91,10 +91,16 @@ def authorization_server_metadata_with_path(
 
 @router.get(
     "/oid4vci/type-metadata",
-    summary="SD-JWT VC Type Metadata of the credit standing (its vct is a URN, so here)",
+    summary="SD-JWT VC Type Metadata of a credential type (its vct is a URN, so here)",
+    responses=error_responses(422),
 )
-def type_metadata() -> dict[str, Any]:
-    return oid4vci.type_metadata()
+def type_metadata(
+    vct: Annotated[
+        Literal["urn:ccx:credit-standing:1", "urn:ccx:domestic-service:1"],
+        Query(description="the credential type; the credit standing by default"),
+    ] = "urn:ccx:credit-standing:1",
+) -> dict[str, Any]:
+    return oid4vci.type_metadata(vct)
 
 
 # --- the resident's offers -----------------------------------------------------------------
@@ -107,6 +113,11 @@ class OfferRequest(BaseModel):
         False,
         description="the wallet is on another device than this screen (a QR code): the "
         "offer then needs a transaction code, shown here and typed into the wallet",
+    )
+    credential_configuration_id: Literal["ccx_credit_standing", "ccx_domestic_service"] = Field(
+        "ccx_credit_standing",
+        description="which credential: the credit standing, or the domestic-service (家政) "
+        "credential (its own consent, share_domestic_service; docs/CREDENTIALS.md)",
     )
 
 
@@ -137,8 +148,9 @@ def create_offer(
     """Needs both consents, as the credential does. The offer is single use and lapses
     in five minutes; its wallet gets the credential at once (docs/ISSUING.md)."""
     offer = oid4vci.create_offer(
-        session, state, resident, cross_device=bool(body and body.cross_device), now=now
-    )
+        session, state, resident, cross_device=bool(body and body.cross_device), now=now,
+        configuration=body.credential_configuration_id if body else oid4vci.CONFIGURATION_ID,
+    )  # fmt: skip
     return OfferOut(
         credential_offer_uri=offer.credential_offer_uri,
         offer=offer.link,
@@ -431,7 +443,7 @@ _CREDENTIAL_REQUEST = {
                     "properties": {
                         "credential_configuration_id": {
                             "type": "string",
-                            "enum": [oid4vci.CONFIGURATION_ID],
+                            "enum": sorted(oid4vci.CONFIGURATIONS),
                         },
                         "proofs": {
                             "type": "object",

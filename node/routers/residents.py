@@ -37,7 +37,7 @@ from node.web import page_headers
 
 __all__ = ["router"]
 
-ConsentKind = Literal["open_score", "share_alliance"]
+ConsentKind = Literal["open_score", "share_alliance", "share_domestic_service"]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # an Integer primary key
 # Stored text: no NUL (models.STORABLE_TEXT) and, the document says so too, at least one
 # character that is not a space (surrounding spaces are stripped).
@@ -131,7 +131,8 @@ class ShareAllianceGrant(_Body):
     consent, which revokes every attestation she holds at once, and grants a new one;
     attestations issued after that name the new recipients."""
 
-    kind: Literal["share_alliance"]
+    # share_domestic_service: the same, for her domestic-service credential (issue 18)
+    kind: Literal["share_alliance", "share_domestic_service"]
     recipients: Annotated[
         list[Recipient],
         Field(min_length=1, max_length=16, json_schema_extra={"uniqueItems": True}),

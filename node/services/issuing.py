@@ -37,6 +37,7 @@ from sqlmodel import select as sqlmodel_select
 import protocol as P
 from keys import ManagedKey
 from node.city_mapping import CityMapping
+from node.credentials import CREDIT_STANDING, DOMESTIC_SERVICE
 from node.errors import NodeError
 from node.models import Attestation, Consent, Resident, Score
 from node.services import audit
@@ -62,6 +63,7 @@ __all__ = [
     "attestation_audience",
     "attestation_expiry",
     "attestations_of",
+    "certificate_of",
     "issue",
     "issue_bound",
     "require_consents",
@@ -75,6 +77,13 @@ __all__ = [
 log = logging.getLogger("ccx.node")
 
 REQUIRED_CONSENTS = ("open_score", "share_alliance")
+# The consents each credential type needs, the last one naming its recipients (issue 18,
+# docs/CREDENTIALS.md): the domestic-service credential has a share consent of its own.
+CONSENTS_FOR = {
+    CREDIT_STANDING: REQUIRED_CONSENTS,
+    DOMESTIC_SERVICE: ("share_domestic_service",),
+}
+CREDENTIAL_OF_CONSENT = {kind: c for c, kinds in CONSENTS_FOR.items() for kind in kinds}
 EVERY_MEMBER = "alliance"  # a share_alliance recipient meaning every member of the alliance
 OUTSTANDING = ("valid", "suspended")
 
@@ -137,6 +146,7 @@ _OUTSTANDING_OF = select(
 ).where(
     _ATTESTATIONS.c.resident_id == bindparam("resident"),
     _ATTESTATIONS.c.status.in_(OUTSTANDING),
+    _ATTESTATIONS.c.credential == bindparam("credential"),
 )
 _OUTSTANDING_WITH_SCORES = (
     select(
@@ -151,7 +161,11 @@ _OUTSTANDING_WITH_SCORES = (
     .select_from(
         _ATTESTATIONS.outerjoin(_SCORES, _SCORES.c.resident_id == _ATTESTATIONS.c.resident_id)
     )
-    .where(_ATTESTATIONS.c.status.in_(OUTSTANDING), _ATTESTATIONS.c.expires_at > bindparam("now"))
+    .where(
+        _ATTESTATIONS.c.status.in_(OUTSTANDING),
+        _ATTESTATIONS.c.expires_at > bindparam("now"),
+        _ATTESTATIONS.c.credential == CREDIT_STANDING,  # the others have no band
+    )
     .order_by(_ATTESTATIONS.c.id)
 )
 # --- issuing ---------------------------------------------------------------------------
@@ -184,16 +198,24 @@ def attestation_audience(recipients: Any, alliance: str) -> list[str] | None:
     return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))[: P.MAX_AUDIENCE]
 
 
-def require_consents(connection: Connection, resident_id: str, now: int, alliance: str) -> _Sharing:
-    """Her consents in force at ``now`` allow an attestation: both kinds, and recipients
-    named (NodeError 403 ``consent_required`` with ``details.missing`` otherwise, its
-    message asking whether this is her home node when it knows nothing of her); the
-    share consent's id and the ``aud`` it gives."""
+def require_consents(
+    connection: Connection,
+    resident_id: str,
+    now: int,
+    alliance: str,
+    credential: str = CREDIT_STANDING,
+) -> _Sharing:
+    """Her consents in force at ``now`` allow an attestation of ``credential``: every
+    kind it needs (:data:`CONSENTS_FOR`), and recipients named (NodeError 403
+    ``consent_required`` with ``details.missing`` otherwise, its message asking whether
+    this is her home node when it knows nothing of her); the share consent's id and the
+    ``aud`` it gives."""
     granted = {
         row.kind: row
         for row in connection.execute(_GRANTED_CONSENTS, {"resident": resident_id, "now": now})
     }
-    missing = [kind for kind in REQUIRED_CONSENTS if kind not in granted]
+    needed = CONSENTS_FOR[credential]
+    missing = [kind for kind in needed if kind not in granted]
     if not granted and not connection.execute(_KNOWS, {"resident": resident_id}).scalar():
         raise NodeError(
             "consent_required",
@@ -206,20 +228,26 @@ def require_consents(connection: Connection, resident_id: str, now: int, allianc
     if missing:
         raise NodeError(
             "consent_required",
-            "an attestation needs the consents to open the score and to share it with the "
-            f"alliance; missing: {', '.join(missing)}",
+            (
+                "an attestation needs the consents to open the score and to share it with the "
+                "alliance"
+                if credential == CREDIT_STANDING
+                else "a domestic-service credential needs the consent to share it"
+            )
+            + f"; missing: {', '.join(missing)}",
             status=403,
             details={"missing": missing},
         )
-    share = granted["share_alliance"]
+    share_kind = needed[-1]
+    share = granted[share_kind]
     audience = attestation_audience(share.recipients, alliance)
     if audience == []:
         raise NodeError(
             "consent_required",
-            "your share_alliance consent names no recipient: withdraw it and grant it again, "
+            f"your {share_kind} consent names no recipient: withdraw it and grant it again, "
             'naming members of the alliance or "alliance"',
             status=403,
-            details={"missing": ["share_alliance"]},
+            details={"missing": [share_kind]},
         )
     return _Sharing(int(share.id), audience)
 
@@ -275,7 +303,7 @@ def prepare_issue(
     )
 
 
-def _certificate_of(state: NodeState, kid: str, now: int) -> tuple[bytes, ...]:
+def certificate_of(state: NodeState, kid: str, now: int) -> tuple[bytes, ...]:
     """The alliance CA's certificate of the signing key, when the registry in effect
     carries one: the attestation's ``x5c``, for verifiers outside the alliance (HAIP
     1.0 section 6.1.1; docs/PROTOCOL.md section 2). None yet: issue without it."""
@@ -440,7 +468,7 @@ def _signed(
         claims["aud"] = stored.audience
     token = P.issue_attestation(
         claims, issuer_key=key.private_key, kid=key.kid, holder_jwk=holder_public, now=now,
-        x5c=_certificate_of(state, key.kid, now),
+        x5c=certificate_of(state, key.kid, now),
     )  # fmt: skip
     state.metrics.issued.inc()
     return IssuedAttestation(
@@ -467,11 +495,18 @@ def _check_reason(reason: str) -> None:
 
 
 def revoke_outstanding(
-    session: Session, state: NodeState, resident_id: str, *, now: int, reason: str
+    session: Session,
+    state: NodeState,
+    resident_id: str,
+    *,
+    now: int,
+    reason: str,
+    credential: str = CREDIT_STANDING,
 ) -> int:
-    """Revoke every valid or suspended attestation of a resident at once (consent
-    withdrawn, ...); returns how many. Runs inside the caller's transaction and commits
-    nothing: the status lists show the revocation once the caller commits.
+    """Revoke every valid or suspended attestation of ``credential`` of a resident at
+    once (consent withdrawn, ...; the other credential type's stay as they are); returns
+    how many. Runs inside the caller's transaction and commits nothing: the status lists
+    show the revocation once the caller commits.
 
     ``reason`` is a short code for the audit log (``"consent_withdrawn"``); raises
     ``ValueError`` for anything else.
@@ -481,7 +516,10 @@ def revoke_outstanding(
     hold_lock(session, f"attestations:{resident_id}")
     connection = session.connection()
     refs = [
-        StatusRef(*row) for row in connection.execute(_OUTSTANDING_OF, {"resident": resident_id})
+        StatusRef(*row)
+        for row in connection.execute(
+            _OUTSTANDING_OF, {"resident": resident_id, "credential": credential}
+        )
     ]
     if not refs:
         return 0
@@ -491,7 +529,12 @@ def revoke_outstanding(
         actor="node",
         action="attestations.revoked",
         subject=resident_id,
-        details={"reason": reason, "count": len(refs), "attestation_ids": [r.id for r in refs]},
+        details={
+            "reason": reason,
+            "credential": credential,
+            "count": len(refs),
+            "attestation_ids": [r.id for r in refs],
+        },
         now=now,
     )
     _count_after_commit(session, state.metrics.revoked, len(refs))

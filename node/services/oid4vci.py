@@ -30,9 +30,10 @@ from sqlmodel import Session, col
 
 import protocol as P
 from keys import Keyring
+from node.credentials import CREDIT_STANDING, DOMESTIC_SERVICE
 from node.errors import NodeError, OAuthError
 from node.models import Nonce
-from node.services import audit, issuing
+from node.services import audit, domestic, issuing
 from node.services.nonces import (
     SecretRefused,
     nonce_digest,
@@ -47,7 +48,9 @@ from node.services.nonces import (
 from node.state import NodeState
 
 __all__ = [
+    "CONFIGURATIONS",
     "CONFIGURATION_ID",
+    "DOMESTIC_CONFIGURATION_ID",
     "PREAUTHORIZED_GRANT",
     "CredentialOffer",
     "TokenGrant",
@@ -66,6 +69,9 @@ __all__ = [
 ]
 
 CONFIGURATION_ID = "ccx_credit_standing"  # also the scope that asks for it
+DOMESTIC_CONFIGURATION_ID = "ccx_domestic_service"  # issue 18, docs/CREDENTIALS.md
+# configuration id -> the credential type it issues (node.credentials)
+CONFIGURATIONS = {CONFIGURATION_ID: CREDIT_STANDING, DOMESTIC_CONFIGURATION_ID: DOMESTIC_SERVICE}
 PREAUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 OFFER_LIFETIME = 300  # seconds an offer may wait for its wallet
 CODE_LIFETIME = 120  # seconds a pre-authorized code may wait for its token request
@@ -94,10 +100,11 @@ def _endpoint(state: NodeState, path: str) -> str:
 
 def credential_issuer_metadata(state: NodeState) -> dict[str, Any]:
     """The Credential Issuer Metadata (OpenID4VCI 1.0 section 12.2.4): the node is the
-    issuer and its own authorization server; one configuration, the credit standing."""
+    issuer and its own authorization server; the credit standing's configuration, and the
+    domestic-service credential's when its scoring model names the records that feed it."""
     issuer = state.settings.node_id
     city = state.settings.city
-    return {
+    metadata = {
         "credential_issuer": issuer,
         "credential_endpoint": _endpoint(state, "/oid4vci/credential"),
         "nonce_endpoint": _endpoint(state, "/oid4vci/nonce"),
@@ -134,6 +141,28 @@ def credential_issuer_metadata(state: NodeState) -> dict[str, Any]:
             }
         },
     }
+    if domestic.credential_rules(state) is not None:
+        configurations: dict[str, Any] = metadata["credential_configurations_supported"]  # type: ignore[assignment]
+        configurations[DOMESTIC_CONFIGURATION_ID] = {
+            **configurations[CONFIGURATION_ID],
+            "vct": P.DOMESTIC_VCT,
+            "scope": DOMESTIC_CONFIGURATION_ID,
+            "credential_metadata": {
+                "display": [
+                    {"name": "Domestic service", "locale": "en",
+                     "description": "Your background check, training, ratings and complaints "
+                     "as a housekeeper, for agencies and families in every member city"},
+                    {"name": "家政服务", "locale": "zh-CN",
+                     "description": "您作为家政服务人员的背景审查、培训、评价与投诉情况"},
+                ],
+                "claims": [
+                    {"path": [name], "display": [{"name": en, "locale": "en"},
+                                                 {"name": zh, "locale": "zh-CN"}]}
+                    for name, en, zh in _DOMESTIC_CLAIM_NAMES
+                ],
+            },
+        }  # fmt: skip
+    return metadata
 
 
 _CLAIM_NAMES: list[tuple[str, str, str]] = [
@@ -146,11 +175,27 @@ _CLAIM_NAMES: list[tuple[str, str, str]] = [
 ]
 
 
-def type_metadata() -> dict[str, Any]:
+_DOMESTIC_CLAIM_NAMES: list[tuple[str, str, str]] = [
+    ("background_check_passed", "Background check passed", "背景审查通过"),
+    ("background_check_date", "Background check date", "背景审查日期"),
+    ("certified_since", "Certified since", "持证起始日期"),
+    ("training_certificates", "Training certificates", "培训证书数"),
+    ("rating_count", "Ratings", "评价数"),
+    ("no_upheld_complaints_12m", "No upheld complaint in 12 months", "近12个月无成立投诉"),
+    ("rating_at_least", "Rating at least", "评分不低于"),
+]
+
+
+def type_metadata(vct: str = P.VCT) -> dict[str, Any]:
     """SD-JWT VC Type Metadata (draft-ietf-oauth-sd-jwt-vc, section "SD-JWT VC Type
-    Metadata") for the credit standing. The draft retrieves it from an https ``vct``;
-    ours is a URN, so the document is published by every issuer here and named in
-    docs/PROTOCOL.md section 10 for wallets to keep."""
+    Metadata") for the credit standing, or for the domestic-service credential
+    (``vct`` :data:`protocol.DOMESTIC_VCT`). The draft retrieves it from an https
+    ``vct``; ours are URNs, so the documents are published by every issuer here and
+    named in docs/PROTOCOL.md section 10 for wallets to keep. ValueError for another vct."""
+    if vct == P.DOMESTIC_VCT:
+        return _domestic_type_metadata()
+    if vct != P.VCT:
+        raise ValueError(f"no type metadata for {vct!r}")
     return {
         "vct": P.VCT,
         "name": "Credit standing / 信用状况",
@@ -173,6 +218,33 @@ def type_metadata() -> dict[str, Any]:
             {"path": ["score_at_least", None], "sd": "always",
              "display": [{"locale": "en", "label": "Score at least (each threshold)"},
                          {"locale": "zh-CN", "label": "信用分不低于（各档）"}]},
+        ],
+    }  # fmt: skip
+
+
+def _domestic_type_metadata() -> dict[str, Any]:
+    return {
+        "vct": P.DOMESTIC_VCT,
+        "name": "Domestic service / 家政服务",
+        "description": "A housekeeper's background check, training, ratings and upheld "
+        "complaints, each selectively disclosable, bound to her key.",
+        "display": [
+            {"locale": "en", "name": "Domestic service",
+             "description": "Your record as a housekeeper"},
+            {"locale": "zh-CN", "name": "家政服务", "description": "您的家政服务记录"},
+        ],
+        "claims": [
+            {
+                "path": [name],
+                "display": [{"locale": "en", "label": en}, {"locale": "zh-CN", "label": zh}],
+                "sd": "never" if name == "rating_at_least" else "always",
+            }
+            for name, en, zh in _DOMESTIC_CLAIM_NAMES
+        ]
+        + [
+            {"path": ["rating_at_least", None], "sd": "always",
+             "display": [{"locale": "en", "label": "Rating at least (each threshold, stars)"},
+                         {"locale": "zh-CN", "label": "评分不低于（各档，星级）"}]},
         ],
     }  # fmt: skip
 
@@ -206,7 +278,7 @@ def authorization_server_metadata(state: NodeState) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["none"],
         "pre-authorized_grant_anonymous_access_supported": True,
         "dpop_signing_alg_values_supported": list(PROOF_ALGS),
-        "scopes_supported": [CONFIGURATION_ID],
+        "scopes_supported": [CONFIGURATION_ID],  # the authorization code grant: credit only
     }
     if login_endpoint(state) is not None:
         metadata.update(
@@ -241,13 +313,27 @@ class CredentialOffer:
 
 
 def create_offer(
-    session: Session, state: NodeState, resident_id: str, *, cross_device: bool, now: int
+    session: Session,
+    state: NodeState,
+    resident_id: str,
+    *,
+    cross_device: bool,
+    now: int,
+    configuration: str = CONFIGURATION_ID,
 ) -> CredentialOffer:
-    """A single-use credential offer for ``resident_id`` (committed). Needs both consents
-    now (NodeError 403 ``consent_required``), as the credential itself will; with
-    ``cross_device``, a numeric transaction code of six digits the wallet must send."""
+    """A single-use credential offer for ``resident_id`` (committed) of the credential
+    ``configuration`` (:data:`CONFIGURATIONS`). Needs its consents now (NodeError 403
+    ``consent_required``), as the credential itself will; with ``cross_device``, a
+    numeric transaction code of six digits the wallet must send. NodeError 404
+    ``credential_not_issued`` for the domestic-service credential on a node whose model
+    names no records for it."""
+    credential = CONFIGURATIONS[configuration]
+    if credential == DOMESTIC_SERVICE and domestic.credential_rules(state) is None:
+        raise NodeError(
+            "credential_not_issued", "this node issues no domestic-service credential", status=404
+        )
     connection = session.connection()
-    issuing.require_consents(connection, resident_id, now, state.settings.alliance)
+    issuing.require_consents(connection, resident_id, now, state.settings.alliance, credential)
     offer_id = secrets.token_urlsafe(32)
     tx_code = (
         "".join(str(secrets.randbelow(10)) for _ in range(TX_CODE_LENGTH)) if cross_device else None
@@ -258,14 +344,19 @@ def create_offer(
         value=offer_id,
         subject=resident_id,
         expires_at=now + OFFER_LIFETIME,
-        data={"tx_code": nonce_digest(tx_code) if tx_code else None},
-    )
+        data={"tx_code": nonce_digest(tx_code) if tx_code else None,
+              "configuration": configuration},
+    )  # fmt: skip
     audit.append(
         session,
         actor="resident",
         action="credential_offer.created",
         subject=resident_id,
-        details={"cross_device": cross_device, "expires_at": now + OFFER_LIFETIME},
+        details={
+            "cross_device": cross_device,
+            "expires_at": now + OFFER_LIFETIME,
+            "configuration": configuration,
+        },
         now=now,
     )
     session.commit()
@@ -314,7 +405,7 @@ def offer_document(
         }
     return {
         "credential_issuer": state.settings.node_id,
-        "credential_configuration_ids": [CONFIGURATION_ID],
+        "credential_configuration_ids": [data.get("configuration") or CONFIGURATION_ID],
         "grants": {PREAUTHORIZED_GRANT: grant},
     }
 
@@ -503,10 +594,10 @@ def _proof_of(body: Any) -> str:
             "unknown_credential_identifier",
             "this issuer gives no credential identifiers: name credential_configuration_id",
         )
-    if body.get("credential_configuration_id") != CONFIGURATION_ID:
+    if body.get("credential_configuration_id") not in CONFIGURATIONS:
         raise OAuthError(
             "unknown_credential_configuration",
-            f"credential_configuration_id must be {CONFIGURATION_ID!r}",
+            f"credential_configuration_id must be one of {sorted(CONFIGURATIONS)}",
         )
     if "proof" in body:
         raise OAuthError("invalid_credential_request", "send proofs (1.0), not proof (drafts)")
@@ -537,6 +628,11 @@ def issue_credential(
     the SD-JWT VC. OAuthError with the spec's codes; a missing consent or score is
     ``credential_request_denied``."""
     proof = _proof_of(body)
+    issue_bound = (
+        domestic.issue_domestic_bound
+        if CONFIGURATIONS[body["credential_configuration_id"]] == DOMESTIC_SERVICE
+        else issuing.issue_bound
+    )
     try:
         key_proof = P.verify_key_proof(
             proof,
@@ -548,7 +644,7 @@ def issue_credential(
     except P.ProtocolError as exc:
         raise OAuthError("invalid_proof", exc.message) from exc
     try:
-        issued = issuing.issue_bound(
+        issued = issue_bound(
             session,
             state,
             resident_id,

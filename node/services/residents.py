@@ -14,7 +14,9 @@ Consent rules (DESIGN section 10, seed/BRIEF.md):
   names them (its ``aud``) and any other member refuses it (docs/PROTOCOL.md 3.3). A
   node that holds no registry can't check a member id: naming members is refused there
   (503 ``registry_unavailable``, fail closed); ``"alliance"`` needs no check.
-- Withdrawing either revokes every outstanding attestation, in the same transaction.
+- ``share_domestic_service``: the same, for the domestic-service credential (issue 18).
+- Withdrawing one revokes every outstanding attestation of the credential type it
+  serves (and only those), in the same transaction.
   Recipients change only that way (a consent in force can't be granted again), so no
   attestation outlives the recipients it names.
 - Granting again after a withdrawal adds a new row; the history is kept.
@@ -61,7 +63,10 @@ __all__ = [
     "withdraw_consent",
 ]
 
-CONSENT_KINDS = ("open_score", "share_alliance")
+CONSENT_KINDS = ("open_score", "share_alliance", "share_domestic_service")
+# The consents that name recipients and a purpose (PIPL art. 23), one per credential type
+# (issue 18: share_domestic_service for the domestic-service credential).
+SHARE_KINDS = ("share_alliance", "share_domestic_service")
 EVERY_MEMBER = issuing.EVERY_MEMBER  # the recipient "alliance": every member
 # The audit actor of a resident's own acts; the entry's subject names her. (Not
 # "resident:<id>": a 128-character id would not fit the 128-character actor column.)
@@ -267,10 +272,10 @@ def grant_consent(
     """
     if kind not in CONSENT_KINDS:
         raise ValueError(f"unknown consent kind {kind!r}")
-    if kind == "share_alliance":
+    if kind in SHARE_KINDS:
         recipients = check_recipients(state, recipients, now=now)
     elif recipients:
-        raise ValueError("only a share_alliance consent names recipients")
+        raise ValueError("only a share consent names recipients")
     hold_lock(session, f"consents:{resident_id}")  # two grants at once can't both pass
     if active_consent(session, resident_id, kind) is not None:
         raise NodeError(
@@ -308,7 +313,9 @@ def grant_consent(
 def withdraw_consent(
     session: Session, state: NodeState, resident_id: str, kind: str, *, now: int
 ) -> Withdrawal:
-    """Withdraw her consent of ``kind``, revoke every outstanding attestation of hers and
+    """Withdraw her consent of ``kind``, revoke every outstanding attestation of hers of
+    the credential type it serves (``open_score`` and ``share_alliance``: the credit
+    standing; ``share_domestic_service``: the domestic-service credential, issue 18) and
     audit it, all in one transaction: if revoking fails, the consent stays in force.
 
     Raises ``NodeError`` 404 ``consent_not_found`` if none of that kind is in force.
@@ -321,8 +328,9 @@ def withdraw_consent(
     session.add(consent)
     session.flush()
     revoked = issuing.revoke_outstanding(
-        session, state, resident_id, now=now, reason=f"consent_withdrawn:{kind}"
-    )
+        session, state, resident_id, now=now, reason=f"consent_withdrawn:{kind}",
+        credential=issuing.CREDENTIAL_OF_CONSENT[kind],
+    )  # fmt: skip
     audit.append(
         session,
         actor=RESIDENT_ACTOR,

@@ -592,8 +592,10 @@ def record_arrays(
     that are not repairs (``own_points``: the record's own points, NaN where it has
     none): their effective points (:meth:`ScoringModel.points_of`) and expiry."""
     order = model.kind_order
-    kind_points = np.array([model.kinds[k].points for k in order], dtype=np.float64)
-    overridable = np.array([model.kinds[k].points_overridable for k in order], dtype=bool)
+    # a kind that feeds a credential only (scored = false, issue 18) counts 0 points
+    kinds = [model.kinds[k] for k in order]
+    kind_points = np.array([k.points if k.scored else 0.0 for k in kinds], dtype=np.float64)
+    overridable = np.array([k.points_overridable and k.scored for k in kinds], dtype=bool)
     period = DAY * np.array(
         [model.disclosure_days[model.kinds[k].severity] for k in order], dtype=np.int64
     )

@@ -77,9 +77,12 @@ def revocations(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Every ``issuing.revoke_outstanding`` call, passed on to the real one."""
     recorder, real = Recorder(), issuing.revoke_outstanding
 
-    def revoke(session: Session, state: Any, resident_id: str, *, now: int, reason: str) -> int:
+    def revoke(
+        session: Session, state: Any, resident_id: str, *, now: int, reason: str,
+        credential: str = "credit_standing",
+    ) -> int:  # fmt: skip
         recorder.calls.append({"resident_id": resident_id, "now": now, "reason": reason})
-        return real(session, state, resident_id, now=now, reason=reason)
+        return real(session, state, resident_id, now=now, reason=reason, credential=credential)
 
     monkeypatch.setattr(issuing, "revoke_outstanding", revoke)
     return recorder
