@@ -15,6 +15,7 @@ numpy), so that ``ccx model fit`` refits the committed model file exactly
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ __all__ = [
     "base_model_path",
     "demo_outcomes",
     "demo_outcomes_command",
+    "learned_cities",
 ]
 
 DEMO_OUTCOMES_SEED = 20261118
@@ -51,6 +53,22 @@ def base_model_path(city: str) -> Path:
     (``cities/<city>.base.toml``) where it has one, else its model file."""
     base = CITIES_DIR / f"{city}.base.toml"
     return base if base.exists() else CITIES_DIR / f"{city}.toml"
+
+
+def learned_cities(cities: Sequence[str]) -> list[tuple[str, str]]:
+    """``(city, model version)`` of the simulated cities among ``cities`` whose model file
+    (``cities/<city>.toml``, the one their node scores with) is a scorecard, for the
+    simulator's report; a city without a model file there is left out."""
+    from node.scoring import load_model
+
+    learned = []
+    for city in cities:
+        path = CITIES_DIR / f"{city}.toml"
+        if path.exists():
+            model = load_model(path)
+            if model.kind.name == "scorecard":
+                learned.append((city, model.version))
+    return learned
 
 
 def demo_outcomes(city: str, residents: int, *, seed: int, model_path: Path | None = None) -> str:

@@ -50,6 +50,7 @@ from simulator.fairness import (
     pooled_grant_rates,
 )
 from simulator.observations import Outcome, RunResult
+from simulator.outcomes import learned_cities
 
 __all__ = ["REPORT_NAME", "summary_lines", "write_report"]
 
@@ -197,6 +198,14 @@ def _summary_section(result: RunResult, measured: Sequence[CityThresholds]) -> l
         f"- **Faults:** {faults}",
         "",
     ]
+    learned = learned_cities([city.city for city in result.cities])
+    if learned:  # issue 18: a city whose score is a scorecard fitted from outcomes
+        models = ", ".join(f"{city} (`{version}`)" for city, version in learned)
+        lines[-1:-1] = [
+            f"- **Learned scorecard:** {models} scores with a scorecard fitted by `ccx model "
+            "fit` from synthetic pay-later outcomes, with reason codes; the other cities with "
+            "hand-weighted models (docs/MODELS.md)"
+        ]
     if result.cities:
         rows = [
             [

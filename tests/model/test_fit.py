@@ -228,3 +228,51 @@ def test_read_outcomes_round_trips_the_values_exactly() -> None:
     assert parsed.values[DIMENSIONS.index("positive")].tolist() == [1 / 3, 2.0, 7.5]
     with pytest.raises(ModelError, match="UTF-8"):
         read_outcomes(b"\xff\xfe")
+
+
+def test_the_simulators_report_names_the_learned_city(tmp_path: Path) -> None:
+    import json
+
+    from simulator.observations import CityInfo, RunResult
+    from simulator.outcomes import learned_cities
+    from simulator.report import write_report
+
+    assert learned_cities(["xiamen", "hangzhou", "atlantis"]) == [
+        ("hangzhou", load_model(CITIES / "hangzhou.toml").version)
+    ]
+    tables = ROOT / "mappings" / "tables"
+
+    def city(name: str, score: str) -> CityInfo:
+        return CityInfo(
+            city=name,
+            name=score,
+            node_id=f"https://{name}.ccx.example",
+            residents=100,
+            records=300,
+            holders=80,
+            summary=json.loads((tables / f"{name}.summary.json").read_text(encoding="utf-8")),
+            table=json.loads((tables / f"{name}.table.json").read_text(encoding="utf-8")),
+        )
+
+    scale = json.loads((tables / "xiamen.table.json").read_text(encoding="utf-8"))
+    result = RunResult(
+        seed=1,
+        started_at=1_800_000_000,
+        scale=scale.get("scale", {}),
+        scenarios=[],
+        cities=[city("xiamen", "白鹭分"), city("hangzhou", "钱江分")],
+    )
+    text = write_report(result, tmp_path).read_text(encoding="utf-8")
+    [line] = [line for line in text.splitlines() if "Learned scorecard" in line]
+    assert "hangzhou (`qianjiang-card-1`)" in line
+    assert "xiamen" not in line
+    only_weighted = RunResult(
+        seed=1,
+        started_at=1_800_000_000,
+        scale=scale.get("scale", {}),
+        scenarios=[],
+        cities=[city("xiamen", "白鹭分")],
+    )
+    assert "Learned scorecard" not in write_report(only_weighted, tmp_path / "w").read_text(
+        encoding="utf-8"
+    )
