@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -13,7 +14,7 @@ from sqlmodel import Session
 
 from node.app import create_app, initialize_node
 from node.models import Consent
-from node.scoring import RecordInput, load_model
+from node.scoring import RecordInput, Scorecard, load_model
 from node.services.records import push_records
 from node.settings import Settings
 from node.state import NodeState
@@ -33,8 +34,10 @@ from tests.pages.test_resident_page import (  # noqa: F401 (fixtures)
 DAY = 86400
 CARD = Path(__file__).parent.parent.parent / "simulator" / "cities" / "hangzhou.toml"
 MODEL = load_model(CARD)
+assert isinstance(MODEL.kind, Scorecard)
+CHARACTERISTICS = MODEL.kind.characteristics
 # a tax arrear and two pay-later defaults: her dishonesty and use of credit fall
-RECORDS = {
+RECORDS: dict[str, list[dict[str, Any]]] = {
     "tax": [{"record_id": "t-1", "kind": "tax_arrears", "occurred_at": NOW - 30 * DAY}],
     "transport": [
         {"record_id": f"pl-{i}", "kind": "pay_later_default", "occurred_at": NOW - i * DAY}
@@ -87,8 +90,8 @@ def test_her_page_names_what_lowered_her_score_most(card_world: World, watched: 
     usage = next(d for d in body["dimensions"] if d["name"] == "usage")
     assert usage["value"] == -80
     assert usage["cap"] == {
-        "min": min(MODEL.kind.characteristics["usage"].points),
-        "max": max(MODEL.kind.characteristics["usage"].points),
+        "min": min(CHARACTERISTICS["usage"].points),
+        "max": max(CHARACTERISTICS["usage"].points),
     }
 
     page = watched.page
@@ -96,7 +99,7 @@ def test_her_page_names_what_lowered_her_score_most(card_world: World, watched: 
     expect(page.locator("#score-value")).to_have_text(f"{score:g}")
     items = page.locator("#reasons li")
     expect(items).to_have_count(len(reasons))
-    characteristics = MODEL.kind.characteristics
+    characteristics = CHARACTERISTICS
     for i, (code, _) in enumerate(reasons):
         item = items.nth(i)
         expect(item).to_have_attribute("id", f"reason-{code}")
