@@ -10,23 +10,16 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from sqlmodel import Session
 
-from node.app import create_app, initialize_node
-from node.models import Consent
 from node.scoring import RecordInput, Scorecard, load_model
-from node.services.records import push_records
-from node.settings import Settings
-from node.state import NodeState
 from tests.conftest import NOW
-from tests.node.conftest import xiamen_settings
-from tests.node.servers import RunningNode, WorldClock, free_port
 from tests.pages.test_resident_page import (  # noqa: F401 (fixtures)
     RESIDENT,
     Watched,
     World,
     english,
     log_in,
+    running_world,
     watched,
     world,
 )
@@ -51,23 +44,7 @@ RECORDS: dict[str, list[dict[str, Any]]] = {
 
 @pytest.fixture
 def card_world(tmp_path: Path) -> Iterator[World]:
-    port = free_port()
-    settings: Settings = xiamen_settings(tmp_path / "node").model_copy(
-        update={"node_id": f"http://127.0.0.1:{port}", "scoring_model": CARD}
-    )
-    clock = WorldClock(NOW)
-    initialize_node(settings, now=clock.now)
-    app = create_app(settings, now=clock)
-    state: NodeState = app.state.node
-    with Session(state.engine) as db:
-        for department, rows in RECORDS.items():
-            rows = [{**row, "resident_id": RESIDENT} for row in rows]
-            result = push_records(db, state, department, rows, now=NOW - 3600)
-            assert result.counts == {"stored": len(rows), "duplicate": 0, "refused": 0}
-        db.add(Consent(resident_id=RESIDENT, kind="open_score", recipients=[], granted_at=NOW - 60))
-        db.commit()
-    with RunningNode(app, port) as running:
-        yield World(running, clock)
+    yield from running_world(tmp_path, RECORDS, scoring_model=CARD)
 
 
 def expected() -> tuple[float, list[tuple[str, float]]]:

@@ -73,18 +73,21 @@ class World:
         return {c["kind"]: c for c in answer if c["active"]}
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def running_world(
+    tmp_path: Path, records: dict[str, list[dict[str, Any]]], **settings: Any
+) -> Iterator[World]:
+    """A node on loopback (the tests' Xiamen, with ``settings`` changed) where she has
+    ``records`` (by department) and her ``open_score`` consent."""
     port = free_port()
-    settings: Settings = xiamen_settings(tmp_path / "node").model_copy(
-        update={"node_id": f"http://127.0.0.1:{port}"}
+    node_settings: Settings = xiamen_settings(tmp_path / "node").model_copy(
+        update={"node_id": f"http://127.0.0.1:{port}", **settings}
     )
     clock = WorldClock(NOW)
-    initialize_node(settings, now=clock.now)
-    app = create_app(settings, now=clock)
+    initialize_node(node_settings, now=clock.now)
+    app = create_app(node_settings, now=clock)
     state: NodeState = app.state.node
     with Session(state.engine) as db:
-        for department, rows in RECORDS.items():
+        for department, rows in records.items():
             rows = [{**row, "resident_id": RESIDENT} for row in rows]
             result = push_records(db, state, department, rows, now=NOW - 3600)
             assert result.counts == {"stored": len(rows), "duplicate": 0, "refused": 0}
@@ -93,6 +96,11 @@ def world(tmp_path: Path) -> Iterator[World]:
         db.commit()
     with RunningNode(app, port) as running:
         yield World(running, clock)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    yield from running_world(tmp_path, RECORDS)
 
 
 class Watched:
