@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-import numpy.typing as npt
 import typer
 
 from cli import InputError, reports_errors, write_atomically
@@ -75,6 +73,8 @@ def demo_outcomes(city: str, residents: int, *, seed: int, model_path: Path | No
     """The outcomes CSV (node.model_fit.OUTCOME_COLUMNS) of ``residents`` residents of a
     simulated city. Raises ``ValueError`` for an unknown city or a bad number,
     ``node.scoring.ModelError`` for a model that can't be read."""
+    import numpy as np  # here: `ccx model --help` starts without numpy (issue 20)
+
     from node.model_fit import outcomes_csv
     from node.scoring import load_model
     from simulator.population import generate, profile
@@ -92,9 +92,7 @@ def demo_outcomes(city: str, residents: int, *, seed: int, model_path: Path | No
         logit += weight * values[rows[name]]
     usage = values[rows["usage"]]
     logit += _USAGE_BAD * np.minimum(usage, 0) + _USAGE_GOOD * np.maximum(usage, 0)
-    defaulted: npt.NDArray[np.int64] = (rng.random(residents) < 1 / (1 + np.exp(-logit))).astype(
-        np.int64
-    )
+    defaulted = (rng.random(residents) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     return outcomes_csv(population.resident_ids, values, defaulted)
 
 

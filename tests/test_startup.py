@@ -14,7 +14,16 @@ from typer.testing import CliRunner
 
 from ccx.app import LAZY_GROUPS, app
 
-HEAVY = ("fastapi", "starlette", "sqlalchemy", "sqlmodel", "numpy", "matplotlib", "uvicorn")
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "sqlmodel",
+    "numpy",
+    "matplotlib",
+    "uvicorn",
+    "sklearn",
+)
 
 _PROBE = """
 import json, sys
@@ -56,6 +65,8 @@ def test_importing_the_ccx_command_loads_no_heavy_package() -> None:
         ["alliance", "show", "--help"],
         ["mapping", "build", "--help"],
         ["wallet", "keygen", "--help"],
+        ["model", "fit", "--help"],
+        ["model", "demo-outcomes", "--help"],
     ],
     ids=" ".join,
 )
