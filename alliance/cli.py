@@ -236,6 +236,17 @@ MemberOption = Annotated[
         show_default=False,
     ),
 ]
+CredentialOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--credential",
+        metavar="TYPE",
+        help="A credential type the member issues: credit_standing or domestic_service; "
+        "repeat for both. Not given at admit: the registry lists none, which verifiers "
+        "read as credit_standing alone (docs/CREDENTIALS.md).",
+        show_default=False,
+    ),
+]
 JwksOption = Annotated[
     str,
     typer.Option(
@@ -326,6 +337,7 @@ def admit(
             show_default=False,
         ),
     ] = None,
+    credential: CredentialOption = None,
     folder: DirOption = DEFAULT_DIR,
 ) -> None:
     """Admit a member node with its issuing keys (active in the next published version)."""
@@ -338,10 +350,29 @@ def admit(
         else None
     )
     keys = _load_jwks(jwks)
-    state = state.admit(member_id=member_id, name=name, city=city, jwks=keys, local_scale=scale)
+    state = state.admit(
+        member_id=member_id, name=name, city=city, jwks=keys, local_scale=scale,
+        credentials=credential or (),
+    )  # fmt: skip
     _save_state(folder, state)
     kids = ", ".join(k["kid"] for k in keys["keys"])
     typer.echo(f"admitted {member_id} ({city}) with keys {kids}")
+
+
+@alliance_app.command("credentials")
+@reports_errors
+def set_credentials(
+    member_id: MemberOption,
+    credential: CredentialOption = None,
+    folder: DirOption = DEFAULT_DIR,
+) -> None:
+    """Say which credential types a member issues (credit_standing, domestic_service):
+    from the next published version, verifiers refuse any other type from it."""
+    state = _load_state(folder)
+    state = state.set_credentials(member_id, credential or [])
+    _save_state(folder, state)
+    listed = state.member(member_id)["credentials"]
+    typer.echo(f"{member_id} issues {', '.join(listed)} (publish to take effect)")
 
 
 @alliance_app.command()

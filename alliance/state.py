@@ -20,6 +20,7 @@ from cli import InputError
 from mappings import AllianceScale, LocalScale, MappingError
 
 __all__ = [
+    "CREDENTIAL_TYPES",
     "DEFAULT_POLICY",
     "REQUIRED_SCENARIOS",
     "STATE_FORMAT",
@@ -27,6 +28,7 @@ __all__ = [
     "AllianceState",
     "PublishedVersion",
     "attach_table",
+    "check_credentials",
     "check_http_url",
     "parse_jwks",
     "parse_local_scale",
@@ -76,6 +78,23 @@ class AllianceError(InputError):
 
 
 # --- checking inputs -----------------------------------------------------------------------
+
+
+CREDENTIAL_TYPES = ("credit_standing", "domestic_service")  # docs/CREDENTIALS.md
+
+
+def check_credentials(credentials: Sequence[str], field: str = "--credential") -> list[str]:
+    """The credential types a member issues, checked: one or more of
+    :data:`CREDENTIAL_TYPES`, each once, in that order."""
+    unknown = [c for c in credentials if c not in CREDENTIAL_TYPES]
+    if not credentials or unknown:
+        raise AllianceError(
+            "invalid_value",
+            field,
+            f"must name one or more of {', '.join(CREDENTIAL_TYPES)}"
+            + (f" (not {unknown[0]!r})" if unknown else ""),
+        )
+    return [c for c in CREDENTIAL_TYPES if c in credentials]
 
 
 def check_http_url(value: str, field: str) -> str:
@@ -311,9 +330,12 @@ class AllianceState:
         city: str,
         jwks: Mapping[str, Any],
         local_scale: Mapping[str, Any] | None,
+        credentials: Sequence[str] = (),
     ) -> AllianceState:
         """Add an active member. Refuses a second member with the same id or city, and a
-        key already listed by another member."""
+        key already listed by another member. ``credentials``: the credential types it
+        issues (:func:`check_credentials`); none given: the registry lists none for it,
+        which verifiers read as the credit standing alone."""
         check_http_url(member_id, "--member-id")
         for value, option in ((name, "--name"), (city, "--city")):
             if not value.strip():
@@ -330,7 +352,7 @@ class AllianceState:
                     "duplicate_member", "--city", f"{city} is served by member {member['id']}"
                 )
         self._check_keys_unshared(member_id, jwks)
-        entry = {
+        entry: dict[str, Any] = {
             "id": member_id,
             "name": name.strip(),
             "city": city,
@@ -338,6 +360,8 @@ class AllianceState:
             "jwks": dict(jwks),
             "local_scale": None if local_scale is None else dict(local_scale),
         }
+        if credentials:
+            entry["credentials"] = check_credentials(credentials)
         return replace(self, members=(*self.members, entry))
 
     def _check_keys_unshared(self, member_id: str, jwks: Mapping[str, Any]) -> None:
@@ -357,6 +381,11 @@ class AllianceState:
         self.member(member_id)
         members = tuple({**m, **changes} if m["id"] == member_id else dict(m) for m in self.members)
         return replace(self, members=members)
+
+    def set_credentials(self, member_id: str, credentials: Sequence[str]) -> AllianceState:
+        """Say which credential types a member issues (issue 18): verifiers refuse any
+        other type from it once a version with them is published."""
+        return self._with_member(member_id, credentials=check_credentials(credentials))
 
     def set_status(self, member_id: str, status: str) -> AllianceState:
         """Suspend (``suspended``) or reinstate (``active``) a member."""

@@ -18,6 +18,13 @@ decision is made, for locals and visitors alike (one flow, one scale):
   is the lowest tier's minimum (the alliance-wide rule: a city may ask less of
   visitors, never more), and no higher tier asks less than it.
 
+A scenario may instead decide on the domestic-service (家政) credential (issue 18,
+docs/CREDENTIALS.md): ``credential = "domestic_service"``, and each tier lists the
+boolean claims it ``requires`` true (``background_check_passed``,
+``no_upheld_complaints_12m``, ``rating_at_least.<t>``) instead of a local threshold;
+``shows`` names claims the service point sees besides (``certified_since``, ...). No
+score, no mapping table: the claims are the same in every city.
+
 This module is pure: the mapping is passed in as a function.
 """
 
@@ -36,6 +43,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
+    "CREDIT_STANDING",
+    "DOMESTIC_SERVICE",
     "SCENARIO_PATTERN",
     "CatalogueError",
     "Requirement",
@@ -43,6 +52,8 @@ __all__ = [
     "ScenarioCatalogue",
     "Tier",
     "disclosures_for",
+    "domestic_disclosures",
+    "domestic_requirements",
     "load_catalogue",
     "parse_catalogue",
     "requirements",
@@ -55,6 +66,15 @@ DEMO_CATALOGUE = "scenarios_demo.toml"
 MAX_TIERS = 8
 
 Disclosure = Literal["threshold", "band", "score"]
+CREDIT_STANDING, DOMESTIC_SERVICE = "credit_standing", "domestic_service"
+CredentialType = Literal["credit_standing", "domestic_service"]
+# what a domestic-service tier may require true, and a scenario may be shown
+_DOMESTIC_BOOLEANS = re.compile(
+    r"^(background_check_passed|no_upheld_complaints_12m|rating_at_least\.[1-5])$"
+)
+_DOMESTIC_SHOWN = re.compile(
+    r"^(background_check_date|certified_since|training_certificates|rating_count)$"
+)
 
 
 class CatalogueError(ValueError):
@@ -75,6 +95,7 @@ class Tier:
     benefit: str
     benefit_zh: str | None = None
     credit_limit_cny: int | None = None
+    requires: tuple[str, ...] = ()  # a domestic-service tier's claims, each true
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +107,8 @@ class Scenario:
     name_en: str
     discloses: Disclosure
     tiers: tuple[Tier, ...]
+    credential: str = CREDIT_STANDING
+    shows: tuple[str, ...] = ()  # a domestic-service scenario's claims seen besides
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +128,30 @@ class _TierIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
-    local_threshold: float
+    local_threshold: float | None = None
+    requires: Annotated[list[str], Field(min_length=1, max_length=8)] | None = None
     benefit: Annotated[str, Field(min_length=1, max_length=500)]
     benefit_zh: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     credit_limit_cny: Annotated[int, Field(ge=0)] | None = None
 
     @field_validator("local_threshold")
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if isinstance(value, bool) or not math.isfinite(value):
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
             raise ValueError("must be a finite number on the city's local scale")
+        return value
+
+    @field_validator("requires")
+    @classmethod
+    def _booleans(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if not _DOMESTIC_BOOLEANS.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a claim a tier may require: background_check_passed, "
+                    "no_upheld_complaints_12m or rating_at_least.<1-5>"
+                )
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("names a claim twice")
         return value
 
 
@@ -124,6 +161,8 @@ class _ScenarioIn(BaseModel):
     name_zh: Annotated[str, Field(min_length=1, max_length=100)]
     name_en: Annotated[str, Field(min_length=1, max_length=100)]
     discloses: Disclosure = "threshold"
+    credential: CredentialType = "credit_standing"
+    shows: Annotated[list[str], Field(max_length=4)] = []
     tiers: Annotated[list[_TierIn], Field(min_length=1, max_length=MAX_TIERS)]
 
 
@@ -157,17 +196,26 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<data>") -> Scena
             raise CatalogueError(
                 where, "a scenario kind is lower_snake_case, at most 32 characters"
             )
+        _check_credential(where, raw)
         tiers = tuple(
             Tier(
                 name=t.name,
-                local_threshold=float(t.local_threshold),
+                local_threshold=float(t.local_threshold or 0),
                 benefit=t.benefit,
                 benefit_zh=t.benefit_zh,
                 credit_limit_cny=t.credit_limit_cny,
+                requires=tuple(t.requires or ()),
             )
             for t in raw.tiers
         )
         for index, (lower, upper) in enumerate(itertools.pairwise(tiers), start=1):
+            if raw.credential == DOMESTIC_SERVICE:
+                if not set(lower.requires) < set(upper.requires):
+                    raise CatalogueError(
+                        f"{where}.tiers.{index}.requires",
+                        "tiers are listed lowest first, each requiring more than the one before",
+                    )
+                continue
             if upper.local_threshold <= lower.local_threshold:
                 raise CatalogueError(
                     f"{where}.tiers.{index}.local_threshold",
@@ -182,8 +230,40 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<data>") -> Scena
             name_en=raw.name_en,
             discloses=raw.discloses,
             tiers=tiers,
+            credential=raw.credential,
+            shows=tuple(raw.shows),
         )
     return ScenarioCatalogue(scenarios=scenarios, source=source, version=parsed.version)
+
+
+def _check_credential(where: str, raw: _ScenarioIn) -> None:
+    """A credit scenario's tiers name local thresholds; a domestic-service one's the
+    claims they require (and it sees no band or score)."""
+    domestic = raw.credential == DOMESTIC_SERVICE
+    for index, tier in enumerate(raw.tiers):
+        if domestic and (tier.requires is None or tier.local_threshold is not None):
+            raise CatalogueError(
+                f"{where}.tiers.{index}.requires",
+                "a domestic_service tier lists the claims it requires, not a local_threshold",
+            )
+        if not domestic and (tier.local_threshold is None or tier.requires is not None):
+            raise CatalogueError(
+                f"{where}.tiers.{index}.local_threshold",
+                "a credit_standing tier has a local_threshold (requires is for domestic_service)",
+            )
+    if domestic and raw.discloses != "threshold":
+        raise CatalogueError(
+            f"{where}.discloses", "a domestic_service scenario sees no band or score"
+        )
+    if not domestic and raw.shows:
+        raise CatalogueError(f"{where}.shows", "only a domestic_service scenario shows claims")
+    for index, name in enumerate(raw.shows):
+        if not _DOMESTIC_SHOWN.fullmatch(name):
+            raise CatalogueError(
+                f"{where}.shows.{index}",
+                "one of background_check_date, certified_since, training_certificates, "
+                "rating_count",
+            )
 
 
 def load_catalogue(path: Path | None = None) -> ScenarioCatalogue:
@@ -280,3 +360,22 @@ def disclosures_for(scenario: Scenario, reqs: Sequence[Requirement]) -> list[str
         if "alliance_score" not in wanted:
             wanted.insert(0, "alliance_score")
     return wanted
+
+
+def domestic_requirements(scenario: Scenario) -> tuple[Requirement, ...]:
+    """A domestic-service scenario's tiers as requirements, lowest first: no alliance
+    score (``alliance_min`` 0), the claims each requires true as ``disclose``
+    (comma-separated)."""
+    return tuple(
+        Requirement(tier=tier, alliance_min=0, disclose=",".join(tier.requires))
+        for tier in scenario.tiers
+    )
+
+
+def domestic_disclosures(scenario: Scenario) -> list[str]:
+    """Every claim a domestic-service scenario may ask for: its tiers' (lowest first,
+    each once), then what it shows."""
+    wanted: list[str] = []
+    for tier in scenario.tiers:
+        wanted += [name for name in tier.requires if name not in wanted]
+    return wanted + [name for name in scenario.shows if name not in wanted]

@@ -1,7 +1,8 @@
-"""OpenID4VP 1.0 for the credit standing (docs/PROTOCOL.md section 11): the signed
-request object a verifier node makes and a wallet checks (``typ oauth-authz-req+jwt``,
-client identifier prefix ``x509_hash``, the leaf certificate in ``x5c``), the DCQL query
-for our credential, and the ``vp_token`` a wallet answers with.
+"""OpenID4VP 1.0 for our credentials (docs/PROTOCOL.md section 11): the signed request
+object a verifier node makes and a wallet checks (``typ oauth-authz-req+jwt``, client
+identifier prefix ``x509_hash``, the leaf certificate in ``x5c``), the DCQL query for one
+credential (the credit standing, or the domestic-service credential: issue 18, by its
+``vct``), and the ``vp_token`` a wallet answers with.
 
 Pure: keys, certificates, trust anchors and ``now`` are parameters.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._attestation import ATTESTATION_TYP, VCT
+from ._domestic import DOMESTIC_VCT
 from ._errors import (
     AlgorithmNotAllowed,
     ClientIdMismatch,
@@ -35,6 +37,7 @@ from ._x509 import CertifiedKey, verify_x5c, x509_hash
 __all__ = [
     "CLIENT_ID_PREFIX",
     "CREDENTIAL_QUERY_ID",
+    "CREDENTIAL_QUERY_IDS",
     "REQUEST_TYP",
     "RESPONSE_MODES",
     "SELF_ISSUED_AUDIENCE",
@@ -43,6 +46,8 @@ __all__ = [
     "client_id_for",
     "dcql_query",
     "disclosures_for_query",
+    "requested_vct",
+    "required_claims_query",
     "sign_request_object",
     "tiered_dcql_query",
     "verify_request_object",
@@ -52,6 +57,8 @@ REQUEST_TYP = "oauth-authz-req+jwt"  # OpenID4VP section 5 (RFC 9101)
 CLIENT_ID_PREFIX = "x509_hash:"  # section 5.9.3; HAIP 1.0 section 5
 SELF_ISSUED_AUDIENCE = "https://self-issued.me/v2"  # section 5.8, static discovery
 CREDENTIAL_QUERY_ID = "credit_standing"
+# The DCQL credential query id of each credential type, by its vct (the vp_token's key)
+CREDENTIAL_QUERY_IDS = {VCT: CREDENTIAL_QUERY_ID, DOMESTIC_VCT: "domestic_service"}
 RESPONSE_MODES = ("direct_post.jwt", "direct_post")
 MAX_REQUEST_SIZE = 32768
 
@@ -61,15 +68,16 @@ def client_id_for(leaf_der: bytes) -> str:
     return CLIENT_ID_PREFIX + x509_hash(leaf_der)
 
 
-def dcql_query(paths: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """The DCQL query (section 6) for one credit-standing credential and the claims at
-    ``paths`` (claims path pointers, section 7), e.g. ``[["score_at_least", "650"]]``."""
+def dcql_query(paths: Sequence[Sequence[str]], *, vct: str = VCT) -> dict[str, Any]:
+    """The DCQL query (section 6) for one credential of type ``vct`` (by default the
+    credit standing) and the claims at ``paths`` (claims path pointers, section 7), e.g.
+    ``[["score_at_least", "650"]]``. ValueError for a vct not of ours."""
     return {
         "credentials": [
             {
-                "id": CREDENTIAL_QUERY_ID,
+                "id": CREDENTIAL_QUERY_IDS[vct],
                 "format": ATTESTATION_TYP,
-                "meta": {"vct_values": [VCT]},
+                "meta": {"vct_values": [vct]},
                 "claims": [{"path": list(path)} for path in paths],
             }
         ]
@@ -101,6 +109,36 @@ def tiered_dcql_query(tiers: Sequence[str], extra: Sequence[str] = ()) -> dict[s
     return query
 
 
+def required_claims_query(
+    vct: str, tiers: Sequence[Sequence[str]], extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The DCQL query of a scenario whose tiers each require boolean claims true (the
+    domestic-service credential's, issue 18), lowest tier first, each requiring more
+    than the one before; ``extra`` what it must also see. Claims only higher tiers
+    require ask for the value ``true`` (section 6.3); ``claim_sets`` list each tier's
+    claims with the extra ones, highest first (section 6.4.2): a wallet discloses the
+    set of the highest tier its holder meets, or the lowest tier's (which then says
+    what is false)."""
+    names: list[str] = []
+    for tier in tiers:
+        names += [name for name in tier if name not in names]
+    lowest = set(tiers[0]) if tiers else set()
+    ids = {name: f"claim{index}" for index, name in enumerate([*names, *extra])}
+    claims: list[dict[str, Any]] = []
+    for name in names:
+        claim: dict[str, Any] = {"id": ids[name], "path": name.split(".")}
+        if name not in lowest:
+            claim["values"] = [True]
+        claims.append(claim)
+    claims += [{"id": ids[name], "path": name.split(".")} for name in extra]
+    query = dcql_query([], vct=vct)
+    query["credentials"][0]["claims"] = claims
+    query["credentials"][0]["claim_sets"] = [
+        [ids[name] for name in (*tier, *extra)] for tier in reversed(tiers)
+    ]
+    return query
+
+
 def sign_request_object(claims: Mapping[str, Any], key: PrivateKey, chain: Sequence[bytes]) -> str:
     """The signed request object: ``typ`` oauth-authz-req+jwt, the certificate chain in
     ``x5c`` (standard base64 DER, RFC 7515 section 4.1.6), signed by the leaf's key."""
@@ -120,6 +158,11 @@ class VerifiedRequest:
     verifier: CertifiedKey
     query_id: str
     requested: tuple[str, ...]  # every claim the query names (a wallet discloses a set)
+
+    @property
+    def vct(self) -> str:
+        """The credential type the query asks for: :func:`requested_vct`."""
+        return requested_vct(self.claims["dcql_query"])
 
     def disclosures_for(self, available: Mapping[str, Any]) -> tuple[str, ...]:
         """What to disclose from a credential holding ``available`` (``band``,
@@ -211,8 +254,8 @@ def _credential_query(query: Any) -> Mapping[str, Any]:
     if not isinstance(wanted, Mapping) or wanted.get("format") != ATTESTATION_TYP:
         raise InvalidClaim(f"the DCQL query asks for a format other than {ATTESTATION_TYP}")
     vct_values = (wanted.get("meta") or {}).get("vct_values")
-    if not isinstance(vct_values, list) or VCT not in vct_values:
-        raise InvalidClaim(f"the DCQL query does not ask for {VCT}")
+    if not isinstance(vct_values, list) or not any(v in CREDENTIAL_QUERY_IDS for v in vct_values):
+        raise InvalidClaim(f"the DCQL query asks for none of {sorted(CREDENTIAL_QUERY_IDS)}")
     if not isinstance(wanted.get("id"), str) or not wanted["id"]:
         raise InvalidClaim("the DCQL credential query has no id")
     return wanted
@@ -238,6 +281,14 @@ def _claims(wanted: Mapping[str, Any]) -> list[_Claim]:
         parsed.append(_Claim(claim_id if isinstance(claim_id, str) else None, ".".join(path),
                              tuple(values) if values is not None else None))  # fmt: skip
     return parsed
+
+
+def requested_vct(query: Any) -> str:
+    """The type of credential (its ``vct``) a DCQL query asks for: the first of its
+    ``vct_values`` that is one of ours. Raises :class:`InvalidClaim` as
+    :func:`disclosures_for_query` does."""
+    values = _credential_query(query)["meta"]["vct_values"]
+    return str(next(v for v in values if v in CREDENTIAL_QUERY_IDS))
 
 
 def disclosures_for_query(query: Any) -> tuple[str, tuple[str, ...]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -49,6 +50,8 @@ __all__ = [
 
 REGISTRY_TYP = "alliance-registry+jwt"
 MEMBER_STATUSES = ("active", "suspended")
+CREDIT_STANDING = "credit_standing"  # the credential type of a member listing none
+CREDENTIAL_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def registry_hash(token: str) -> str:
@@ -75,6 +78,13 @@ class Member:
     status: str
     keys: Mapping[str, MemberKey]
     raw: Mapping[str, Any]
+    # The credential types it issues (``credentials``, issue 18): verifiers refuse any
+    # other type from it. A registry without the field lists the credit standing alone.
+    credentials: tuple[str, ...] = (CREDIT_STANDING,)
+
+    def issues(self, credential: str) -> bool:
+        """Whether the registry lists ``credential`` among the types this member issues."""
+        return credential in self.credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +207,16 @@ def _member(raw: Any) -> Member:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidClaim(f"member {raw['id']!r} key {kid!r} nbf/exp must be integers")
         keys[kid] = MemberKey(kid, alg, key, nbf, exp)
+    credentials = raw.get("credentials", [CREDIT_STANDING])
+    if (
+        not isinstance(credentials, list)
+        or not credentials
+        or not all(isinstance(c, str) and CREDENTIAL_TYPE.fullmatch(c) for c in credentials)
+        or len(set(credentials)) != len(credentials)
+    ):
+        raise InvalidClaim(
+            f"member {raw['id']!r} credentials must be a non-empty array of distinct type names"
+        )
     return Member(
         raw["id"],
         raw["name"],
@@ -204,6 +224,7 @@ def _member(raw: Any) -> Member:
         raw["status"],
         MappingProxyType(keys),
         MappingProxyType(raw),
+        tuple(credentials),
     )
 
 

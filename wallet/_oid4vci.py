@@ -244,7 +244,9 @@ def accept_offer(
         offer = parse_offer(offer_text, http)
         grant = offer.pre_authorized
         metadata = _issuer_metadata(http, offer.issuer)
-        configuration_id = _configuration(offer.get("credential_configuration_ids", []), metadata)
+        configuration_id = _configuration(
+            offer.get("credential_configuration_ids", []), metadata, (P.VCT, P.DOMESTIC_VCT)
+        )
         servers = metadata.get("authorization_servers") or [offer.issuer]
         server = _server_metadata(http, grant.get("authorization_server") or servers[0])
         form = {
@@ -449,14 +451,19 @@ def dev_login(http: httpx.Client, resident: str) -> Callable[[str], str]:
     return log_in
 
 
-def _configuration(candidates: list[str], metadata: dict[str, Any]) -> str:
-    """The configuration of the credit standing (dc+sd-jwt with its vct) among
-    ``candidates``."""
+def _configuration(
+    candidates: list[str], metadata: dict[str, Any], vcts: tuple[str, ...] = (P.VCT,)
+) -> str:
+    """The first configuration among ``candidates`` of a credential this wallet holds:
+    dc+sd-jwt with one of ``vcts`` (the credit standing; an offer may also hold the
+    domestic-service credential, issue 18)."""
     configurations = metadata.get("credential_configurations_supported", {})
     for configuration_id in candidates:
         found = configurations.get(configuration_id, {})
-        if found.get("format") == P.ATTESTATION_TYP and found.get("vct") == P.VCT:
+        if found.get("format") == P.ATTESTATION_TYP and found.get("vct") in vcts:
             return str(configuration_id)
     raise InputError(
-        "unsupported_offer", FIELD, f"the offer holds no {P.VCT} credential in {P.ATTESTATION_TYP}"
+        "unsupported_offer",
+        FIELD,
+        f"the offer holds no {' or '.join(vcts)} credential in {P.ATTESTATION_TYP}",
     )

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import protocol as P
 from cli import InputError
-from wallet._wallet import disclosed_claims
+from wallet._wallet import disclosed_claims, issuer_claims
 
 __all__ = [
     "REQUEST_SCHEMES",
@@ -64,6 +64,14 @@ class Asked:
         ``aud``: the members her consent names) leave this verifier out: it would refuse
         it, after seeing it (docs/SECURITY.md section 17)."""
         check_named(credential, self.verifier)
+        held = credential_vct(credential)
+        if held != self.request.vct:
+            raise InputError(
+                "wrong_credential",
+                FIELD,
+                f"the verifier asks for a {self.request.vct} credential, not this {held} one: "
+                "answer with the credential it asks for (ccx wallet list)",
+            )
         try:
             return self.request.disclosures_for(available_claims(credential))
         except P.ProtocolError as exc:
@@ -167,12 +175,21 @@ def read_request(
     return Asked(verified, verifier, names.get(verifier))
 
 
+def credential_vct(credential: str) -> str:
+    """The credential type (``vct``) a credential says it is, unverified: what a wallet
+    files it by and answers a query for that type with."""
+    return str(issuer_claims(credential).get("vct", ""))
+
+
 def available_claims(credential: str) -> dict[str, Any]:
     """The disclosable claims of ``credential`` by the names :func:`protocol.present`
-    takes: ``band``, ``alliance_score``, ``score_at_least.650``, ..."""
-    # score_at_least's entries are disclosures of their own, named by their threshold
+    takes: ``band``, ``alliance_score``, ``score_at_least.650``, ...; for the
+    domestic-service credential ``rating_at_least.4``, ..."""
+    # the threshold container's entries are disclosures of their own, named by their
+    # threshold: score_at_least's in a credit standing, rating_at_least's otherwise
+    container = "score_at_least" if credential_vct(credential) == P.VCT else "rating_at_least"
     return {
-        (f"score_at_least.{name}" if name.isdigit() else name): value
+        (f"{container}.{name}" if name.isdigit() else name): value
         for name, value in disclosed_claims(credential).items()
     }
 

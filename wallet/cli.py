@@ -134,6 +134,24 @@ def _choose(wallet: Wallet, number: int | None, now: int) -> HeldAttestation:
     return max(valid, key=lambda held: held.fetched_at)
 
 
+def _choose_type(wallet: Wallet, vct: str, now: int) -> HeldAttestation:
+    """The newest unexpired credential of type ``vct`` (a credit standing, a
+    domestic-service credential: docs/CREDENTIALS.md), or InputError ``no_attestation``."""
+    from wallet._oid4vp import credential_vct
+
+    valid = [
+        h for h in wallet.attestations if h.expires_at > now and credential_vct(h.token) == vct
+    ]
+    if not valid:
+        raise InputError(
+            "no_attestation",
+            "--wallet",
+            f"holds no unexpired {vct} credential: accept an offer of one from your home node "
+            "(ccx wallet accept-offer)",
+        )
+    return max(valid, key=lambda held: held.fetched_at)
+
+
 def _make_presentation(
     wallet_path: Path | None,
     attestation: int | None,
@@ -553,6 +571,8 @@ def answer_command(
         anchors, members = alliance_anchors(held.node or held.issuer, http)
         asked = read_request(text, anchors=[*anchors, *extra], members=members, now=moment,
                              client=http)  # fmt: skip
+        if attestation is None:  # the newest of the type the verifier asks for (issue 18)
+            held = _choose_type(wallet, asked.request.vct, moment)
         disclose = asked.disclosures_for(held.token)
         for line in _describe(asked, disclose):
             typer.echo(line, err=True)
@@ -593,7 +613,11 @@ def _held(credential: str, sealed: dict[str, Any], *, node: Any, now: int) -> He
         token=credential,
         issuer=str(claims.get("iss")),
         node=str(node),
-        band=str(disclosed_claims(credential).get("band", "?")),
+        band=str(
+            disclosed_claims(credential).get(
+                "band", "domestic service" if claims.get("vct") == P.DOMESTIC_VCT else "?"
+            )
+        ),
         expires_at=int(exp) if isinstance(exp, int | float) else 0,
         fetched_at=now,
     )

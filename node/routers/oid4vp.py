@@ -58,6 +58,10 @@ class PresentationRequestOut(BaseModel):
     name_zh: str
     name_en: str
     disclose: list[str] = Field(description="the claims the request asks the wallet for")
+    credential: str = Field(
+        "credit_standing",
+        description="the credential it asks for: credit_standing or domestic_service",
+    )
     tiers: list[TierOut] = Field(description="lowest first")
 
 
@@ -94,6 +98,7 @@ async def create_request(
         name_zh=made.scenario.name_zh,
         name_en=made.scenario.name_en,
         disclose=made.disclose,
+        credential=made.scenario.credential,
         tiers=[tier_out(req) for req in made.requirements],
     )
 
@@ -124,6 +129,9 @@ class PresentationResultOut(BaseModel):
     issuer_city: str | None = None
     band: str | None = None
     alliance_score: int | None = None
+    shown: dict[str, Any] | None = Field(
+        None, description="a domestic-service scenario's claims it shows (docs/CREDENTIALS.md)"
+    )
     audit_seq: int | None = None
     code: str | None = Field(None, description="why it was refused or declined")
     message: str | None = None

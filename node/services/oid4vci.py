@@ -594,7 +594,8 @@ def _proof_of(body: Any) -> str:
             "unknown_credential_identifier",
             "this issuer gives no credential identifiers: name credential_configuration_id",
         )
-    if body.get("credential_configuration_id") not in CONFIGURATIONS:
+    configuration = body.get("credential_configuration_id")
+    if not isinstance(configuration, str) or configuration not in CONFIGURATIONS:
         raise OAuthError(
             "unknown_credential_configuration",
             f"credential_configuration_id must be one of {sorted(CONFIGURATIONS)}",

@@ -41,7 +41,7 @@ import protocol as P
 from node.auth import client_by_id
 from node.errors import NodeError, OAuthError
 from node.models import AuditEntry, Nonce
-from node.scenarios import Requirement, Scenario
+from node.scenarios import CREDIT_STANDING, DOMESTIC_SERVICE, Requirement, Scenario
 from node.services import verifying
 from node.services.nonces import (
     Opened,
@@ -210,6 +210,7 @@ def create_request(
 
 
 _MODES = {"direct_post.jwt": b"J", "direct_post": b"P"}
+_VCT_OF = {CREDIT_STANDING: P.VCT, DOMESTIC_SERVICE: P.DOMESTIC_VCT}
 _MODE_OF = {value[0]: mode for mode, value in _MODES.items()}
 
 
@@ -301,7 +302,7 @@ def request_object(state: NodeState, request_id: str, *, now: int) -> Fetch:
         raise NodeError(
             "request_not_found", "the service point that asked is no longer allowed", status=404
         )
-    _, _, disclose = verifying.asked(state, client, sealed.kind, now=now)
+    scenario, _, disclose = verifying.asked(state, client, sealed.kind, now=now)
     identity = verifier_identity(state, now, kid=sealed.kid)
     claims: dict[str, Any] = {
         "aud": P.SELF_ISSUED_AUDIENCE,
@@ -311,7 +312,7 @@ def request_object(state: NodeState, request_id: str, *, now: int) -> Fetch:
         "response_uri": _url(state, f"/oid4vp/responses/{transaction_id}"),
         "nonce": _nonce_of(state, sealed, transaction_id),
         "state": _state_of(state, sealed, transaction_id),
-        "dcql_query": _query(disclose),
+        "dcql_query": _query(scenario, disclose),
         "client_metadata": _client_metadata(state, sealed, transaction_id),
         "iat": now,
         "exp": sealed.expires_at,
@@ -336,9 +337,14 @@ def _not_found(why: str) -> NodeError:
     )
 
 
-def _query(disclose: list[str]) -> dict[str, Any]:
+def _query(scenario: Scenario, disclose: list[str]) -> dict[str, Any]:
     """The scenario's DCQL query: its tiers' claims as claim sets (the wallet discloses
-    one boolean, the highest tier's its holder reaches), plus what it must see."""
+    one boolean, the highest tier's its holder reaches, or for the domestic-service
+    credential the claims of the highest tier she meets), plus what it must see."""
+    if scenario.credential == DOMESTIC_SERVICE:
+        return P.required_claims_query(
+            P.DOMESTIC_VCT, [tier.requires for tier in scenario.tiers], scenario.shows
+        )
     tiers = [name for name in disclose if name.startswith("score_at_least.")]
     extra = [name for name in disclose if not name.startswith("score_at_least.")]
     return P.tiered_dcql_query(tiers, extra)
@@ -390,13 +396,11 @@ def _parameters(
     return params
 
 
-def _presentation(params: Mapping[str, Any]) -> str:
+def _presentation(params: Mapping[str, Any], query_id: str) -> str:
     token = params.get("vp_token")
-    if not isinstance(token, dict) or set(token) != {P.CREDENTIAL_QUERY_ID}:
-        raise OAuthError(
-            "invalid_request", f"vp_token must be an object with {P.CREDENTIAL_QUERY_ID!r} alone"
-        )
-    presentations = token[P.CREDENTIAL_QUERY_ID]
+    if not isinstance(token, dict) or set(token) != {query_id}:
+        raise OAuthError("invalid_request", f"vp_token must be an object with {query_id!r} alone")
+    presentations = token[query_id]
     if not isinstance(presentations, list) or len(presentations) != 1:
         raise OAuthError("invalid_request", "vp_token must hold exactly one presentation")
     if not isinstance(presentations[0], str):
@@ -484,7 +488,9 @@ def check_response(
             return seq, None
 
         return Answer(audited, None)
-    presentation = _presentation(params)
+    scenario = verifying.catalogue(state).get(sealed.kind)
+    credential = scenario.credential if scenario is not None else CREDIT_STANDING
+    presentation = _presentation(params, P.CREDENTIAL_QUERY_IDS[_VCT_OF[credential]])
     client = client_by_id(state, sealed.client)
     if client is None:
         revoked = {"outcome": "refused", "code": "forbidden",
@@ -553,6 +559,7 @@ def _decision_answer(decision: verifying.Decision, seq: int) -> dict[str, Any]:
         "issuer_city": decision.issuer_city,
         "band": decision.band,
         "alliance_score": decision.alliance_score,
+        "shown": None if decision.shown is None else dict(decision.shown),
         "audit_seq": seq,
     }
 

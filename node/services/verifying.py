@@ -25,6 +25,13 @@ KB-JWT over that nonce and aud; the service point sends the presentation back. T
    writes the decision (or the refusal's code) to the audit log: never the
    presentation, nor any token.
 
+A scenario may decide on the domestic-service credential instead (issue 18,
+docs/CREDENTIALS.md): the same steps with that credential's verification (its vct; a
+credit standing is refused, and the other way round), no mapping table, and tiers met
+when every claim they require is disclosed true. Either way the issuer must be a member
+the registry lists for that credential type (``credentials``; none listed: the credit
+standing alone): else 401 ``credential_not_issued_by_member``, fail closed.
+
 One flow, one scale: a resident of this city presents the attestation this node
 issued her and is decided by the same alliance-scale rule as a visitor, so a service
 point can't treat visitors differently from locals with the same standing, and it
@@ -45,11 +52,14 @@ import protocol as P
 from node.errors import NodeError
 from node.models import Nonce, StatusListRow
 from node.scenarios import (
+    DOMESTIC_SERVICE,
     CatalogueError,
     Requirement,
     Scenario,
     ScenarioCatalogue,
     disclosures_for,
+    domestic_disclosures,
+    domestic_requirements,
     load_catalogue,
     requirements,
 )
@@ -71,9 +81,11 @@ __all__ = [
     "catalogue",
     "check",
     "check_mapping",
+    "check_member_issues",
     "check_rate",
     "create_challenge",
     "decide",
+    "decide_domestic",
     "outcome",
     "record",
     "scenario_requirements",
@@ -215,6 +227,8 @@ def asked(
     :func:`create_challenge`."""
     scenario = _scenario(state, client, kind)
     registry = state.registry_in_effect(now)
+    if scenario.credential == DOMESTIC_SERVICE:  # no score, no mapping table
+        return scenario, domestic_requirements(scenario), domestic_disclosures(scenario)
     reqs = scenario_requirements(state, registry, scenario, now=now)
     return scenario, reqs, disclosures_for(scenario, reqs)
 
@@ -274,6 +288,7 @@ class Decision:
     alliance_score: int | None = None  # only when the scenario must see it
     audit_seq: int = 0  # the audit entry that records the decision
     kid: str | None = None  # the issuer key that signed the attestation (audited)
+    shown: Mapping[str, Any] | None = None  # a domestic-service scenario's ``shows``
 
 
 def _meets(verified: P.VerifiedPresentation, alliance_min: int) -> bool | None:
@@ -319,6 +334,26 @@ def decide(
     )
 
 
+def decide_domestic(
+    scenario: Scenario, verified: P.VerifiedDomesticPresentation
+) -> tuple[Requirement | None, tuple[Reason, ...]]:
+    """The highest tier whose every required claim is disclosed true (pure). No tier:
+    denied, ``requirement_unmet`` naming the lowest tier's claims disclosed false, else
+    ``disclosure_missing`` naming those not disclosed."""
+    reqs = domestic_requirements(scenario)
+    for req in reversed(reqs):
+        if all(verified.claim(name) is True for name in req.tier.requires):
+            return req, (Reason("requirement_met", f"{req.disclose}: tier {req.tier.name!r}"),)
+    lowest = reqs[0].tier.requires
+    false = [name for name in lowest if verified.claim(name) is False]
+    if false:
+        return None, (Reason("requirement_unmet", f"not met: {', '.join(false)}"),)
+    missing = [name for name in lowest if verified.claim(name) is None]
+    return None, (
+        Reason("disclosure_missing", f"the presentation does not disclose {', '.join(missing)}"),
+    )
+
+
 def _resolver(registry: P.Registry, now: int) -> P.IssuerKeyResolver:
     def resolve(iss: str, kid: str | None, alg: str) -> P.PublicKey:
         return registry.resolve_issuer_key(iss, kid, alg, now=now)
@@ -338,14 +373,25 @@ def _refresh_registry(state: NodeState, now: int) -> bool:
     return result is not None and bool(result.accepted)
 
 
+_Verified = P.VerifiedPresentation | P.VerifiedDomesticPresentation
+
+
 def _verified(
-    state: NodeState, presentation: str, nonce: str, now: int, kb_aud: str | None = None
-) -> tuple[P.Registry, P.VerifiedPresentation]:
+    state: NodeState,
+    presentation: str,
+    nonce: str,
+    now: int,
+    kb_aud: str | None = None,
+    credential: str = "credit_standing",
+) -> tuple[P.Registry, _Verified]:
     node_id = state.settings.node_id
     registry = state.registry_in_effect(now)
+    verify = (
+        P.verify_domestic_presentation if credential == DOMESTIC_SERVICE else P.verify_presentation
+    )
 
-    def attempt(reg: P.Registry) -> P.VerifiedPresentation:
-        return P.verify_presentation(
+    def attempt(reg: P.Registry) -> _Verified:
+        return verify(
             presentation, resolve_issuer_key=_resolver(reg, now), aud=kb_aud or node_id,
             nonce=nonce, now=now, recipient=node_id, signatures=state.memory.signatures,
         )  # fmt: skip
@@ -383,7 +429,7 @@ def _local_status(state: NodeState, ref: P.StatusReference) -> int:
 def _status_of(
     state: NodeState,
     registry: P.Registry,
-    verified: P.VerifiedPresentation,
+    verified: _Verified,
     now: int,
 ) -> int:
     """The attestation's status value: this node's own list (its database) for a local
@@ -438,11 +484,25 @@ def check_mapping(registry: P.Registry, verified: P.VerifiedPresentation) -> Non
     )
 
 
+def check_member_issues(registry: P.Registry, issuer: str, credential: str) -> None:
+    """The registry lists ``credential`` among the types member ``issuer`` issues (a
+    member listing none: the credit standing alone), else NodeError 401
+    ``credential_not_issued_by_member``: fail closed (issue 18)."""
+    member = registry.members.get(issuer)
+    if member is None or not member.issues(credential):
+        raise NodeError(
+            "credential_not_issued_by_member",
+            f"registry version {registry.version} does not list {credential} among the "
+            f"credentials {issuer[:200]!r} issues",
+            status=401,
+        )
+
+
 def _decide_verified(
     state: NodeState,
     registry: P.Registry,
     scenario: Scenario,
-    verified: P.VerifiedPresentation,
+    verified: _Verified,
     now: int,
 ) -> tuple[Requirement | None, tuple[Reason, ...]]:
     if verified.alliance != registry.alliance:
@@ -452,7 +512,9 @@ def _decide_verified(
             f"{registry.alliance!r}",
             status=401,
         )
-    check_mapping(registry, verified)
+    check_member_issues(registry, verified.issuer, scenario.credential)
+    if isinstance(verified, P.VerifiedPresentation):
+        check_mapping(registry, verified)
     max_age = registry.policy.get("max_attestation_age")
     if (
         isinstance(max_age, int)
@@ -473,6 +535,8 @@ def _decide_verified(
                 status, Reason("attestation_status_unknown", f"status value {status}")
             ),
         )
+    if isinstance(verified, P.VerifiedDomesticPresentation):
+        return decide_domestic(scenario, verified)
     return decide(scenario, scenario_requirements(state, registry, scenario, now=now), verified)
 
 
@@ -524,11 +588,14 @@ def check(
     kind = challenge.kind
     try:
         scenario = _scenario(state, client, kind)
-        registry, verified = _verified(state, presentation, nonce, now, kb_aud)
+        registry, verified = _verified(
+            state, presentation, nonce, now, kb_aud, credential=scenario.credential
+        )
         tier, reasons = _decide_verified(state, registry, scenario, verified, now)
     except (P.ProtocolError, NodeError) as exc:
         return Checked(client, kind, challenge, None, exc)
     member = registry.members.get(verified.issuer)
+    credit = verified if isinstance(verified, P.VerifiedPresentation) else None
     decision = Decision(
         scenario=scenario,
         granted=tier is not None,
@@ -536,9 +603,16 @@ def check(
         reasons=reasons,
         issuer=verified.issuer,
         issuer_city=member.city if member is not None else None,
-        band=verified.band if scenario.discloses == "band" else None,
-        alliance_score=verified.alliance_score if scenario.discloses == "score" else None,
+        band=credit.band if credit is not None and scenario.discloses == "band" else None,
+        alliance_score=(
+            credit.alliance_score if credit is not None and scenario.discloses == "score" else None
+        ),
         kid=verified.kid,
+        shown=(
+            {name: verified.claim(name) for name in scenario.shows}
+            if isinstance(verified, P.VerifiedDomesticPresentation)
+            else None
+        ),
     )
     return Checked(client, kind, challenge, decision, None)
 

@@ -740,3 +740,37 @@ def test_an_older_table_stays_listed_while_its_attestations_may_live() -> None:
         ("xiamen", 2),
         ("fuzhou", 1),  # a city's newest is kept even past its validity: nodes then refuse it
     ]
+
+
+# --- the credential types a member issues (issue 18) -----------------------------------------
+
+
+def test_a_member_admitted_with_credential_types_lists_them(alliance: Path, tmp_path: Path) -> None:
+    _, path = member_jwks(500, tmp_path, "hz")
+    ok(ccx(alliance, "admit", "--member-id", "https://hz.ccx.example", "--name", "Hangzhou",
+           "--city", "hangzhou", "--jwks", path, "--credential", "domestic_service",
+           "--credential", "credit_standing"))  # fmt: skip
+    ok(ccx(alliance, "publish"))
+    members = registry(alliance, 1).members
+    assert members["https://hz.ccx.example"].credentials == ("credit_standing", "domestic_service")
+    assert members[XIAMEN].credentials == ("credit_standing",)  # none listed: credit alone
+    assert "credentials" not in members[XIAMEN].raw
+    assert not members[XIAMEN].issues("domestic_service")
+
+
+def test_the_credentials_command_changes_them(alliance: Path) -> None:
+    result = ccx(alliance, "credentials", "--member-id", XIAMEN, "--credential", "domestic_service")
+    ok(result)
+    assert "issues domestic_service" in result.output
+    ok(ccx(alliance, "publish"))
+    assert registry(alliance, 1).members[XIAMEN].credentials == ("domestic_service",)
+
+
+@pytest.mark.parametrize("args", [(), ("--credential", "pet_sitting")])
+def test_the_credentials_command_refuses_unknown_or_no_types(
+    alliance: Path, args: tuple[str, ...]
+) -> None:
+    before = snapshot(alliance)
+    result = ccx(alliance, "credentials", "--member-id", XIAMEN, *args)
+    assert_one_line_error(result, "invalid_value", "--credential")
+    assert snapshot(alliance) == before

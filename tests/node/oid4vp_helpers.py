@@ -47,15 +47,24 @@ def certified_registry(world: Alliance, *, certify: tuple[str, ...] = (XIAMEN,))
 
 
 def certified_token(
-    members_in: list[tuple[str, str, dict[str, Any], str]], *, certify: tuple[str, ...]
+    members_in: list[tuple[str, str, dict[str, Any], str]],
+    *,
+    certify: tuple[str, ...],
+    credentials: Mapping[str, list[str]] | None = None,
+    version: int = 1,
+    prev: str | None = None,
 ) -> str:
     """A registry signed by CA_ROOT for ``members_in`` (id, city, jwks, status), with the
-    verifier CA and a leaf for every key of the members named in ``certify``."""
+    verifier CA and a leaf for every key of the members named in ``certify``;
+    ``credentials``: the credential types a member issues, by its id (none listed: the
+    credit standing alone)."""
     ca = ca_der()
     members = []
     for member_id, city, jwks, status in members_in:
         entry: dict[str, Any] = {"id": member_id, "name": city.title(), "city": city,
                                  "status": status, "jwks": jwks}  # fmt: skip
+        if credentials and member_id in credentials:
+            entry["credentials"] = list(credentials[member_id])
         if member_id in certify:
             entry["certificates"] = {
                 jwk["kid"]: base64.b64encode(
@@ -74,7 +83,7 @@ def certified_token(
             }
         members.append(entry)
     claims = {
-        "iss": ALLIANCE, "exp": NOW + 30 * DAY, "version": 1, "prev": None,
+        "iss": ALLIANCE, "exp": NOW + 30 * DAY, "version": version, "prev": prev,
         "scale": {"min": 0, "max": 1000, "thresholds": THRESHOLDS}, "members": members,
         "mapping_tables": [], "policy": DEFAULT_POLICY,
         "verifier_ca": base64.b64encode(ca).decode(),
@@ -100,10 +109,12 @@ def two_cities(
     scopes: tuple[str, ...] = ("library_deposit_free",),
     fuzhou: Mapping[str, Any] | None = None,
     xiamen: Mapping[str, Any] | None = None,
+    credentials: Mapping[str, list[str]] | None = None,
 ) -> Iterator[TwoCities]:
     """Both nodes following one registry that carries the alliance CA and a leaf for every
     key of both, on one clock starting at NOW; Xiamen has a service point allowed to
-    verify ``scopes``; ``fuzhou``/``xiamen`` update each node's settings."""
+    verify ``scopes``; ``fuzhou``/``xiamen`` update each node's settings; ``credentials``
+    the types each city (``"fuzhou"``, ``"xiamen"``) issues, as the registry lists them."""
     fz_port, xm_port = free_port(), free_port()
     fz = _settings(folder / "fz", fz_port, "fuzhou").model_copy(update=dict(fuzhou or {}))
     xm = _settings(folder / "xm", xm_port, "xiamen").model_copy(update=dict(xiamen or {}))
@@ -113,6 +124,10 @@ def two_cities(
         [(xm.node_id, "xiamen", xm_ring.jwks(NOW), "active"),
          (fz.node_id, "fuzhou", fz_ring.jwks(NOW), "active")],
         certify=(xm.node_id, fz.node_id),
+        credentials={
+            {"fuzhou": fz.node_id, "xiamen": xm.node_id}[city]: types
+            for city, types in (credentials or {}).items()
+        },
     )  # fmt: skip
     apps = []
     for settings in (fz, xm):

@@ -211,3 +211,19 @@ def test_the_credit_offer_is_unchanged_by_default(client: TestClient) -> None:
 def test_an_unknown_configuration_is_refused(client: TestClient) -> None:
     response = offer(client, "ccx_something_else")
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("configuration", [["ccx_domestic_service"], None, "ccx_other"])
+def test_a_credential_request_naming_no_known_configuration_is_refused(
+    client: TestClient, configuration: Any
+) -> None:
+    """The fuzzer's find: a list where the id goes was a 500 (unhashable), now the spec's
+    refusal."""
+    consent(client)
+    made = offer(client, DOMESTIC)
+    access = token(client, pre_authorized(code_of(fetch_offer(client, made.json())))).json()
+    body = {"credential_configuration_id": configuration,
+            "proofs": {"jwt": [key_proof(ec_key(7), c_nonce(client))]}}  # fmt: skip
+    response = ask_credential(client, access["access_token"], body)
+    assert response.status_code == 400
+    assert oauth_error(response) == "unknown_credential_configuration"

@@ -190,8 +190,22 @@ def test_resolve_refuses_suspended_members_unknown_issuers_and_expired_keys() ->
         lambda m: m["jwks"]["keys"][0].update(d="c2VjcmV0"),
         lambda m: m["jwks"]["keys"][0].update(alg="HS256"),
         lambda m: m.pop("city"),
+        lambda m: m.update(credentials=[]),
+        lambda m: m.update(credentials="domestic_service"),
+        lambda m: m.update(credentials=["credit_standing", "credit_standing"]),
+        lambda m: m.update(credentials=["Domestic Service"]),
     ],
-    ids=["unknown-status", "kid-not-thumbprint", "private-member", "hmac-alg", "no-city"],
+    ids=[
+        "unknown-status",
+        "kid-not-thumbprint",
+        "private-member",
+        "hmac-alg",
+        "no-city",
+        "no-credentials",
+        "credentials-not-array",
+        "credential-twice",
+        "credential-name",
+    ],
 )
 def test_malformed_members_are_refused(mutate: Any) -> None:
     document = claims(1, None)
@@ -205,3 +219,18 @@ def test_sign_registry_checks_the_chain_fields() -> None:
         P.sign_registry(claims(2, None), root_key=ROOT, now=NOW)
     with pytest.raises(ValueError, match="version"):
         P.sign_registry(claims(0, None), root_key=ROOT, now=NOW)
+
+
+def test_a_member_lists_the_credential_types_it_issues() -> None:
+    """Issue 18: ``credentials`` names them; a registry without it means the credit
+    standing alone (registries written before)."""
+    document = claims(1, None)
+    assert verify(P.sign_registry(document, root_key=ROOT, now=NOW)).members[
+        document["members"][0]["id"]
+    ].credentials == ("credit_standing",)
+    document["members"][0]["credentials"] = ["domestic_service"]
+    member = verify(P.sign_registry(document, root_key=ROOT, now=NOW)).members[
+        document["members"][0]["id"]
+    ]
+    assert member.issues("domestic_service")
+    assert not member.issues("credit_standing")
