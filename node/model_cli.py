@@ -37,13 +37,15 @@ def _outcomes(path: Path) -> Outcomes:
 
 
 def _sklearn() -> None:
+    """The model extra's libraries, or a one-line error saying how to install them."""
     try:
         import sklearn  # noqa: F401
+        import tomli_w  # noqa: F401
     except ImportError as exc:
         raise InputError(
             "missing_extra",
             "model",
-            "fitting needs scikit-learn: pip install 'ccx[model]'",
+            f"ccx model needs the model extra ({exc.name} is missing): pip install 'ccx[model]'",
         ) from exc
 
 

@@ -276,3 +276,26 @@ def test_the_simulators_report_names_the_learned_city(tmp_path: Path) -> None:
     assert "Learned scorecard" not in write_report(only_weighted, tmp_path / "w").read_text(
         encoding="utf-8"
     )
+
+
+def test_without_the_model_extra_fit_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises
+    outcomes = tmp_path / "o.csv"
+    outcomes.write_text(demo_outcomes("hangzhou", 100, seed=1), encoding="utf-8")
+    result = ccx(
+        "model",
+        "fit",
+        str(outcomes),
+        "--model",
+        str(CITIES / "hangzhou.base.toml"),
+        "-o",
+        str(tmp_path / "f.toml"),
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error [missing_extra] model: ")
+    assert "sklearn is missing" in result.output
+    assert "pip install 'ccx[model]'" in result.output
