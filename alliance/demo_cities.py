@@ -9,6 +9,9 @@ shape chosen to exercise one thing the linking has to get right (DESIGN section 
   exactly on 500 (residents with no records yet) and mass piles up just above it; few
   fall below. A spike is the hard case for percentile ranks.
 - Hangzhou, 钱江分 350..950: built to be roughly normal — a scale that does not start at 0.
+  (These histograms are shapes, not a model's output: in `ccx simulate` Hangzhou's node
+  scores with a learned scorecard, simulator/cities/hangzhou.toml, docs/MODELS.md, and
+  its table is built from the histogram that node reports.)
 - Quanzhou, 刺桐分 0..100: a short scale with heaping on multiples of 5 and 10 (the
   model's rounding). Linked unsmoothed: the summary is the whole city, so the heaps are
   real residents, and presmoothing them away (log-linear degree 6, as this city was
