@@ -116,9 +116,10 @@ def required_claims_query(
     domestic-service credential's, issue 18), lowest tier first, each requiring more
     than the one before; ``extra`` what it must also see. Claims only higher tiers
     require ask for the value ``true`` (section 6.3); ``claim_sets`` list each tier's
-    claims with the extra ones, highest first (section 6.4.2): a wallet discloses the
-    set of the highest tier its holder meets, or the lowest tier's (which then says
-    what is false)."""
+    claims with the extra ones and then without them, highest tier first (section
+    6.4.2): a wallet discloses the set of the highest tier its holder meets (with the
+    extra claims when she has them), or the lowest tier's (which then says what is
+    false)."""
     names: list[str] = []
     for tier in tiers:
         names += [name for name in tier if name not in names]
@@ -133,8 +134,12 @@ def required_claims_query(
     claims += [{"id": ids[name], "path": name.split(".")} for name in extra]
     query = dcql_query([], vct=vct)
     query["credentials"][0]["claims"] = claims
+    # each tier with the extra claims, then without them (an extra claim she lacks, such
+    # as certified_since without a certificate, must not keep her from answering)
     query["credentials"][0]["claim_sets"] = [
-        [ids[name] for name in (*tier, *extra)] for tier in reversed(tiers)
+        [ids[name] for name in (*tier, *shown)]
+        for tier in reversed(tiers)
+        for shown in ((extra, ()) if extra else ((),))
     ]
     return query
 

@@ -138,12 +138,16 @@ async def fetch_attestation(api: Api, node: str, token: str, key: Any) -> str:
     return str(body["attestation"])
 
 
-async def fetch_credential(api: Api, node: str, token: str, key: Any) -> str:
+async def fetch_credential(
+    api: Api, node: str, token: str, key: Any, configuration: str | None = None
+) -> str:
     """OpenID4VCI 1.0 (docs/PROTOCOL.md section 10): her page's offer (same device: no
-    transaction code), fetched once; its pre-authorized code for an access token; a
-    c_nonce; the key proof of ``key`` over it; the credential."""
+    transaction code) of ``configuration`` (default: the credit standing), fetched once;
+    its pre-authorized code for an access token; a c_nonce; the key proof of ``key``
+    over it; the credential."""
     made = await api.ok(
-        "POST", node, "/v1/me/credential-offers", body={}, token=token,
+        "POST", node, "/v1/me/credential-offers", token=token,
+        body={"credential_configuration_id": configuration} if configuration else {},
         label="POST /v1/me/credential-offers",
     )  # fmt: skip
     offer = await api.ok(

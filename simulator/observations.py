@@ -79,6 +79,10 @@ class RunResult:
     scenarios: Sequence[str]
     cities: list[CityInfo] = field(default_factory=list)
     visits: list[Visit] = field(default_factory=list)
+    # issue 18: housekeepers' domestic-service checks (simulator/domestic.py), apart from
+    # the scenario visits (no score: no fairness measure); whether each city issues it
+    domestic: list[Visit] = field(default_factory=list)
+    domestic_cities: dict[str, bool] = field(default_factory=dict)
     # seconds each HTTP call took, by endpoint ("POST /v1/verifications", ...)
     latencies: dict[str, list[float]] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase

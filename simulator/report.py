@@ -34,6 +34,7 @@ from matplotlib.transforms import blended_transform_factory
 from alliance.plot import cjk_font, render_curves
 from cli import write_atomically
 from mappings import AllianceScale, MappingError, MappingTable
+from simulator.domestic import report_lines as report_domestic
 from simulator.fairness import (
     DEFAULT_BUCKETS,
     DEFAULT_MIN_SAMPLES,
@@ -104,6 +105,7 @@ def write_report(result: RunResult, out_dir: Path) -> Path:
         *_latency_section(result, plots),
         *_throughput_section(result, plots),
         *_outcomes_section(result),
+        *report_domestic(result.domestic, result.domestic_cities),  # issue 18
         *_faults_section(result),
         *_invariants_section(result),
     ]

@@ -57,6 +57,8 @@ class Simulation(World):
                 await self.wait_registry(self.registry_version)
             with self.phase("residents consented and took credentials through offers"):
                 await self.enrol_holders()
+            with self.phase("housekeepers' records pushed, domestic-service credentials taken"):
+                await self.enrol_housekeepers()
             with self.phase("service points registered"):
                 await self.register_service_points()
             with self.phase("visits"):
@@ -71,6 +73,7 @@ class Simulation(World):
         with self.phase("no raw record outside its home node"):
             self.result.invariants.append(await asyncio.to_thread(invariants.raw_records, self))
         self.result.cities = [self.city_info(city) for city in self.cities.values()]
+        self.result.domestic_cities = {c.name: c.issues_domestic for c in self.cities.values()}
         self.result.latencies = self.api.latencies
 
 

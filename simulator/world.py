@@ -38,8 +38,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import protocol as P
 from alliance.state import REQUIRED_SCENARIOS
 from cli import InputError
+from node.credentials import load_credential_rules
 from node.scoring import load_model
-from simulator import population
+from simulator import domestic, population
 from simulator.api import Api, Unreachable, error_code
 from simulator.cluster import NodeProcess, free_port, new_admin_token
 from simulator.holders import Holder, available_claims, enrol
@@ -99,6 +100,13 @@ class City:
     table: dict[str, Any] = field(default_factory=dict)
     service_token: str = ""
     holders: list[Holder] = field(default_factory=list)
+    housekeepers: list[Holder] = field(default_factory=list)  # holding a domestic credential
+
+    @property
+    def issues_domestic(self) -> bool:
+        """Whether the city's model feeds the domestic-service credential (issue 18)."""
+        model = CITIES_DIR / f"{self.name}.toml"
+        return load_credential_rules(model, load_model(model)) is not None
 
     def scored_residents(self) -> list[str]:
         """Residents with at least one record: the node holds a score only for them."""
@@ -268,10 +276,13 @@ class World:
             scale = load_model(CITIES_DIR / f"{city.name}.toml").scale.to_json()
             scale_file = self.work / f"{city.name}.scale.json"
             scale_file.write_text(json.dumps(scale, ensure_ascii=False))
+            # the registry says which credential types each member issues (issue 18)
+            types = ["credit_standing"] + (["domestic_service"] if city.issues_domestic else [])
             ccx("alliance", "admit", "--dir", str(self.alliance_dir), "--member-id", city.node.url,
                 "--name", city.name.title(), "--city", city.name,
                 "--jwks", f"{city.node.url}/.well-known/jwks.json",
-                "--local-scale", str(scale_file))  # fmt: skip
+                "--local-scale", str(scale_file),
+                *[part for t in types for part in ("--credential", t)])  # fmt: skip
         self.publish()
 
     def publish(self) -> int:
@@ -399,12 +410,50 @@ class World:
 
             await asyncio.gather(*(one(city, resident) for city, resident in chosen))
 
+    async def enrol_housekeepers(self) -> None:
+        """Issue 18: in each city whose model feeds the domestic-service credential, a
+        share of the holders are housekeepers: the association pushes their records,
+        and each takes the credential through an offer (simulator/domestic.py)."""
+        now = int(time.time())
+        chosen: list[tuple[City, Holder]] = []
+        for index, city in enumerate(self.cities.values()):
+            if not city.issues_domestic or not city.holders:
+                continue
+            count = max(1, round(domestic.HOUSEKEEPER_SHARE * len(city.holders)))
+            picked = self.rng.sample(city.holders, min(count, len(city.holders)))
+            rows = domestic.records([h.resident for h in picked], self.rng, now=now,
+                                    prefix=f"{city.profile.prefix}{index}")  # fmt: skip
+            created = await self.api.ok(
+                "POST", city.node.url, "/v1/admin/clients", token=city.node.admin_token,
+                body={"id": f"{domestic.DEPARTMENT}-feed", "department": domestic.DEPARTMENT,
+                      "scopes": ["records:push"]},
+                label="POST /v1/admin/clients",
+            )  # fmt: skip
+            for start in range(0, len(rows), self.options.batch):
+                answer = await self.api.ok(
+                    "POST", city.node.url, "/v1/records",
+                    body={"records": rows[start : start + self.options.batch]},
+                    token=created["token"], label="POST /v1/records (batch)",
+                )  # fmt: skip
+                if answer["stored"] != len(rows[start : start + self.options.batch]):
+                    raise RuntimeError(f"{city.name}: domestic-service records refused")
+            chosen += [(city, holder) for holder in picked]
+        gate = asyncio.Semaphore(self.options.concurrency)
+
+        async def one(city: City, holder: Holder) -> None:
+            async with gate:
+                await domestic.enrol(self.api, holder)
+            city.housekeepers.append(holder)
+
+        await asyncio.gather(*(one(city, holder) for city, holder in chosen))
+
     async def register_service_points(self) -> None:
         for city in self.cities.values():
             created = await self.api.ok(
                 "POST", city.node.url, "/v1/admin/clients", token=city.node.admin_token,
                 body={"id": "service-desk", "department": "services",
-                      "scopes": [f"verify:{kind}" for kind in REQUIRED_SCENARIOS]},
+                      "scopes": [f"verify:{kind}"
+                                 for kind in (*REQUIRED_SCENARIOS, *domestic.SCENARIOS)]},
                 label="POST /v1/admin/clients",
             )  # fmt: skip
             city.service_token = created["token"]
@@ -420,6 +469,7 @@ class World:
 
     async def run_visits(self, fault_plan: list[tuple[float, str, Callable[[], Any]]]) -> None:
         holders = self.all_holders()
+        housekeepers = [h for city in self.cities.values() for h in city.housekeepers]
         names = list(self.cities)
         total = self.options.visits
         self.visits_started = time.monotonic()
@@ -431,12 +481,21 @@ class World:
             async def worker() -> None:
                 nonlocal issued
                 while issued < total:
-                    issued += 1
-                    holder = self.rng.choice(holders)
+                    # issue 18: between the scenario visits, housekeepers' domestic-service
+                    # checks (VISIT_SHARE of the visits made; not counted among them)
+                    check = bool(housekeepers) and self.rng.random() < domestic.VISIT_SHARE
+                    issued += 0 if check else 1
+                    holder = self.rng.choice(housekeepers if check else holders)
                     if self.rng.random() < LOCAL_SHARE:
                         city = self.cities[holder.home]
                     else:
                         city = self.cities[self.rng.choice([n for n in names if n != holder.home])]
+                    if check:
+                        scenario = self.rng.choice(domestic.SCENARIOS)
+                        self.result.domestic.append(await self.visit(
+                            holder, city, scenario, attestation=holder.extra["domestic"]
+                        ))  # fmt: skip
+                        continue
                     scenario = self.rng.choice(REQUIRED_SCENARIOS)
                     visit = await self.visit(holder, city, scenario)
                     self.result.visits.append(visit)
@@ -517,9 +576,15 @@ class World:
         encrypted when asked; ``key``, ``change`` and ``plain`` (in the clear whatever was
         asked) make the faults' dishonest ones."""
         claims = request.claims
+        credential = attestation or holder.attestation
+        available = (
+            domestic.available_claims(credential)
+            if request.vct == P.DOMESTIC_VCT
+            else available_claims(holder)
+        )
         presentation = P.present(
-            attestation or holder.attestation,
-            disclose=list(request.disclosures_for(available_claims(holder))),
+            credential,
+            disclose=list(request.disclosures_for(available)),
             holder_key=key or holder.key, aud=claims["client_id"], nonce=claims["nonce"],
             now=int(time.time()),
         )  # fmt: skip

@@ -172,3 +172,29 @@ def test_a_presentation_signed_by_another_holder_key_is_refused() -> None:
 def test_claims_a_node_should_never_make_are_refused(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"lifetime|thresholds|ISO date"):
         issue(**overrides)
+
+
+QUERY = P.required_claims_query(
+    P.DOMESTIC_VCT,
+    [("background_check_passed",), ("background_check_passed", "rating_at_least.4")],
+    ("certified_since",),
+)
+
+
+def test_the_query_asks_for_the_domestic_vct_and_the_highest_tier_first() -> None:
+    assert P.requested_vct(QUERY) == P.DOMESTIC_VCT
+    available = {"background_check_passed": True, "rating_at_least.4": True,
+                 "certified_since": "2025-03-14"}  # fmt: skip
+    assert P.choose_disclosures(QUERY, available) == (
+        "background_check_passed", "rating_at_least.4", "certified_since",
+    )  # fmt: skip
+
+
+def test_a_shown_claim_she_lacks_does_not_stop_her_answering() -> None:
+    available = {"background_check_passed": True, "rating_at_least.4": False}
+    # rating 4 is false: the lowest tier's set, without the certificate she does not have
+    assert P.choose_disclosures(QUERY, available) == ("background_check_passed",)
+
+
+def test_a_credit_query_is_not_a_domestic_one() -> None:
+    assert P.requested_vct(P.tiered_dcql_query(["score_at_least.650"])) == P.VCT

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from node.credentials import load_credential_rules
 from node.scoring import load_model
+from simulator import domestic
 from simulator.population import CITIES, REPAIR_KIND
 
 
@@ -23,5 +25,8 @@ def test_each_citys_model_lets_each_department_push_what_the_simulation_pushes(c
         pushes.setdefault(department, set()).add(kind)
         if model.kinds[kind].points < 0:  # repairable: its department pushes the repair
             pushes[department].add(REPAIR_KIND)
+    rules = load_credential_rules(profile.model, model)
+    if rules is not None:  # issue 18: the association pushes its housekeepers' records
+        pushes[domestic.DEPARTMENT] = set(rules.all_kinds)
     assert {name: set(kinds) for name, kinds in model.departments.items()} == pushes
     assert not model.may_push("services", "volunteering")  # the kiosks' clients push nothing

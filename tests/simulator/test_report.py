@@ -149,6 +149,7 @@ def test_the_report_has_every_section_in_order(written: tuple[RunResult, Path, s
         "## Latency",
         "## Throughput",
         "## Outcomes",
+        "## Domestic-service checks",
         "## Faults",
         "## Invariants",
     ]

@@ -139,6 +139,21 @@ def test_every_requested_visit_is_made_by_locals_and_visitors(run: Run) -> None:
     assert {visit.city for visit in visits} == set(CITIES)
 
 
+def test_housekeepers_are_checked_on_their_domestic_service_credential(run: Run) -> None:
+    """Issue 18: besides the scenario visits, agencies and families check housekeepers
+    in every member city on the domestic-service credential; the report shows them."""
+    checks = run.result.domestic
+    assert checks, "no domestic-service check was made"
+    assert {check.scenario for check in checks} <= {
+        "domestic_agency_hiring",
+        "domestic_family_check",
+    }
+    assert "granted" in {check.outcome for check in checks}
+    assert all(check.code != "credential_not_issued_by_member" for check in checks)
+    assert any(run.result.domestic_cities.values())
+    assert "## Domestic-service checks" in run.report.read_text(encoding="utf-8")
+
+
 def test_the_visits_run_on_openid4vp_and_are_timed(run: Run) -> None:
     latencies = run.result.latencies
     decided = sum(1 for visit in run.result.visits if visit.decided)
@@ -267,7 +282,10 @@ def test_serve_keeps_the_alliance_up_with_its_pages_until_stopped(run: Run) -> N
             active = {
                 c["kind"] for c in consents.json()["consents"] if c.get("withdrawn_at") is None
             }
-            assert active == {"open_score", "share_alliance"}, consents.text
+            # a housekeeper also shares her domestic-service credential (issue 18)
+            assert active - {"share_domestic_service"} == {"open_score", "share_alliance"}, (
+                consents.text
+            )
     finally:
         stop.set()
         serving.join(timeout=60)
