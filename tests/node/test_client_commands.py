@@ -359,7 +359,8 @@ def test_kiosk_request_for_a_script_json_or_shell_assignments(world: TwoCities) 
     desk = {"CCX_CLIENT_TOKEN": world.desk_token}
     args = ("kiosk", "request", "--node", xm, "--scenario", "library_deposit_free")
     made = json.loads(ok(ccx(*args, "--format", "json", env=desk)).stdout)
-    assert made["request"].startswith("openid4vp://") and made["transaction_id"]
+    assert made["request"].startswith("openid4vp://")
+    assert made["transaction_id"]
 
     lines = ok(ccx(*args, "--format", "env", env=desk)).stdout.splitlines()
     assert lines[-1] == "export CCX_TRANSACTION CCX_REQUEST_LINK"
