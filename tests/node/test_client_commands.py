@@ -374,7 +374,9 @@ def test_kiosk_request_for_a_script_json_or_shell_assignments(world: TwoCities) 
     assert pending.exit_code == 1, pending.output
     assert pending.stdout.startswith("pending: library_deposit_free")
 
-    assert_one_line_error(ccx(*args, "--format", "yaml", env=desk), "unsupported_format", "--format")
+    assert_one_line_error(
+        ccx(*args, "--format", "yaml", env=desk), "unsupported_format", "--format"
+    )
     assert_one_line_error(
         ccx("kiosk", "decision", "--node", xm, env={**desk, "CCX_TRANSACTION": ""}),
         "missing_argument",
