@@ -10,6 +10,9 @@ export const OFFER_SCHEME = "openid-credential-offer:";
 const PREAUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
 const FORMAT = "dc+sd-jwt";
 export const VCT = "urn:ccx:credit-standing:1";
+// the domestic-service (家政) credential, a second type (issue 18, docs/CREDENTIALS.md)
+export const DOMESTIC_VCT = "urn:ccx:domestic-service:1";
+export const VCTS = [VCT, DOMESTIC_VCT];
 
 /** The offer behind a link (credential_offer_uri fetched, or credential_offer by value)
  * or an offer's https URL. */
@@ -63,7 +66,7 @@ function configuration(candidates, metadata) {
   const supported = metadata.credential_configurations_supported || {};
   for (const id of candidates || []) {
     const found = supported[id] || {};
-    if (found.format === FORMAT && found.vct === VCT) return id;
+    if (found.format === FORMAT && VCTS.includes(found.vct)) return id;
   }
   throw new WalletError("unsupported_offer", "metadata");
 }

@@ -12,7 +12,7 @@ import {
 import { verifyChain, x509Hash } from "./x509.js";
 import { disclosablePaths, namesRecipient, parseSdJwt, present } from "./sdjwt.js";
 import { call, form, FORM, WalletError } from "./http.js";
-import { VCT } from "./oid4vci.js";
+import { VCTS } from "./oid4vci.js";
 
 export const REQUEST_SCHEMES = ["openid4vp:", "haip-vp:"]; // section 13.1, HAIP 1.0 section 5
 const REQUEST_TYP = "oauth-authz-req+jwt";
@@ -107,10 +107,10 @@ export async function readRequest(link, { anchors, names }) {
     if (typeof claims[name] !== "string" || !claims[name]) throw refuse("invalid_claim", name);
   }
   if ("transaction_data" in claims) throw refuse("invalid_claim", "transaction_data");
-  const { queryId, requested } = readQuery(claims.dcql_query);
+  const { queryId, requested, vct } = readQuery(claims.dcql_query);
   const verifier = leaf.leaf.uris[0] || clientId;
   return {
-    claims, clientId, verifier, queryId, requested,
+    claims, clientId, verifier, queryId, requested, vct,
     verifierName: names[verifier] || leaf.leaf.name || null,
     member: verifier in names,
   };
@@ -124,7 +124,7 @@ function credentialQuery(query) {
   const wanted = credentials[0];
   if (!wanted || wanted.format !== "dc+sd-jwt") throw refuse("invalid_claim", "format");
   const vcts = (wanted.meta || {}).vct_values;
-  if (!Array.isArray(vcts) || !vcts.includes(VCT)) throw refuse("invalid_claim", "vct");
+  if (!Array.isArray(vcts) || !vcts.some((v) => VCTS.includes(v))) throw refuse("invalid_claim", "vct");
   if (typeof wanted.id !== "string" || !wanted.id) throw refuse("invalid_claim", "id");
   if (!Array.isArray(wanted.claims) || !wanted.claims.length) throw refuse("invalid_claim", "no claims");
   const claims = wanted.claims.map((claim) => {
@@ -151,7 +151,9 @@ function credentialQuery(query) {
 
 function readQuery(query) {
   const { wanted, claims } = credentialQuery(query);
-  return { queryId: wanted.id, requested: claims.map((c) => c.name) };
+  // the type of credential it asks for: the wallet answers with one of that type only
+  const vct = wanted.meta.vct_values.find((v) => VCTS.includes(v));
+  return { queryId: wanted.id, requested: claims.map((c) => c.name), vct };
 }
 
 /** The claims the credential can disclose, by path, with their values. */

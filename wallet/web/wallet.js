@@ -66,6 +66,8 @@ function dateOf(seconds) {
 function claimLabel(path) {
   const atLeast = /^score_at_least\.(\d+)$/.exec(path);
   if (atLeast) return t("claim_at_least", { n: atLeast[1] });
+  const rated = /^rating_at_least\.(\d+)$/.exec(path);
+  if (rated) return t("claim_rating_at_least", { n: rated[1] });
   const key = `claim_${path}`;
   return MESSAGES.en[key] !== undefined ? t(key) : path;
 }
@@ -172,12 +174,15 @@ async function trust(held) {
   return { anchors, names };
 }
 
-// The first credential held that can answer: not expired, made for this verifier (its
-// recipients name it: docs/SECURITY.md section 17), holding what is asked.
+// The first credential held that can answer: of the type the query asks for (its vct:
+// a credit standing or a domestic-service credential, docs/CREDENTIALS.md), not expired,
+// made for this verifier (its recipients name it: docs/SECURITY.md section 17), holding
+// what is asked.
 async function usable(request, held) {
   let unnamed = false;
   for (const entry of held) {
     const { payload } = parseSdJwt(entry.credential);
+    if (payload.vct !== request.vct) continue;
     if (typeof payload.exp === "number" && payload.exp < nowSeconds()) continue;
     if (!namesRecipient(payload, request.verifier)) {
       unnamed = true;
