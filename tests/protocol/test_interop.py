@@ -44,6 +44,7 @@ from tests.conftest import (
     ec_key,
     make_setup,
 )
+from tests.protocol.test_domestic import HOLDER_KEY, ISSUER_KEY, issue, resolve
 
 KB_IAT = NOW + 10  # when the holder signs the KB-JWT
 VERIFY_AT = NOW + 11  # when the verifier checks it
@@ -389,3 +390,26 @@ def test_reference_disclosure_digest_matches_ours(user_claims: dict[Any, Any]) -
     # Our strict decoders read its encoding (json.dumps with ", " and \u escapes, which
     # RFC 9901 section 4.2.1 allows: the digest is over the string as sent, not re-encoded).
     assert P.strict_json_loads(P.b64url_decode(disclosure.b64)) == json.loads(disclosure.json)
+
+
+@pytest.mark.parametrize(
+    "disclose",
+    [
+        pytest.param(("background_check_passed",), id="one-claim"),
+        pytest.param(("rating_at_least.4", "no_upheld_complaints_12m"), id="threshold-and-flag"),
+    ],
+)
+def test_our_domestic_presentation_verifies_with_the_reference_verifier(
+    disclose: tuple[str, ...],
+) -> None:
+    """Issue 18: the second credential type is an SD-JWT VC the reference reads alike."""
+    presentation = P.present(issue(), disclose=disclose, holder_key=HOLDER_KEY, aud=VERIFIER,
+                             nonce="nonce-interop", now=KB_IAT)  # fmt: skip
+    ours = P.verify_domestic_presentation(presentation, resolve_issuer_key=resolve,
+                                          aud=VERIFIER, nonce="nonce-interop", now=VERIFY_AT)  # fmt: skip
+    theirs = reference_verify(presentation, ISSUER_KEY, nonce="nonce-interop", aud=VERIFIER)
+    assert theirs["vct"] == P.DOMESTIC_VCT
+    assert {
+        name: theirs[name] for name in P.DOMESTIC_DISCLOSABLE_CLAIMS if theirs.get(name, {}) != {}
+    } == dict(ours.disclosed)
+    assert "score_at_least" not in theirs
