@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session
 
-from node.services import issuing, nonces, scoring, witness
+from node.services import domestic, issuing, nonces, scoring, witness
 from node.state import NodeState
 
 __all__ = ["build_scheduler", "checkpoint_audit_head", "monthly_rescore", "purge_nonces"]
@@ -28,17 +28,20 @@ log = logging.getLogger("ccx.jobs")
 
 def monthly_rescore(state: NodeState) -> None:
     """Rescore everyone, keep the month's snapshot and distribution summary, then revoke
-    the attestations that now overstate their holder's band (PROTOCOL.md section 6)."""
+    the attestations that now overstate their holder's band (PROTOCOL.md section 6), and
+    the domestic-service ones whose true claims no longer hold (docs/CREDENTIALS.md)."""
     now = int(state.now())
     summary = scoring.rescore_everyone(state, now)
     with Session(state.engine) as session:
         changes = issuing.apply_band_changes(session, state, now)
+        claims = domestic.apply_claim_changes(session, state, now)
         session.commit()
     log.info(
         json.dumps(
-            {"event": "monthly_rescore", "summary": str(summary), "band_changes": str(changes)}
+            {"event": "monthly_rescore", "summary": str(summary), "band_changes": str(changes),
+             "claim_changes": str(claims)}
         )
-    )
+    )  # fmt: skip
 
 
 def purge_nonces(state: NodeState) -> None:

@@ -27,8 +27,9 @@ from node.credentials import (
     load_credential_rules,
 )
 from node.errors import NodeError
-from node.models import Record
+from node.models import Attestation, Record
 from node.scoring import ModelError
+from node.services import audit
 from node.services.issuing import (
     IssuedAttestation,
     PendingIssuance,
@@ -38,20 +39,48 @@ from node.services.issuing import (
 )
 from node.services.scoring import COUNTING_STATUSES
 from node.services.status_lists import (
+    StatusRef,
     current_status_list,
     insert_with_random_index,
+    set_status,
     status_list_uri,
 )
 from node.services.writer import WriteBatch
 from node.state import NodeState
 
-__all__ = ["credential_rules", "issue_domestic_bound", "prepare_domestic"]
+__all__ = [
+    "ClaimChanges",
+    "apply_claim_changes",
+    "credential_rules",
+    "issue_domestic_bound",
+    "prepare_domestic",
+]
 
 _RECORDS = cast(Table, Record.__table__)  # type: ignore[attr-defined]
-_HER_RECORDS = select(_RECORDS.c.kind, _RECORDS.c.occurred_at, _RECORDS.c.points).where(
+_HER_RECORDS = select(
+    _RECORDS.c.kind, _RECORDS.c.occurred_at, _RECORDS.c.points, _RECORDS.c.recorded_at
+).where(
     _RECORDS.c.resident_id == bindparam("resident"),
     _RECORDS.c.status.in_(COUNTING_STATUSES),
     _RECORDS.c.kind.in_(bindparam("kinds", expanding=True)),
+)
+
+
+_ATTESTATIONS = cast(Table, Attestation.__table__)  # type: ignore[attr-defined]
+_OUTSTANDING = (
+    select(
+        _ATTESTATIONS.c.id,
+        _ATTESTATIONS.c.status_list_id,
+        _ATTESTATIONS.c.status_idx,
+        _ATTESTATIONS.c.resident_id,
+        _ATTESTATIONS.c.issued_at,
+    )
+    .where(
+        _ATTESTATIONS.c.credential == DOMESTIC_SERVICE,
+        _ATTESTATIONS.c.status.in_(("valid", "suspended")),
+        _ATTESTATIONS.c.expires_at > bindparam("now"),
+    )
+    .order_by(_ATTESTATIONS.c.id)
 )
 
 
@@ -213,3 +242,76 @@ def issue_domestic_bound(
     )  # fmt: skip
     session.commit()
     return pending.finish(state.writer.call(pending.job))
+
+
+def _true_claims(claims: dict[str, Any] | None) -> set[str]:
+    """The boolean claims a credential with ``claims`` attests true, by path."""
+    if claims is None:
+        return set()
+    true = {name for name in ("background_check_passed", "no_upheld_complaints_12m")
+            if claims.get(name) is True}  # fmt: skip
+    rating = claims.get("rating")
+    true |= {f"rating_at_least.{t}" for t in claims["rating_thresholds"]
+             if rating is not None and rating >= t}  # fmt: skip
+    return true
+
+
+class ClaimChanges(NamedTuple):
+    """What :func:`apply_claim_changes` did."""
+
+    checked: int
+    revoked: int
+
+
+def apply_claim_changes(session: Session, state: NodeState, now: int) -> ClaimChanges:
+    """After the monthly rescore, revoke every outstanding domestic-service attestation
+    that now overstates its holder (the band check's counterpart, docs/CREDENTIALS.md):
+    a claim it attested true (the background check passed, no upheld complaint in 12
+    months, a rating threshold), as the records the node held when it issued it give it,
+    is false at ``now`` (a newer failed check or upheld complaint, a check grown too old, ratings
+    fallen). A claim turned true harms no verifier: left as it is. Runs in the caller's
+    transaction and commits nothing; a node whose model names no rules checks nothing."""
+    rules = credential_rules(state)
+    if rules is None:
+        return ClaimChanges(0, 0)
+    session.flush()
+    connection = session.connection()
+    rows = connection.execute(_OUTSTANDING, {"now": now}).all()
+    kinds = sorted(rules.all_kinds)
+    records: dict[str, list[tuple[int, CredentialRecord]]] = {}  # (recorded_at, record)
+    revoke: dict[str, tuple[list[str], list[StatusRef]]] = {}
+    for row in rows:
+        if row.resident_id not in records:
+            found = connection.execute(_HER_RECORDS, {"resident": row.resident_id, "kinds": kinds})
+            records[row.resident_id] = [
+                (r.recorded_at, CredentialRecord(r.kind, r.occurred_at, r.points)) for r in found
+            ]
+        hers = records[row.resident_id]
+        # what it attested: her records as the node held them when it was issued
+        known = [record for recorded_at, record in hers if recorded_at <= row.issued_at]
+        attested = _true_claims(domestic_claims(rules, known, now=row.issued_at))
+        current = domestic_claims(rules, [record for _, record in hers], now=now)
+        lost = sorted(attested - _true_claims(current))
+        if lost:
+            entry = revoke.setdefault(row.resident_id, ([], []))
+            entry[0].extend(c for c in lost if c not in entry[0])
+            entry[1].append(StatusRef(row.id, row.status_list_id, row.status_idx))
+    refs = [ref for _, resident_refs in revoke.values() for ref in resident_refs]
+    if refs:
+        set_status(connection, refs, "revoked", now)
+    for resident, (lost, resident_refs) in revoke.items():
+        audit.append(
+            session, actor="node", action="attestations.revoked", subject=resident,
+            details={"reason": "claim_no_longer_true", "credential": DOMESTIC_SERVICE,
+                     "claims": lost, "count": len(resident_refs),
+                     "attestation_ids": [r.id for r in resident_refs]},
+            now=now,
+        )  # fmt: skip
+    audit.append(
+        session, actor="node", action="attestations.claim_check", subject=None,
+        details={"credential": DOMESTIC_SERVICE, "checked": len(rows), "revoked": len(refs)},
+        now=now,
+    )  # fmt: skip
+    if refs:
+        state.metrics.revoked.inc(len(refs))  # the monthly job commits right after
+    return ClaimChanges(len(rows), len(refs))

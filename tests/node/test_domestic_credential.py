@@ -227,3 +227,61 @@ def test_a_credential_request_naming_no_known_configuration_is_refused(
     response = ask_credential(client, access["access_token"], body)
     assert response.status_code == 400
     assert oauth_error(response) == "unknown_credential_configuration"
+
+
+# --- the monthly claim check (the band check's counterpart) ----------------------------
+
+
+def _push(client: TestClient, kind: str, days_ago: int, record_id: str, *, at: int = NOW) -> None:
+    with session(client) as db:
+        db.add(Record(department="domestic", record_id=record_id, resident_id=HOUSEKEEPER,
+                      kind=kind, occurred_at=NOW - days_ago * DAY, recorded_at=at))  # fmt: skip
+        db.commit()
+
+
+def _claim_check(client: TestClient, now: int) -> tuple[int, int]:
+    from node.services import domestic
+    from tests.node.issuing_helpers import node_state
+
+    with session(client) as db:
+        changes = domestic.apply_claim_changes(db, node_state(client), now)
+        db.commit()
+    return changes.checked, changes.revoked
+
+
+def test_an_upheld_complaint_revokes_it_at_the_claim_check(client: TestClient) -> None:
+    consent(client)
+    assert credential(client, DOMESTIC, ec_key(7)).status_code == 200
+    assert credential(client, oid4vci.CONFIGURATION_ID, ec_key(7)).status_code == 200
+    assert _claim_check(client, NOW + 60) == (1, 0)  # nothing changed: left as it is
+    # upheld after the issuance, about a service before it
+    _push(client, "complaint_upheld", 3, "late-complaint", at=NOW + 30)
+    assert _claim_check(client, NOW + 60) == (1, 1)
+    rows = _issued(client)
+    assert rows["domestic_service"].status == "revoked"
+    assert rows["credit_standing"].status == "valid"  # the other credential is untouched
+    with session(client) as db:
+        entry = db.exec(select(AuditEntry).where(AuditEntry.action == "attestations.revoked")).one()
+    assert entry.details["claims"] == ["no_upheld_complaints_12m"]
+    assert entry.details["reason"] == "claim_no_longer_true"
+
+
+def test_a_claim_turned_true_leaves_it_valid(client: TestClient) -> None:
+    _push(client, "background_check_failed", 1, "failed-check", at=NOW - 60)  # the latest
+    consent(client)
+    assert credential(client, DOMESTIC, ec_key(7)).status_code == 200
+    _push(client, "background_check_passed", 0, "passed-again", at=NOW + 30)
+    assert _claim_check(client, NOW + 60) == (1, 0)
+    assert _issued(client)["domestic_service"].status == "valid"
+
+
+def test_a_check_grown_too_old_revokes_it(client: TestClient) -> None:
+    consent(client)
+    assert credential(client, DOMESTIC, ec_key(7)).status_code == 200
+    later = NOW + (1095 - 200 + 1) * DAY  # the passed check, 200 days old at NOW, expires
+    with session(client) as db:  # still unexpired: stretch the attestation for the test
+        row = db.exec(select(Attestation).where(Attestation.resident_id == HOUSEKEEPER)).one()
+        row.expires_at = later + DAY
+        db.add(row)
+        db.commit()
+    assert _claim_check(client, later) == (1, 1)
