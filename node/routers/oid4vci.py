@@ -477,8 +477,8 @@ async def credential(
     dpop: Annotated[str | None, Header(alias="DPoP", include_in_schema=False)] = None,
 ) -> JSONResponse:
     # the access token (and its DPoP proof) before a byte of the body is read
-    resident = await run_in_threadpool(
-        oid4vci.access_token_holder, session, state, authorization, dpop, now
+    grant = await run_in_threadpool(
+        oid4vci.access_token_grant, session, state, authorization, dpop, now
     )
     raw = await read_body(request, SMALL_BODY_BYTES)
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -489,6 +489,8 @@ async def credential(
     except P.ProtocolError as exc:
         raise OAuthError("invalid_credential_request", exc.message) from exc
     issued = await run_in_threadpool(
-        lambda: oid4vci.issue_credential(session, state, resident, body=body, now=now)
+        lambda: oid4vci.issue_credential(
+            session, state, grant.resident, body=body, now=now, granted=grant.configuration
+        )
     )
     return JSONResponse({"credentials": [{"credential": issued}]}, headers=NO_STORE)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Connection, update
@@ -54,6 +54,8 @@ __all__ = [
     "PREAUTHORIZED_GRANT",
     "CredentialOffer",
     "TokenGrant",
+    "TokenHolder",
+    "access_token_grant",
     "access_token_holder",
     "authorization_server_metadata",
     "create_offer",
@@ -393,8 +395,9 @@ def offer_document(
         value=code,
         subject=resident_id,
         expires_at=now + CODE_LIFETIME,
-        data={"tx_code": data.get("tx_code"), "tries": 0},
-    )
+        data={"tx_code": data.get("tx_code"), "tries": 0,
+              "configuration": data.get("configuration") or CONFIGURATION_ID},
+    )  # fmt: skip
     session.commit()
     grant: dict[str, Any] = {"pre-authorized_code": code}
     if data.get("tx_code"):
@@ -493,14 +496,21 @@ def redeem_pre_authorized_code(
         take_secret(connection, purpose=CODE, value=code, now=now)
     except SecretRefused as refused:  # another request took it in between
         raise OAuthError("invalid_grant", f"the pre-authorized code is {refused.why}") from None
-    return mint_access_token(session, resident_id, jkt=jkt, now=now)
+    configuration = str(data.get("configuration") or CONFIGURATION_ID)
+    return mint_access_token(session, resident_id, jkt=jkt, now=now, configuration=configuration)
 
 
 def mint_access_token(
-    session: Session, resident_id: str | None, *, jkt: str | None, now: int
+    session: Session,
+    resident_id: str | None,
+    *,
+    jkt: str | None,
+    now: int,
+    configuration: str = CONFIGURATION_ID,
 ) -> TokenGrant:
     """A fresh access token for the credential endpoint, bound to the DPoP key ``jkt``
-    when there is one (committed)."""
+    when there is one, good for the credential ``configuration`` alone (its offer's;
+    issue 18) (committed)."""
     access_token = secrets.token_urlsafe(32)
     store_secret(
         session.connection(),
@@ -508,7 +518,7 @@ def mint_access_token(
         value=access_token,
         subject=resident_id,
         expires_at=now + ACCESS_TOKEN_LIFETIME,
-        data={"jkt": jkt},
+        data={"jkt": jkt, "configuration": configuration},
     )
     session.commit()
     return TokenGrant(access_token, "DPoP" if jkt else "Bearer", ACCESS_TOKEN_LIFETIME)
@@ -532,12 +542,27 @@ def new_c_nonce(state: NodeState, *, now: int) -> str:
     return seal(state.signing_keys(), C_NONCE, "", now + C_NONCE_LIFETIME)
 
 
+class TokenHolder(NamedTuple):
+    """Whom an access token stands for, and the one credential configuration it is for."""
+
+    resident: str
+    configuration: str
+
+
 def access_token_holder(
     session: Session, state: NodeState, authorization: str | None, dpop: str | None, now: int
 ) -> str:
+    """:func:`access_token_grant`'s resident."""
+    return access_token_grant(session, state, authorization, dpop, now).resident
+
+
+def access_token_grant(
+    session: Session, state: NodeState, authorization: str | None, dpop: str | None, now: int
+) -> TokenHolder:
     """The resident an access token at the credential endpoint stands for (RFC 6750
-    section 3, RFC 9449 section 7), checked before the request's body is read: OAuth
-    401 ``invalid_token`` with ``WWW-Authenticate``, 400 ``invalid_dpop_proof``."""
+    section 3, RFC 9449 section 7), and the configuration it was granted for, checked
+    before the request's body is read: OAuth 401 ``invalid_token`` with
+    ``WWW-Authenticate``, 400 ``invalid_dpop_proof``."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme not in ("Bearer", "DPoP") or not token or len(token) > 512:
@@ -582,7 +607,7 @@ def access_token_holder(
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )  # fmt: skip
     assert resident_id is not None
-    return resident_id
+    return TokenHolder(resident_id, str(data.get("configuration") or CONFIGURATION_ID))
 
 
 def _proof_of(body: Any) -> str:
@@ -621,7 +646,13 @@ def _use_c_nonce(connection: Connection, ring: Keyring, c_nonce: str, now: int) 
 
 
 def issue_credential(
-    session: Session, state: NodeState, resident_id: str, *, body: Any, now: int
+    session: Session,
+    state: NodeState,
+    resident_id: str,
+    *,
+    body: Any,
+    now: int,
+    granted: str = CONFIGURATION_ID,
 ) -> str:
     """The credential endpoint (OpenID4VCI section 8) for ``resident_id``, whose access
     token :func:`access_token_holder` accepted: the request, the key proof over a c_nonce
@@ -629,6 +660,12 @@ def issue_credential(
     the SD-JWT VC. OAuthError with the spec's codes; a missing consent or score is
     ``credential_request_denied``."""
     proof = _proof_of(body)
+    if body["credential_configuration_id"] != granted:
+        raise OAuthError(
+            "invalid_credential_request",
+            f"this access token was granted for {granted!r}: ask for an offer of "
+            f"{body['credential_configuration_id']!r}",
+        )
     issue_bound = (
         domestic.issue_domestic_bound
         if CONFIGURATIONS[body["credential_configuration_id"]] == DOMESTIC_SERVICE

@@ -285,3 +285,22 @@ def test_a_check_grown_too_old_revokes_it(client: TestClient) -> None:
         db.add(row)
         db.commit()
     assert _claim_check(client, later) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("offered", "asked"),
+    [(DOMESTIC, oid4vci.CONFIGURATION_ID), (oid4vci.CONFIGURATION_ID, DOMESTIC)],
+)
+def test_an_access_token_is_good_for_its_offers_credential_alone(
+    client: TestClient, offered: str, asked: str
+) -> None:
+    consent(client)
+    made = offer(client, offered)
+    access = token(client, pre_authorized(code_of(fetch_offer(client, made.json())))).json()
+    body = {"credential_configuration_id": asked,
+            "proofs": {"jwt": [key_proof(ec_key(7), c_nonce(client))]}}  # fmt: skip
+    response = ask_credential(client, access["access_token"], body)
+    assert response.status_code == 400
+    assert oauth_error(response) == "invalid_credential_request"
+    assert repr(offered) in response.json()["error_description"]
+    assert _issued(client) == {}  # nothing issued
