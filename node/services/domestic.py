@@ -36,15 +36,11 @@ from node.services.issuing import (
     attestation_expiry,
     certificate_of,
     require_consents,
+    run_pending,
+    store_attestation,
 )
 from node.services.scoring import COUNTING_STATUSES
-from node.services.status_lists import (
-    StatusRef,
-    current_status_list,
-    insert_with_random_index,
-    set_status,
-    status_list_uri,
-)
+from node.services.status_lists import StatusRef, set_status, status_list_uri
 from node.services.writer import WriteBatch
 from node.state import NodeState
 
@@ -160,26 +156,21 @@ def prepare_domestic(
                 "training, ratings, complaints): nothing to attest",
                 status=409,
             )
-        list_id, size = current_status_list(connection, state, now)
-        try:
-            attestation_id, status_idx = insert_with_random_index(
-                connection,
-                {
-                    "resident_id": resident_id,
-                    "status_list_id": list_id,
-                    "holder_kid": holder_kid,
-                    "band": "",  # a credit standing's; this credential has none
-                    "alliance_score": None,
-                    "issued_at": now,
-                    "expires_at": expires_at,
-                    "status": "valid",
-                    "credential": DOMESTIC_SERVICE,
-                },
-                size,
-            )
-        except NodeError:
-            state.memory.current_list = None
-            raise
+        list_id, attestation_id, status_idx = store_attestation(
+            connection,
+            state,
+            {
+                "resident_id": resident_id,
+                "holder_kid": holder_kid,
+                "band": "",  # a credit standing's; this credential has none
+                "alliance_score": None,
+                "issued_at": now,
+                "expires_at": expires_at,
+                "status": "valid",
+                "credential": DOMESTIC_SERVICE,
+            },
+            now,
+        )
         batch.audit(
             actor="resident",
             action="attestation.issued",
@@ -240,8 +231,7 @@ def issue_domestic_bound(
         state, resident_id, holder_key=holder_key, use_proof_nonce=use_proof_nonce,
         flow=flow, now=now,
     )  # fmt: skip
-    session.commit()
-    return pending.finish(state.writer.call(pending.job))
+    return run_pending(session, state, pending)
 
 
 def _true_claims(claims: dict[str, Any] | None) -> set[str]:

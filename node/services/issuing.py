@@ -71,6 +71,8 @@ __all__ = [
     "revoke_attestation",
     "revoke_holder_key",
     "revoke_outstanding",
+    "run_pending",
+    "store_attestation",
     "suspend_attestation",
 ]
 
@@ -344,10 +346,32 @@ def issue_bound(
         state, resident_id, holder_key=holder_key, use_proof_nonce=use_proof_nonce,
         flow=flow, now=now,
     )  # fmt: skip
-    # The caller's own writes (a DPoP proof's id: single use even when the issuance is
-    # refused, RFC 9449 section 11.1) are committed; the writer's transaction decides.
+    return run_pending(session, state, pending)
+
+
+def run_pending(session: Session, state: NodeState, pending: PendingIssuance) -> IssuedAttestation:
+    """An issuance checked, carried through: the caller's own writes committed (a DPoP
+    proof's id: single use even when the issuance is refused, RFC 9449 section 11.1),
+    the writer's job (its transaction decides), the signature."""
     session.commit()
     return pending.finish(state.writer.call(pending.job))
+
+
+def store_attestation(
+    connection: Connection, state: NodeState, row: dict[str, Any], now: int
+) -> tuple[int, int, int]:
+    """Insert an attestation ``row`` (without its list and index) at a random free index
+    of the current status list, in a writer's job: (list id, attestation id, index). A
+    list opened for it is forgotten when the insertion fails (the job rolls it back)."""
+    list_id, size = current_status_list(connection, state, now)
+    try:
+        attestation_id, status_idx = insert_with_random_index(
+            connection, {**row, "status_list_id": list_id}, size
+        )
+    except NodeError:
+        state.memory.current_list = None
+        raise
+    return list_id, attestation_id, status_idx
 
 
 @dataclass(frozen=True)
@@ -389,25 +413,20 @@ def prepare_bound(
             )
         alliance_score = mapping.alliance_score(score.score)
         band = mapping.scale.band_of(alliance_score)
-        list_id, size = current_status_list(connection, state, now)
-        try:
-            attestation_id, status_idx = insert_with_random_index(
-                connection,
-                {
-                    "resident_id": resident_id,
-                    "status_list_id": list_id,
-                    "holder_kid": holder_kid,
-                    "band": band,
-                    "alliance_score": alliance_score,
-                    "issued_at": now,
-                    "expires_at": expires_at,
-                    "status": "valid",
-                },
-                size,
-            )
-        except NodeError:  # the job rolls back, a list it opened with it: forget it
-            state.memory.current_list = None
-            raise
+        list_id, attestation_id, status_idx = store_attestation(
+            connection,
+            state,
+            {
+                "resident_id": resident_id,
+                "holder_kid": holder_kid,
+                "band": band,
+                "alliance_score": alliance_score,
+                "issued_at": now,
+                "expires_at": expires_at,
+                "status": "valid",
+            },
+            now,
+        )
         # never the token or the proof
         batch.audit(
             actor="resident",  # who she is goes in subject (ids are up to 128 characters)

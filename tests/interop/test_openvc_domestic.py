@@ -15,32 +15,23 @@ import pytest
 import time_machine
 from openvc import verify_vp_token
 from openvc.resolvers import default_status_list_token_resolver
-from sqlmodel import Session
 
 import protocol as P
-from node.models import Consent, Record
 from tests.conftest import NOW, ec_key
 from tests.interop.conftest import Https
 from tests.interop.test_openvc_presentation import Verifier, captured_answer
+from tests.node.issuing_helpers import seed_housekeeper
 from wallet import accept_offer
 from wallet._oid4vp import Asked
 
-DAY = 86400
 QUERY = P.dcql_query([["background_check_passed"], ["rating_at_least", "4"]], vct=P.DOMESTIC_VCT)
 
 
 def _housekeeper(https: Https) -> None:
-    with Session(https.node.app.state.node.engine) as db:
-        for n, (kind, days_ago, points) in enumerate([
-            ("background_check_passed", 100, None),
-            *[("service_rating", d, 4.0) for d in (5, 15, 25)],
-        ]):  # fmt: skip
-            db.add(Record(department="domestic", record_id=f"r{n}", resident_id="resident-1",
-                          kind=kind, occurred_at=NOW - days_ago * DAY, recorded_at=NOW - 60,
-                          points=points))  # fmt: skip
-        db.add(Consent(resident_id="resident-1", kind="share_domestic_service",
-                       recipients=["alliance"], purpose="家政核验", granted_at=NOW - 60))  # fmt: skip
-        db.commit()
+    seed_housekeeper(https.node.app.state.node.engine, "resident-1", [
+        ("background_check_passed", 100, None),
+        *[("service_rating", d, 4.0) for d in (5, 15, 25)],
+    ])  # fmt: skip
 
 
 @pytest.fixture

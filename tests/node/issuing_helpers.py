@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import protocol as P
 from mappings import AllianceScale, MappingTable
-from node.models import Consent, Score
+from node.models import Consent, Record, Score
 from node.state import NodeState
 from protocol._jws import sign_jws
 from tests.conftest import NOW
@@ -158,3 +159,27 @@ def jwks_resolver(jwks: dict[str, Any], node_id: str) -> P.IssuerKeyResolver:
 def error_code(response: httpx.Response) -> str:
     code: str = response.json()["error"]["code"]
     return code
+
+
+DAY = 86400
+
+
+def seed_housekeeper(
+    engine: Engine,
+    resident: str,
+    records: Iterable[tuple[str, int, float | None]],
+    *,
+    consent: bool = True,
+) -> None:
+    """Her domestic-service records, ``(kind, days before NOW, points)``, pushed by the
+    department "domestic" before NOW, and (``consent``) her share_domestic_service
+    consent naming every member (issue 18)."""
+    with Session(engine) as db:
+        for n, (kind, days_ago, points) in enumerate(records):
+            db.add(Record(department="domestic", record_id=f"{resident}-r{n}",
+                          resident_id=resident, kind=kind, occurred_at=NOW - days_ago * DAY,
+                          recorded_at=NOW - 60, points=points))  # fmt: skip
+        if consent:
+            db.add(Consent(resident_id=resident, kind="share_domestic_service",
+                           recipients=["alliance"], purpose="家政核验", granted_at=NOW - 60))  # fmt: skip
+        db.commit()

@@ -18,11 +18,10 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser
-from sqlmodel import Session
 
-from node.models import Consent, Record
 from node.web import WALLET_PAGES
 from tests.conftest import NOW
+from tests.node.issuing_helpers import seed_housekeeper
 from tests.node.oid4vp_helpers import two_cities
 from tests.node.servers import RunningNode
 from tests.node.test_verifications import seed_resident_app
@@ -30,7 +29,6 @@ from tests.pages.conftest import DESKTOP
 from tests.pages.test_web_wallet import HELD_KEY, Watched, _Pages
 
 RESIDENT = "fz-housekeeper"
-DAY = 86400
 
 
 @dataclass
@@ -69,17 +67,10 @@ class World:
 
 def housekeeper(node: RunningNode) -> None:
     seed_resident_app(node, RESIDENT, 780, ("alliance",), now=NOW)
-    with Session(node.app.state.node.engine) as db:
-        for n, (kind, days_ago, points) in enumerate([
-            ("background_check_passed", 100, None),
-            *[("service_rating", d, 5.0) for d in (5, 15, 25)],
-        ]):  # fmt: skip
-            db.add(Record(department="domestic", record_id=f"r{n}", resident_id=RESIDENT,
-                          kind=kind, occurred_at=NOW - days_ago * DAY, recorded_at=NOW - 60,
-                          points=points))  # fmt: skip
-        db.add(Consent(resident_id=RESIDENT, kind="share_domestic_service",
-                       recipients=["alliance"], purpose="家政核验", granted_at=NOW - 60))  # fmt: skip
-        db.commit()
+    seed_housekeeper(node.app.state.node.engine, RESIDENT, [
+        ("background_check_passed", 100, None),
+        *[("service_rating", d, 5.0) for d in (5, 15, 25)],
+    ])  # fmt: skip
 
 
 @pytest.fixture

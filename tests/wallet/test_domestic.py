@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session
 from typer.testing import CliRunner
 
-from node.models import Record
 from tests.cli_results import assert_one_line_error, ok
 from tests.conftest import NOW
+from tests.node.issuing_helpers import seed_housekeeper
 from tests.node.oid4vp_helpers import cli_wallet, two_cities
 from tests.node.servers import RunningNode
 from wallet.cli import wallet_app
@@ -63,17 +62,17 @@ def day(moment: int) -> str:
     return dt.datetime.fromtimestamp(moment, dt.UTC).date().isoformat()
 
 
-def housekeeper(node: RunningNode, *, rating: float = 4.0) -> None:
-    with Session(node.app.state.node.engine) as db:
-        for n, (kind, days_ago, points) in enumerate([
+def housekeeper(node: RunningNode) -> None:
+    seed_housekeeper(
+        node.app.state.node.engine,
+        RESIDENT,
+        [
             ("background_check_passed", 100, None),
             ("training_certificate", 400, None),
-            *[("service_rating", d, rating) for d in (5, 15, 25)],
-        ]):  # fmt: skip
-            db.add(Record(department="domestic", record_id=f"r{n}", resident_id=RESIDENT,
-                          kind=kind, occurred_at=NOW - days_ago * DAY, recorded_at=NOW - 60,
-                          points=points))  # fmt: skip
-        db.commit()
+            *[("service_rating", d, 4.0) for d in (5, 15, 25)],
+        ],
+        consent=False,  # she grants it through the API (fetch_domestic)
+    )
 
 
 def fetch_domestic(world: World) -> None:
