@@ -3,7 +3,12 @@
 Run from the repository root::
 
     .venv/bin/python bench/rescore.py [--residents N] [--records M]
-        [--db-residents n] [--db-records m] [--samples K] [--rounds R] [--seed S] [--json]
+        [--db-residents n] [--db-records m] [--samples K] [--rounds R] [--seed S]
+        [--model PATH] [--json]
+
+``--model`` scores with another model file than the demo model (a scorecard, for one:
+``--model simulator/cities/hangzhou.toml``, docs/MODELS.md); its kinds must include a
+repair kind and a negative one, as the synthetic records need.
 
 Targets (issue 4):
 
@@ -135,10 +140,15 @@ def job_arrays(model: ScoringModel, columns: dict[str, Any]) -> Any:
     return RecordArrays.concatenate([plain, repairs])
 
 
+def model_of(args: argparse.Namespace) -> ScoringModel:
+    """The model the sections score with: ``--model``, else the demo model."""
+    return load_model(Path(args.model) if args.model else None)
+
+
 def section_batch(args: argparse.Namespace) -> dict[str, Any]:
     from node.services.scoring import histogram
 
-    model = load_model()
+    model = model_of(args)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     columns = synthetic_columns(model, args.residents, args.records, rng)
@@ -171,14 +181,15 @@ def section_batch(args: argparse.Namespace) -> dict[str, Any]:
 # --- a SQLite database with realistic records ---------------------------------------------
 
 
-def build_database(path: Path, residents: int, records: int, seed: int) -> dict[str, Any]:
+def build_database(
+    path: Path, residents: int, records: int, seed: int, model: ScoringModel
+) -> dict[str, Any]:
     """A node database (the real schema, by migration) filled with raw inserts."""
     from node.db import make_engine, migrate
 
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     engine.dispose()
-    model = load_model()
     rng = np.random.default_rng(seed)
     order = model.kind_order
     plain = [k for k in order if not model.kinds[k].repair]
@@ -268,7 +279,7 @@ _INSERT_RECORD = (
 )
 
 
-def node_state(path: Path) -> Any:
+def node_state(path: Path, model: ScoringModel) -> Any:
     from keys import Keyring
     from node.db import make_engine
     from node.settings import Settings
@@ -279,7 +290,7 @@ def node_state(path: Path) -> Any:
         settings=settings,
         engine=make_engine(settings.effective_database_url),
         keyring=Keyring.create(now=NOW),
-        model=load_model(),
+        model=model,
         metrics=Metrics(),
     )
 
@@ -287,7 +298,7 @@ def node_state(path: Path) -> Any:
 def section_db(args: argparse.Namespace) -> dict[str, Any]:
     from node.services.scoring import rescore_everyone
 
-    state = node_state(Path(args.db))
+    state = node_state(Path(args.db), model_of(args))
     first = rescore_everyone(state, NOW)  # stores the month's snapshot
     again = rescore_everyone(state, NOW + DAY)  # the snapshot exists: scores only
     return {
@@ -304,7 +315,7 @@ def section_incremental(args: argparse.Namespace) -> dict[str, Any]:
     from node.services import records as records_service
     from node.services.scoring import insert_for, rescore_resident
 
-    state = node_state(Path(args.db))
+    state = node_state(Path(args.db), model_of(args))
     rng = np.random.default_rng(args.seed + 1)
     residents = int(args.db_residents)
     alone, with_commit, pushes = [], [], []
@@ -379,9 +390,9 @@ def section_incremental(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def section_build(args: argparse.Namespace) -> dict[str, Any]:
-    return build_database(Path(args.db), args.db_residents, args.db_records, args.seed) | {
-        "peak_mib": peak_memory_mib()
-    }
+    return build_database(
+        Path(args.db), args.db_residents, args.db_records, args.seed, model_of(args)
+    ) | {"peak_mib": peak_memory_mib()}
 
 
 SECTIONS = {
@@ -472,6 +483,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=2000, help="incremental rescorings")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument("--model", help="a scoring model file (default: the demo model)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a report")
     parser.add_argument("--section", choices=sorted(SECTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
