@@ -305,7 +305,7 @@ class Scorecard:
 
 @dataclass(frozen=True)
 class BatchScores:
-    """Scores of everyone, and each dimension's capped points (rows in dimension order)."""
+    """Scores of everyone, and each dimension's part of them (rows in dimension order)."""
 
     scores: npt.NDArray[np.float64]
     by_dimension: npt.NDArray[np.float64]  # shape (len(dimensions), residents)
