@@ -211,6 +211,21 @@ def test_scan_for_ids_counts_files_per_city_and_skips_missing_ones(tmp_path: Pat
     assert invariants.scan_for_ids(paths, patterns) == {"xiamen": 2, "fuzhou": 1, "zhangzhou": 0}
 
 
+def test_a_home_id_torn_into_another_citys_is_not_a_leak(tmp_path: Path) -> None:
+    """Issue 18's demo run: in Hangzhou's database a B-tree page's cell pointer (0x0d7a,
+    "\\rz") had grown over a freed cell "hz-r0000806", which then read "zz-r0000806",
+    a Zhangzhou id. Another Zhangzhou id in the same file is still a leak."""
+    torn = tmp_path / "node.db"
+    torn.write_bytes(b"\r\x8b\rzz-r0000806\x00\x02hz-r0000806\x00\x02hz-r0000821")
+    patterns = {"zhangzhou": invariants.id_pattern("zz"), "hangzhou": invariants.id_pattern("hz")}
+    home = ("hangzhou", "hz")
+    assert invariants.scan_for_ids([torn], patterns, home=home) == {"zhangzhou": 0, "hangzhou": 1}
+    assert invariants.scan_for_ids([torn], patterns) == {"zhangzhou": 1, "hangzhou": 1}
+    leaked = tmp_path / "leaked.db"
+    leaked.write_bytes(b"\rzz-r0000806 hz-r0000806 zz-r0000123")
+    assert invariants.scan_for_ids([leaked], patterns, home=home)["zhangzhou"] == 1
+
+
 # --- raw records stay home: the invariant over a run's folders ---------------------------------
 
 
