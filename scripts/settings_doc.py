@@ -70,8 +70,12 @@ OTHER_VARIABLES: dict[str, str] = {
     "hash), as `ccx node admin-token` printed it",
     "CCX_CLIENT_TOKEN": "`ccx records push`, `ccx kiosk ...`: a client's bearer token, as "
     "`ccx node client add` printed it",
-    "CCX_NODE_URL": "`ccx node client`, `ccx records`, `ccx kiosk`: the node's base URL, "
-    "e.g. `http://127.0.0.1:8001`",
+    "CCX_NODE_URL": "`ccx node client`, `ccx node ready`, `ccx records`, `ccx kiosk`: the "
+    "node's base URL, e.g. `http://127.0.0.1:8001`",
+    "CCX_TRANSACTION": "`ccx kiosk decision`: the transaction id when none is given; "
+    '`eval "$(ccx kiosk request ... --format env)"` sets it',
+    "CCX_REQUEST_LINK": "set by `ccx kiosk request --format env` for the shell: the "
+    "openid4vp:// link of the request, for `ccx wallet answer`",
     "CCX_WALLET": "`ccx wallet`: the wallet file (default `~/.ccx/wallet.json`)",
     "CCX_WALLET_PASSPHRASE": "`ccx wallet`: the passphrase of the wallet's holder key "
     "(else a hidden prompt)",
