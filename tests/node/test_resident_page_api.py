@@ -78,6 +78,7 @@ def test_she_sees_her_attestations_only_newest_first(client: TestClient) -> None
     assert listed[0] | {"id": 0, "holder_kid": ""} == {
         "id": 0,
         "holder_kid": "",
+        "credential": "credit_standing",  # issue 18: which of the two types
         "band": band,
         "alliance_score": alliance_score,
         "issued_at": NOW,
