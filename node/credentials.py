@@ -27,14 +27,12 @@ model kinds (hand-weighted, scorecard) share it.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from node.scoring import DAY, ModelError, ScoringModel
+from node.scoring import DAY, ModelError, ScoringModel, model_data
 
 __all__ = [
     "CREDENTIAL_TYPES",
@@ -148,17 +146,7 @@ def parse_credential_rules(
 def load_credential_rules(path: Path | None, model: ScoringModel) -> DomesticServiceRules | None:
     """:func:`parse_credential_rules` of the model file at ``path`` (the demo model when
     None), checked against ``model``, the one loaded from it. Raises :class:`ModelError`."""
-    if path is None:
-        text = resources.files("node").joinpath("scoring_demo.toml").read_text(encoding="utf-8")
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ModelError(f"cannot read the scoring model {path}: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelError(f"the scoring model is not valid TOML: {exc}") from exc
+    data = model_data(path)
     return parse_credential_rules(data, model)
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "ScoringModel",
     "WeightedSum",
     "load_model",
+    "model_data",
 ]
 
 log = logging.getLogger("ccx.node")
@@ -745,12 +746,11 @@ def _departments(table: Any) -> dict[str, frozenset[str]]:
     return departments
 
 
-def load_model(path: Path | None = None, *, fitted: bool = True) -> ScoringModel:
-    """The model at ``path``, or the demo model that ships with the node. Logs a
-    warning when the model at ``path`` lists no departments (any department may then
-    push any kind). ``fitted=False``: as :meth:`ScoringModel.from_dict`.
+def model_data(path: Path | None = None) -> dict[str, Any]:
+    """The parsed TOML of the model file at ``path``, or of the demo model: what
+    :func:`load_model` reads, and node.credentials the credential tables beside it.
 
-    Raises :class:`ModelError` for a file that can't be read or isn't a valid model."""
+    Raises :class:`ModelError` for a file that can't be read or isn't TOML."""
     if path is None:
         text = resources.files("node").joinpath("scoring_demo.toml").read_text(encoding="utf-8")
     else:
@@ -759,9 +759,18 @@ def load_model(path: Path | None = None, *, fitted: bool = True) -> ScoringModel
         except OSError as exc:
             raise ModelError(f"cannot read the scoring model {path}: {exc.strerror}") from exc
     try:
-        model = ScoringModel.from_dict(tomllib.loads(text), fitted=fitted)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"the scoring model is not valid TOML: {exc}") from exc
+
+
+def load_model(path: Path | None = None, *, fitted: bool = True) -> ScoringModel:
+    """The model at ``path``, or the demo model that ships with the node. Logs a
+    warning when the model at ``path`` lists no departments (any department may then
+    push any kind). ``fitted=False``: as :meth:`ScoringModel.from_dict`.
+
+    Raises :class:`ModelError` for a file that can't be read or isn't a valid model."""
+    model = ScoringModel.from_dict(model_data(path), fitted=fitted)
     # Said at each start of a node whose own model (CCX_SCORING_MODEL) predates the
     # table; the demo model, for development and tests, says so in its comments.
     if model.departments is None and path is not None:
