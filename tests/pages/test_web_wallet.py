@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlmodel import Session, select
 
 import protocol as P
@@ -245,7 +245,8 @@ def test_the_page_speaks_chinese_and_the_language_switch_keeps_what_it_shows(
     page.locator("#lang").click()
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert "凭证已保存" in page.locator("#status").inner_text()
-    assert "分数不低于" in page.locator("article.credential").inner_text()
+    # the cards are drawn again after the switch (asynchronously): wait for them
+    expect(page.locator("article.credential")).to_contain_text("分数不低于")
     page.locator("#lang").click()
     assert "stored" in page.locator("#status").inner_text()
     desktop.clean()
