@@ -112,6 +112,9 @@ class VerificationOut(BaseModel):
     issuer_city: str | None
     band: str | None = Field(None, description="only when the scenario must see it")
     alliance_score: int | None = Field(None, description="only when the scenario must see it")
+    shown: dict[str, Any] | None = Field(
+        None, description="a domestic-service scenario's claims it shows (docs/CREDENTIALS.md)"
+    )
     audit_seq: int = Field(
         description="the sequence number of this node's audit entry recording the decision "
         "(GET /v1/admin/audit), so that every decision can be traced"
@@ -164,7 +167,11 @@ async def verify_presentation(
     decision = verifying.outcome(state, checked, seq)
     shown: dict[str, Any] = {
         name: value
-        for name, value in (("band", decision.band), ("alliance_score", decision.alliance_score))
+        for name, value in (
+            ("band", decision.band),
+            ("alliance_score", decision.alliance_score),
+            ("shown", None if decision.shown is None else dict(decision.shown)),
+        )
         if value is not None
     }  # set only when the scenario must see it: absent from the answer otherwise
     return VerificationOut(

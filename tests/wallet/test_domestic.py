@@ -174,3 +174,27 @@ def test_a_member_the_registry_does_not_list_for_it_is_refused(
     decided = world.result(made)
     assert decided["outcome"] == "refused"
     assert decided["code"] == "credential_not_issued_by_member"
+
+
+def test_the_ccx_dialect_decides_a_domestic_check_too(world: World) -> None:
+    """POST /v1/verifications/challenge and /v1/verifications, with `ccx wallet present`
+    of her domestic-service credential (attestation 2: the credit standing is 1)."""
+    challenge = httpx.post(f"{world.xiamen.url}/v1/verifications/challenge",
+                           json={"scenario": "domestic_agency_hiring"}, headers=world.desk)  # fmt: skip
+    assert challenge.status_code == 201, challenge.text
+    asked = challenge.json()
+    assert asked["disclose"] == ["background_check_passed", "no_upheld_complaints_12m",
+                                 "rating_at_least.4", "certified_since"]  # fmt: skip
+    presented = ok(CliRunner().invoke(wallet_app, [
+        "present", "--attestation", "2", "--aud", asked["aud"], "--nonce", asked["nonce"],
+        *[part for claim in asked["disclose"] for part in ("--disclose", claim)],
+    ], env=world.env))  # fmt: skip
+    decided = httpx.post(f"{world.xiamen.url}/v1/verifications", headers=world.desk,
+                         json={"nonce": asked["nonce"],
+                               "presentation": presented.stdout.strip()})  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    body = decided.json()
+    assert body["decision"] == "granted"
+    assert body["tier"]["name"] == "recommended"
+    assert body["shown"] == {"certified_since": day(NOW - 400 * DAY)}
+    assert "band" not in body
