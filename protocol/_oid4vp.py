@@ -72,6 +72,8 @@ def dcql_query(paths: Sequence[Sequence[str]], *, vct: str = VCT) -> dict[str, A
     """The DCQL query (section 6) for one credential of type ``vct`` (by default the
     credit standing) and the claims at ``paths`` (claims path pointers, section 7), e.g.
     ``[["score_at_least", "650"]]``. ValueError for a vct not of ours."""
+    if vct not in CREDENTIAL_QUERY_IDS:
+        raise ValueError(f"{vct!r} is not a credential type of ours")
     return {
         "credentials": [
             {

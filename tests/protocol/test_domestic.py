@@ -198,3 +198,8 @@ def test_a_shown_claim_she_lacks_does_not_stop_her_answering() -> None:
 
 def test_a_credit_query_is_not_a_domestic_one() -> None:
     assert P.requested_vct(P.tiered_dcql_query(["score_at_least.650"])) == P.VCT
+
+
+def test_a_query_for_a_type_not_ours_is_refused_when_made() -> None:
+    with pytest.raises(ValueError, match="not a credential type of ours"):
+        P.dcql_query([["band"]], vct="urn:example:other:1")
