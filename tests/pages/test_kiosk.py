@@ -202,6 +202,31 @@ def test_the_network_down_is_unavailable_with_what_to_do(kiosk: Kiosk, world: Wo
     expect(outcome).to_contain_text("The visitor declined", timeout=10_000)
 
 
+def test_a_domestic_service_decision_shows_the_claims_it_shows(kiosk: Kiosk, world: World) -> None:
+    """Issue 18: an agency's decision on the domestic-service credential shows the claims
+    its scenario shows (certified_since), in both languages. The node's answer is the
+    one node/services/oid4vp.py makes, fulfilled here for the waiting page."""
+    page = kiosk.page
+    kiosk.sign_in(world.token)
+    expect(page.locator("button.scenario")).to_have_count(2)
+    page.locator("button.scenario").first.click()
+    expect(page.locator("#qr img.qr")).to_be_visible()
+
+    def answered(route: Route) -> None:
+        route.fulfill(json={
+            "scenario": "domestic_agency_hiring", "outcome": "granted", "tier": "recommended",
+            "benefit": "Recommended placement", "benefit_zh": "优先推荐", "reasons": [],
+            "issuer": world.fuzhou.url, "issuer_city": "fuzhou",
+            "shown": {"certified_since": "2025-12-12"}, "audit_seq": 7,
+        })  # fmt: skip
+
+    page.route("**/v1/presentation-requests/**", answered)
+    details = page.locator("#outcome-details")
+    expect(details).to_contain_text("持证起始日期：2025-12-12", timeout=10_000)
+    expect(details).to_contain_text("Certified since: 2025-12-12")
+    page.unroute("**/v1/presentation-requests/**", answered)
+
+
 def test_a_request_that_runs_out_asks_to_start_again(kiosk: Kiosk, world: World) -> None:
     page = kiosk.page
     kiosk.sign_in(world.token)

@@ -36,6 +36,7 @@ const M = {
   unavailableTitle: ["暂不可用", "Unavailable"],
   tier: ["档次：{tier}", "Tier: {tier}"],
   from: ["凭证来自：{city}", "Credential from: {city}"],
+  shown: ["{label_zh}：{value}", "{label_en}: {value}"],
   reason: ["原因", "Reason"],
   nextDenied: ["请按柜台常规流程办理（例如缴纳押金）。", "Serve the visitor by the counter's usual procedure (a deposit, say)."],
   nextRefresh: ["请访客在钱包中从所在城市重新领取信用凭证，然后点“下一位”再试。", "Ask the visitor to refresh her credential from her home city in her wallet, then press \"Next visitor\" to try again."],
@@ -44,6 +45,14 @@ const M = {
   nextDeclined: ["访客未分享任何信息。可按常规流程办理；她改变主意时点“下一位”。", "Nothing was shared. Use the usual procedure, or press \"Next visitor\" if she changes her mind."],
   nextExpired: ["点“下一位”生成新的二维码。", "Press \"Next visitor\" for a new QR code."],
   nextUnavailable: ["请检查网络，稍后点“下一位”重试；其间请按柜台常规流程办理。", "Check the network and press \"Next visitor\" to try again; meanwhile use the counter's usual procedure."],
+};
+
+// the domestic-service credential's claims a scenario may show (node/scenarios.py)
+const SHOWN_LABELS = {
+  certified_since: ["持证起始日期", "Certified since"],
+  background_check_date: ["背景审查日期", "Background check date"],
+  training_certificates: ["培训证书数", "Training certificates"],
+  rating_count: ["评价数", "Ratings"],
 };
 
 // a credential that no longer stands: the visitor can fetch a fresh one
@@ -299,6 +308,11 @@ function decide(result, scenario) {
       el("span", { lang: "zh-CN" }, result.benefit_zh ?? result.benefit ?? ""), " ",
       el("span", { lang: "en" }, result.benefit ?? "")));
     if (result.issuer_city) details.push(both("from", { city: result.issuer_city }, "p"));
+    // a domestic-service scenario's claims it shows (issue 18, docs/CREDENTIALS.md)
+    for (const [name, value] of Object.entries(result.shown ?? {})) {
+      const [zh, en] = SHOWN_LABELS[name] ?? [name, name];
+      details.push(both("shown", { label_zh: zh, label_en: en, value }, "p"));
+    }
   }
   for (const reason of result.reasons ?? []) {
     if (outcome === "granted") continue;
