@@ -895,6 +895,15 @@ def consent_list(
         typer.echo(line)
 
 
+# the node's consent kinds (node/services/residents.CONSENT_KINDS; the wallet imports
+# nothing of the node): one for the score, one per credential to share
+CONSENT_KINDS = ("open_score", "share_alliance", "share_domestic_service")
+
+
+def _kinds_text() -> str:
+    return ", ".join(CONSENT_KINDS[:-1]) + " or " + CONSENT_KINDS[-1]
+
+
 @consent_app.command("grant")
 @reports_errors
 def consent_grant(
@@ -902,7 +911,8 @@ def consent_grant(
         str,
         typer.Argument(
             metavar="KIND",
-            help="open_score (to see your score) or share_alliance (to share your standing).",
+            help="open_score (to see your score), share_alliance (to share your standing) or "
+            "share_domestic_service (to share your domestic-service credential).",
             show_default=False,
         ),
     ],
@@ -912,7 +922,7 @@ def consent_grant(
         typer.Option(
             "--recipient",
             metavar="MEMBER",
-            help="share_alliance: a member node id that may receive your standing, or "
+            help="share_*: a member node id that may receive the credential, or "
             "'alliance' for every member; repeat for more.",
             show_default=False,
         ),
@@ -922,7 +932,7 @@ def consent_grant(
         typer.Option(
             "--purpose",
             metavar="TEXT",
-            help="share_alliance: why you share it.",
+            help="share_*: why you share it.",
             show_default=False,
         ),
     ] = None,
@@ -931,7 +941,9 @@ def consent_grant(
 ) -> None:
     """Grant a consent. As POST /v1/me/consents."""
     body: dict[str, Any] = {"kind": kind}
-    if kind == "share_alliance":
+    if kind not in CONSENT_KINDS:
+        raise InputError("invalid_kind", "KIND", f"{kind!r}; use {_kinds_text()}")
+    if kind != "open_score":
         if not recipients:
             raise InputError(
                 "missing_option", "--recipient", "name who may receive it, or 'alliance' for all"
@@ -939,8 +951,6 @@ def consent_grant(
         if not purpose:
             raise InputError("missing_option", "--purpose", "say why you share it")
         body.update(recipients=recipients, purpose=purpose)
-    elif kind != "open_score":
-        raise InputError("invalid_kind", "KIND", f"{kind!r}; use open_score or share_alliance")
     elif recipients or purpose:
         raise InputError(
             "conflicting_options", "--recipient", "open_score takes no recipients or purpose"
@@ -955,15 +965,20 @@ def consent_grant(
 def consent_withdraw(
     kind: Annotated[
         str,
-        typer.Argument(metavar="KIND", help="open_score or share_alliance.", show_default=False),
+        typer.Argument(
+            metavar="KIND",
+            help="open_score, share_alliance or share_domestic_service.",
+            show_default=False,
+        ),
     ],
     node: NodeOption,
     token: ResidentTokenOption = None,
     dev_subject: DevSubjectOption = None,
 ) -> None:
-    """Withdraw a consent: every attestation you hold is revoked at once. As DELETE
-    /v1/me/consents/{kind}."""
-    if kind not in ("open_score", "share_alliance"):
-        raise InputError("invalid_kind", "KIND", f"{kind!r}; use open_score or share_alliance")
+    """Withdraw a consent: the attestations it covers are revoked at once (open_score and
+    share_alliance: your credit standings; share_domestic_service: your domestic-service
+    credentials). As DELETE /v1/me/consents/{kind}."""
+    if kind not in CONSENT_KINDS:
+        raise InputError("invalid_kind", "KIND", f"{kind!r}; use {_kinds_text()}")
     done = _as_resident(node, token, dev_subject, "DELETE", f"v1/me/consents/{kind}")
     typer.echo(f"withdrew {kind}; {done['revoked_attestations']} attestation(s) revoked")

@@ -323,6 +323,22 @@ def test_wallet_consent_errors_are_one_line(world: TwoCities) -> None:
     assert_one_line_error(unreachable, "node_unreachable", "--node")
 
 
+def test_wallet_consent_to_share_the_domestic_service_credential(world: TwoCities) -> None:
+    who = ("--node", world.fuzhou.url, "--dev-subject", "fz-housekeeper")
+    assert_one_line_error(
+        ccx("wallet", "consent", "grant", "share_domestic_service", *who),
+        "missing_option",
+        "--recipient",
+    )
+    granted = ccx("wallet", "consent", "grant", "share_domestic_service", "--recipient",
+                  "alliance", "--purpose", "an agency hiring me", *who)  # fmt: skip
+    assert ok(granted).stdout.strip() == "granted share_domestic_service to alliance"
+    listed = ok(ccx("wallet", "consent", "list", *who)).stdout.splitlines()[1:]
+    assert [line.split()[:2] for line in listed] == [["share_domestic_service", "active"]]
+    withdrawn = ok(ccx("wallet", "consent", "withdraw", "share_domestic_service", *who))
+    assert withdrawn.stdout.strip() == "withdrew share_domestic_service; 0 attestation(s) revoked"
+
+
 def test_wallet_login_names_a_node_without_the_development_login(tmp_path: Path) -> None:
     with two_cities(tmp_path, fuzhou={"dev_idp": False, "idp_jwks": '{"keys": []}'}) as cities:
         result = ccx("wallet", "login", "--node", cities.fuzhou.url, "--subject", "x")
