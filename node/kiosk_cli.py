@@ -201,7 +201,8 @@ def decision(
         ),
     ] = 0,
 ) -> None:
-    """Where a request stands: granted (the tier and its benefit), denied (the reasons),
+    """Where a request stands: granted (the tier and its benefit, and the claims the
+    scenario shows besides, e.g. certified_since), denied (the reasons),
     refused or declined (the code), expired, or pending. Exits 0 once decided or
     expired, 1 when still pending. As GET /v1/presentation-requests/{transaction_id}."""
     token = _required(token)
@@ -232,6 +233,8 @@ def _outcome_lines(result: dict[str, Any]) -> list[str]:
     if outcome == "granted":
         benefit = result.get("benefit") or ""
         lines.append(f"  tier {result.get('tier')}: {benefit}")
+    for name, value in (result.get("shown") or {}).items():  # a domestic-service check's
+        lines.append(f"  {name}: {value}")
     for reason in result.get("reasons") or []:
         lines.append(f"  [{reason.get('code')}] {reason.get('message')}")
     if result.get("code"):

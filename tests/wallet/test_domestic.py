@@ -7,6 +7,7 @@ credential. Real nodes on loopback, one registry carrying the alliance CA."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +199,28 @@ def test_the_ccx_dialect_decides_a_domestic_check_too(world: World) -> None:
     assert body["tier"]["name"] == "recommended"
     assert body["shown"] == {"certified_since": day(NOW - 400 * DAY)}
     assert "band" not in body
+
+
+def test_a_kiosk_on_the_command_line_decides_a_domestic_check(world: World) -> None:
+    """`ccx kiosk` (issue 20) for the agency: its scenarios with their tiers, a request,
+    the decision with the tier and the claim the scenario shows besides."""
+    from ccx.app import app
+
+    def kiosk(*args: str) -> Any:
+        token = world.desk["Authorization"].removeprefix("Bearer ")
+        return ok(CliRunner().invoke(app, ["kiosk", *args, "--node", world.xiamen.url],
+                                     env={"CCX_CLIENT_TOKEN": token}, prog_name="ccx"))  # fmt: skip
+
+    menu = kiosk("scenarios").stdout
+    assert "domestic_agency_hiring  Domestic-service agency: hiring a housekeeper" in menu
+    assert "    recommended: Recommended placement: also rated 4 stars or more" in menu
+    made = json.loads(kiosk("request", "--scenario", "domestic_agency_hiring",
+                            "--format", "json").stdout)  # fmt: skip
+    ok(world.answer(made))
+    decided = kiosk("decision", made["transaction_id"], "--wait", "5").stdout.splitlines()
+    assert decided[:3] == [
+        "granted: domestic_agency_hiring",
+        "  tier recommended: Recommended placement: also rated 4 stars or more",
+        f"  certified_since: {day(NOW - 400 * DAY)}",
+    ]
+    assert not any("band" in line for line in decided)  # no score, no band
