@@ -304,6 +304,47 @@ def test_she_makes_a_credential_offer_for_a_phone_or_this_device(
     watched.clean()
 
 
+def test_she_shares_her_domestic_service_credential_apart_and_takes_an_offer_of_it(
+    world: World, watched: Watched
+) -> None:
+    """Issue 18: the node issues a second credential; its consent is a card of its own
+    and the offer names the credential she chooses."""
+    grant_sharing(world)  # her credit standing's consents, which the domestic one leaves be
+    page = watched.page
+    log_in(world, page, lang="en")
+    domestic = page.locator("#consent-share_domestic_service")
+    expect(domestic).to_contain_text("Share my domestic-service credential")
+    expect(domestic).to_contain_text("Not granted")
+    domestic.locator("#share-domestic-purpose").fill("an agency placing me in Xiamen")
+    domestic.locator("button.grant").click()
+    expect(domestic).to_contain_text("Granted")
+    held = world.consents()
+    assert held["share_domestic_service"]["purpose"] == "an agency placing me in Xiamen"
+    assert held["share_domestic_service"]["recipients"] == ["alliance"]
+
+    choice = page.locator("#offer-credential")
+    expect(choice).to_be_visible()
+    expect(choice.locator("option")).to_have_text(
+        ["Credit standing", "Domestic-service credential"]
+    )
+    choice.select_option("ccx_domestic_service")
+    page.locator("#make-offer").click()
+    link = page.locator("#offer-link").inner_text()
+    document = httpx.get(httpx.URL(link).params["credential_offer_uri"]).json()
+    assert document["credential_configuration_ids"] == ["ccx_domestic_service"]
+
+    domestic.locator("button.withdraw").click()
+    domestic.locator("button.confirm-withdraw").click()
+    expect(domestic).to_contain_text("Not granted")
+    assert "share_domestic_service" not in world.consents()
+    assert "share_alliance" in world.consents()  # the credit standing's consent stays
+    page.locator("#lang").click()
+    expect(domestic).to_contain_text("向联盟城市分享家政服务证明")
+    expect(choice.locator("option")).to_have_text(["信用等级证明", "家政服务证明"])
+    assert watched.fits()
+    watched.clean()
+
+
 def test_an_offer_without_her_sharing_consent_says_which_consent_to_grant(
     world: World, desktop: Watched
 ) -> None:

@@ -60,6 +60,12 @@ const MESSAGES = {
     consentsTitle: "我的授权",
     consent_open_score: "向本人展示信用分（二次授权）",
     consent_share_alliance: "向联盟城市分享信用等级",
+    consent_share_domestic_service: "向联盟城市分享家政服务证明",
+    purpose_share_domestic_service: "允许把您的家政服务证明（背景审查是否通过、培训、评价是否达到几星、近 12 个月有无成立投诉，不含任何记录）分享给您指定的联盟成员城市，用于您说明的目的。与信用等级分开：撤回只作废家政服务证明。",
+    offerCredential: "证明类型",
+    credential_ccx_credit_standing: "信用等级证明",
+    credential_ccx_domestic_service: "家政服务证明",
+    domesticLine: "家政服务证明 #{id}",
     purpose_open_score: "允许本节点把您的信用分和背后的记录展示给您本人。不授权时，分数不向任何人打开。领取信用证明也需要此授权。",
     purpose_share_alliance: "允许把您的信用等级（只是等级和联盟分，不含任何记录）做成证明，分享给您指定的联盟成员城市，用于您说明的目的。撤回后，已发出的证明全部作废。",
     granted: "已授权（{date}）",
@@ -167,6 +173,12 @@ const MESSAGES = {
     consentsTitle: "My consents",
     consent_open_score: "Show my score to me (second authorisation)",
     consent_share_alliance: "Share my standing with alliance cities",
+    consent_share_domestic_service: "Share my domestic-service credential with alliance cities",
+    purpose_share_domestic_service: "Lets your domestic-service credential (whether your background check passed, your training, whether your ratings reach so many stars, whether a complaint was upheld in 12 months; never a record) be shared with the alliance's member cities you name, for the purpose you state. Separate from your credit standing: withdrawing it revokes only the domestic-service credentials.",
+    offerCredential: "Credential",
+    credential_ccx_credit_standing: "Credit standing",
+    credential_ccx_domestic_service: "Domestic-service credential",
+    domesticLine: "Domestic-service credential #{id}",
     purpose_open_score: "Lets this node show your score and the records behind it to you. Without it, your score is opened to no one. Taking an attestation needs it too.",
     purpose_share_alliance: "Lets your credit standing (the band and the alliance score only, never a record) be put in an attestation and shared with the alliance's member cities you name, for the purpose you state. Withdrawing it revokes every attestation issued.",
     granted: "Granted ({date})",
@@ -228,7 +240,7 @@ const MESSAGES = {
 };
 
 const $ = (id) => document.getElementById(id);
-const view = { score: null, scoreError: null, consents: [], objections: [], attestations: [], offer: null };
+const view = { score: null, scoreError: null, consents: [], objections: [], attestations: [], offer: null, configurations: [] };
 const open = { objecting: null, withdrawing: null, revoking: null, revokingKey: null, granting: false };
 
 // --- talking to the node -----------------------------------------------------------
@@ -389,6 +401,18 @@ async function loadScore() {
   }
 }
 
+// the credentials this node issues (its OpenID4VCI metadata): the domestic-service
+// credential's consent and offer are shown only where it issues one (issue 18)
+async function loadConfigurations() {
+  try {
+    const response = await fetch("/.well-known/openid-credential-issuer", { headers: { Accept: "application/json" } });
+    const metadata = response.ok ? await response.json() : {};
+    view.configurations = Object.keys(metadata.credential_configurations_supported ?? {});
+  } catch {
+    view.configurations = [];
+  }
+}
+
 async function loadAll() {
   $("loading").classList.remove("hidden");
   const loaded = await attempt(async () => {
@@ -397,6 +421,7 @@ async function loadAll() {
       api("GET", "/v1/me/objections"),
       api("GET", "/v1/me/attestations"),
       loadScore(),
+      loadConfigurations(),
     ]);
     view.consents = consents.consents;
     view.objections = objections.objections;
@@ -438,6 +463,7 @@ function signed(value) {
 function render() {
   renderScore();
   renderConsents();
+  renderOfferChoice();
   renderOffer();
   renderAttestations();
   renderObjections();
@@ -571,7 +597,9 @@ function objectionForm(record, key) {
 function renderConsents() {
   const box = $("consents");
   box.replaceChildren();
-  for (const kind of ["open_score", "share_alliance"]) {
+  const kinds = ["open_score", "share_alliance"];
+  if (view.configurations.includes(DOMESTIC)) kinds.push("share_domestic_service");
+  for (const kind of kinds) {
     const history = view.consents.filter((c) => c.kind === kind);
     const active = history.find((c) => c.active);
     const last = history.at(-1);
@@ -580,14 +608,14 @@ function renderConsents() {
       el("p", {}, t(`purpose_${kind}`)),
       el("p", { className: `state ${active ? "ok" : "warn"} notice` },
         active ? t("granted", { date: date(active.granted_at) }) : t("notGranted")));
-    if (active && kind === "share_alliance") {
+    if (active && kind !== "open_score") {
       const names = active.recipients.map((r) => (r === "alliance" ? t("everyMember") : r)).join(", ");
       card.append(el("p", {}, t("recipientsAre", { recipients: names })));
       if (active.purpose) card.append(el("p", {}, t("purposeIs", { purpose: active.purpose })));
     }
     if (!active && last && last.withdrawn_at) card.append(el("p", { className: "muted" }, t("withdrawnOn", { date: date(last.withdrawn_at) })));
     if (active) card.append(withdrawControls(kind));
-    else card.append(kind === "share_alliance" ? shareForm() : el("button", {
+    else card.append(kind !== "open_score" ? shareForm(kind) : el("button", {
       type: "button", className: "grant", onclick: () => grant({ kind: "open_score" }),
     }, t("grant")));
     box.append(card);
@@ -606,24 +634,28 @@ function withdrawControls(kind) {
   return box;
 }
 
-const share = { to: "alliance", named: "", purpose: "" }; // her share form, kept on failure
+// her share forms, one per credential, kept on failure; share_alliance's ids are "share-*"
+const shares = {};
+const DOMESTIC = "ccx_domestic_service";
 
-function shareForm() {
-  const every = el("input", { type: "radio", name: "share-to", id: "share-every", value: "alliance", checked: share.to === "alliance" });
-  const named = el("input", { type: "radio", name: "share-to", id: "share-named", value: "named", checked: share.to === "named" });
-  const members = el("textarea", { id: "share-members", value: share.named, disabled: share.to !== "named", spellcheck: false });
-  const purpose = el("input", { type: "text", id: "share-purpose", value: share.purpose, required: true, maxLength: 500 });
+function shareForm(kind) {
+  const share = (shares[kind] ??= { to: "alliance", named: "", purpose: "" });
+  const id = kind === "share_alliance" ? "share" : "share-domestic";
+  const every = el("input", { type: "radio", name: `${id}-to`, id: `${id}-every`, value: "alliance", checked: share.to === "alliance" });
+  const named = el("input", { type: "radio", name: `${id}-to`, id: `${id}-named`, value: "named", checked: share.to === "named" });
+  const members = el("textarea", { id: `${id}-members`, value: share.named, disabled: share.to !== "named", spellcheck: false });
+  const purpose = el("input", { type: "text", id: `${id}-purpose`, value: share.purpose, required: true, maxLength: 500 });
   for (const radio of [every, named]) {
     radio.addEventListener("change", () => { share.to = radio.value; members.disabled = share.to !== "named"; });
   }
   members.addEventListener("input", () => { share.named = members.value; });
   purpose.addEventListener("input", () => { share.purpose = purpose.value; });
-  const form = el("form", { id: "share-form" },
+  const form = el("form", { id: `${id}-form` },
     el("fieldset", {}, el("legend", {}, t("recipientsLegend")),
-      el("label", { className: "check", htmlFor: "share-every" }, every, el("span", {}, t("toEveryMember"))),
-      el("label", { className: "check", htmlFor: "share-named" }, named, el("span", {}, t("toNamed"))),
-      el("label", { htmlFor: "share-members" }, t("namedLabel")), members),
-    el("label", { htmlFor: "share-purpose" }, t("purposeLabel")), purpose,
+      el("label", { className: "check", htmlFor: `${id}-every` }, every, el("span", {}, t("toEveryMember"))),
+      el("label", { className: "check", htmlFor: `${id}-named` }, named, el("span", {}, t("toNamed"))),
+      el("label", { htmlFor: `${id}-members` }, t("namedLabel")), members),
+    el("label", { htmlFor: `${id}-purpose` }, t("purposeLabel")), purpose,
     el("button", { type: "submit", className: "grant" }, t("grant")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -631,7 +663,7 @@ function shareForm() {
     const recipients = share.to === "alliance"
       ? ["alliance"]
       : share.named.split(/[\s,]+/).map((r) => r.trim()).filter(Boolean);
-    grant({ kind: "share_alliance", recipients, purpose: share.purpose.trim() });
+    grant({ kind, recipients, purpose: share.purpose.trim() });
   });
   return form;
 }
@@ -642,7 +674,7 @@ async function grant(body) {
     await reloadConsents();
   });
   if (done) {
-    if (body.kind === "share_alliance") Object.assign(share, { to: "alliance", named: "", purpose: "" });
+    if (body.kind !== "open_score") delete shares[body.kind];
     render();
     showNotice("grantedNow");
   }
@@ -674,13 +706,24 @@ async function makeOffer() {
   const button = $("make-offer");
   button.disabled = true;
   const done = await attempt(async () => {
-    view.offer = await api("POST", "/v1/me/credential-offers", { cross_device: $("cross-device").checked });
+    const body = { cross_device: $("cross-device").checked };
+    if (!$("offer-credential-row").classList.contains("hidden")) body.credential_configuration_id = $("offer-credential").value;
+    view.offer = await api("POST", "/v1/me/credential-offers", body);
   });
   button.disabled = false;
   if (done) {
     clearAlert();
     renderOffer();
   }
+}
+
+function renderOfferChoice() {
+  const choices = view.configurations.filter((id) => id.startsWith("ccx_"));
+  const select = $("offer-credential");
+  const chosen = select.value;
+  select.replaceChildren(...choices.map((id) => el("option", { value: id }, t(`credential_${id}`))));
+  if (choices.includes(chosen)) select.value = chosen;
+  $("offer-credential-row").classList.toggle("hidden", choices.length < 2);
 }
 
 function renderOffer() {
@@ -716,7 +759,9 @@ function renderAttestations() {
     const stateClass = item.status === "valid" && !expired ? "ok" : item.status === "revoked" ? "bad" : "warn";
     const row = el("li", { className: "attestation", id: `attestation-${item.id}` },
       el("div", { className: "record-line" },
-        el("strong", {}, t("attestationLine", { id: item.id, band: bandName(item.band), score: item.alliance_score ?? "–" })),
+        el("strong", {}, item.credential === "domestic_service"
+          ? t("domesticLine", { id: item.id })
+          : t("attestationLine", { id: item.id, band: bandName(item.band), score: item.alliance_score ?? "–" })),
         el("span", { className: `tag status ${stateClass}` }, t(`status_${item.status}`), expired ? ` · ${t("expired")}` : "")),
       el("p", { className: "muted" }, t("issuedExpires", { issued: date(item.issued_at), expires: date(item.expires_at) })),
       el("p", { className: "muted kid", title: item.holder_kid }, t("holderKey", { kid: `${item.holder_kid.slice(0, 12)}…` })));
