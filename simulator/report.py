@@ -121,7 +121,8 @@ def write_report(result: RunResult, out_dir: Path) -> Path:
 
 def summary_lines(result: RunResult) -> list[str]:
     """A short summary for the terminal: visits and their rate, the fairness per
-    threshold (and each (city, threshold) that misses its goal), each invariant (✓ or ✗,
+    threshold (and each (city, threshold) that misses its goal), the city scoring with a
+    learned scorecard and the domestic-service checks (issue 18), each invariant (✓ or ✗,
     with its detail when it fails) and the faults handled as expected. The caller prints
     where the report is."""
     measured = city_thresholds(result.cities, _scale(result)[0])
@@ -135,6 +136,18 @@ def summary_lines(result: RunResult) -> list[str]:
         f"wall time: {result.total_seconds:.1f} s for the whole run",
         f"fairness per threshold: {describe_thresholds(measured)}",
     ]
+    learned = learned_cities([city.city for city in result.cities])
+    if learned:  # issue 18: the city that scores with a fitted scorecard
+        lines.append(
+            "learned scorecard: "
+            + ", ".join(f"{city} ({version})" for city, version in learned)
+            + "; the others hand-weighted"
+        )
+    if result.domestic:  # issue 18: housekeepers' checks, apart from the visits
+        checked = Counter(check.outcome for check in result.domestic)
+        lines.append(
+            f"domestic-service checks: {_n(len(result.domestic))}: {_outcome_counts(checked)}"
+        )
     if result.invariants:
         lines.append("invariants:")
         lines += [

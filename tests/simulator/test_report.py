@@ -372,6 +372,26 @@ def test_summary_lines_of_an_empty_run() -> None:
     ]
 
 
+def test_summary_lines_name_the_learned_city_and_the_domestic_checks() -> None:
+    """Issue 18: make demo's terminal summary says which city scores with a fitted
+    scorecard (from the model files the nodes run with) and counts the housekeepers'
+    checks apart from the visits."""
+    result = RunResult(seed=0, started_at=0, scale={}, scenarios=[])
+    xiamen = _city("xiamen", 1000)
+    result.cities = [xiamen, replace(xiamen, city="hangzhou")]  # a name is what it reads
+    result.domestic = [
+        Visit(1.0, "hangzhou", "xiamen", "domestic_agency_hiring", 50.0, "granted", None, "eligible"),
+        Visit(2.0, "xiamen", "xiamen", "domestic_family_check", 20.0, "denied", "requirement_unmet"),
+    ]  # fmt: skip
+    lines = summary_lines(result)
+    [learned] = [line for line in lines if line.startswith("learned scorecard: ")]
+    assert learned.startswith("learned scorecard: hangzhou (")
+    assert "xiamen" not in learned
+    assert "domestic-service checks: 2: 1 granted, 1 denied, 0 refused, 0 unavailable" in lines
+    assert not any(line.startswith("learned scorecard") for line in summary_lines(
+        RunResult(seed=0, started_at=0, scale={}, scenarios=[])))  # fmt: skip
+
+
 def test_a_fault_s_details_are_listed_under_the_table_escaped_and_capped(tmp_path: Path) -> None:
     result = RunResult(seed=1, started_at=0, scale={}, scenarios=[])
     details = [f"xiamen resident at fuzhou {i} s after | withdrawing" for i in range(25)]
