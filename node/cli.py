@@ -341,21 +341,23 @@ def admin_token(
         )
 
 
+NodeUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--node",
+        metavar="URL",
+        envvar="CCX_NODE_URL",
+        help="The node's base URL, e.g. http://127.0.0.1:8001 (or $CCX_NODE_URL).",
+        show_envvar=False,
+    ),
+]
+
 EXIT_NOT_READY = 1  # `ready`: the node answered, not ready (2: it never answered)
 
 
 @node_app.command("ready")
 def ready(
-    node: Annotated[
-        str,
-        typer.Option(
-            "--node",
-            metavar="URL",
-            envvar="CCX_NODE_URL",
-            help="The node's base URL, e.g. http://127.0.0.1:8001 (or $CCX_NODE_URL).",
-            show_envvar=False,
-        ),
-    ],
+    node: NodeUrlOption,
     wait: Annotated[
         float,
         typer.Option(
@@ -433,16 +435,6 @@ client_app = typer.Typer(
 )
 node_app.add_typer(client_app, name="client")
 
-NodeUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--node",
-        metavar="URL",
-        envvar="CCX_NODE_URL",
-        help="The node's base URL, e.g. http://127.0.0.1:8001 (or $CCX_NODE_URL).",
-        show_envvar=False,
-    ),
-]
 AdminTokenOption = Annotated[
     str | None,
     typer.Option(
