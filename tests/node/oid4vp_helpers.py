@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlmodel import Session
 
 import protocol as P
@@ -158,3 +159,23 @@ def cli_wallet(home: RunningNode, folder: Path, resident: str = "fz-resident") -
     ok(CliRunner().invoke(wallet_app, ["keygen"], env=env))
     ok(CliRunner().invoke(wallet_app, ["authorize", home.url, "--dev-login", resident], env=env))
     return env
+
+
+def presentation_request(node: RunningNode, desk: dict[str, str], scenario: str) -> dict[str, Any]:
+    """A service point's OpenID4VP request at ``node`` for ``scenario`` (201), with the
+    ``desk`` Authorization header: the node's answer (transaction_id, request link)."""
+    made = httpx.post(f"{node.url}/v1/presentation-requests", json={"scenario": scenario},
+                      headers=desk)  # fmt: skip
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    return body
+
+
+def presentation_result(
+    node: RunningNode, desk: dict[str, str], made: dict[str, Any]
+) -> dict[str, Any]:
+    """Where the request ``made`` stands at ``node`` (GET .../{transaction_id})."""
+    answer = httpx.get(f"{node.url}/v1/presentation-requests/{made['transaction_id']}",
+                       headers=desk)  # fmt: skip
+    body: dict[str, Any] = answer.json()
+    return body

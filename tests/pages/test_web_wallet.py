@@ -29,7 +29,7 @@ import protocol as P
 from node.models import Consent
 from node.web import WALLET_CONNECT, WALLET_PAGES, page_headers
 from tests.conftest import NOW, ec_key
-from tests.node.oid4vp_helpers import two_cities
+from tests.node.oid4vp_helpers import presentation_request, presentation_result, two_cities
 from tests.node.servers import RunningNode, free_port
 from tests.node.test_verifications import seed_resident_app
 from tests.pages.camera import camera_args, qr_video
@@ -87,18 +87,10 @@ class World:
         return body
 
     def request(self) -> dict[str, Any]:
-        made = httpx.post(f"{self.xiamen.url}/v1/presentation-requests",
-                          json={"scenario": SCENARIO}, headers=self.desk)  # fmt: skip
-        assert made.status_code == 201, made.text
-        body: dict[str, Any] = made.json()
-        return body
+        return presentation_request(self.xiamen, self.desk, SCENARIO)
 
     def outcome(self, made: dict[str, Any]) -> str:
-        answer = httpx.get(
-            f"{self.xiamen.url}/v1/presentation-requests/{made['transaction_id']}",
-            headers=self.desk,
-        )
-        return str(answer.json()["outcome"])
+        return str(presentation_result(self.xiamen, self.desk, made)["outcome"])
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser
 from node.web import WALLET_PAGES
 from tests.conftest import NOW
 from tests.node.issuing_helpers import seed_housekeeper
-from tests.node.oid4vp_helpers import two_cities
+from tests.node.oid4vp_helpers import presentation_request, presentation_result, two_cities
 from tests.node.servers import RunningNode
 from tests.node.test_verifications import seed_resident_app
 from tests.pages.conftest import DESKTOP
@@ -50,19 +50,10 @@ class World:
         return str(made.json()["offer"])
 
     def request(self, scenario: str) -> dict[str, Any]:
-        made = httpx.post(f"{self.xiamen.url}/v1/presentation-requests",
-                          json={"scenario": scenario}, headers=self.desk)  # fmt: skip
-        assert made.status_code == 201, made.text
-        body: dict[str, Any] = made.json()
-        return body
+        return presentation_request(self.xiamen, self.desk, scenario)
 
     def outcome(self, made: dict[str, Any]) -> dict[str, Any]:
-        answer = httpx.get(
-            f"{self.xiamen.url}/v1/presentation-requests/{made['transaction_id']}",
-            headers=self.desk,
-        )
-        body: dict[str, Any] = answer.json()
-        return body
+        return presentation_result(self.xiamen, self.desk, made)
 
 
 def housekeeper(node: RunningNode) -> None:

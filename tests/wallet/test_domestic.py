@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 from tests.cli_results import assert_one_line_error, ok
 from tests.conftest import NOW
 from tests.node.issuing_helpers import seed_housekeeper
-from tests.node.oid4vp_helpers import cli_wallet, two_cities
+from tests.node.oid4vp_helpers import (
+    cli_wallet,
+    presentation_request,
+    presentation_result,
+    two_cities,
+)
 from tests.node.servers import RunningNode
 from wallet.cli import wallet_app
 
@@ -37,19 +42,10 @@ class World:
     env: dict[str, str]
 
     def request(self, scenario: str) -> dict[str, Any]:
-        made = httpx.post(f"{self.xiamen.url}/v1/presentation-requests",
-                          json={"scenario": scenario}, headers=self.desk)  # fmt: skip
-        assert made.status_code == 201, made.text
-        body: dict[str, Any] = made.json()
-        return body
+        return presentation_request(self.xiamen, self.desk, scenario)
 
     def result(self, made: dict[str, Any]) -> dict[str, Any]:
-        answer = httpx.get(
-            f"{self.xiamen.url}/v1/presentation-requests/{made['transaction_id']}",
-            headers=self.desk,
-        )
-        body: dict[str, Any] = answer.json()
-        return body
+        return presentation_result(self.xiamen, self.desk, made)
 
     def answer(self, made: dict[str, Any]) -> Any:
         return CliRunner().invoke(wallet_app, ["answer", made["request"], "--yes"], env=self.env)
